@@ -1,0 +1,14 @@
+"""The runtime every node stands on: MQTT v5 session, typed handlers, request/response,
+status and heartbeat, graceful shutdown, the local broker, the launcher and the CLI."""
+
+__version__ = "0.1.0"
+
+from .client import Client  # noqa: E402
+from .errors import CallTimeout, ConnectError, EdgeError, PublishRefused, RemoteError  # noqa: E402
+from .node import Context, Node  # noqa: E402
+from .settings import BrokerSettings  # noqa: E402
+
+__all__ = [
+    "BrokerSettings", "CallTimeout", "Client", "ConnectError", "Context", "EdgeError", "Node",
+    "PublishRefused", "RemoteError", "__version__",
+]

@@ -1,0 +1,439 @@
+"""A node: typed handlers on catalog topics, and the lifecycle around them.
+
+```python
+node = Node("universe")
+
+@node.command(t.UNIVERSE_ADD)
+async def add(req: AddSecurity, ctx: Context) -> Security: ...
+
+@node.on(t.PRICES_CHANGED)
+async def on_prices(evt: PricesChanged, ctx: Context) -> None: ...
+```
+
+The payload is validated against the entry's model before the handler runs; a reply
+is validated against the entry's reply model before it is sent. Anything rejected
+(bad JSON, failed validation, unknown verb, an exception in the handler) is reported on
+`error/<node>` and, where a reply was asked for, answered with an `ErrorReply`; the
+node's state does not change and it keeps serving.
+
+Messages are handled one at a time, in arrival order, in the asyncio loop (sync
+handlers in a worker thread), and a QoS 1 message is acknowledged to the broker only
+after its handler returned: a node killed inside a handler gets the message again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from schemas import runtime as rt
+from schemas.catalog import CATALOG, SCALABLE
+from schemas.common import Id, utcnow
+from schemas.topics import PING, Catalog, Command, Topic, Topics, Work
+
+from . import __version__
+from .client import Client, Will
+from .dedupe import DedupeStore
+from .errors import PublishRefused
+from .message import Incoming, Meta
+from .metrics import Metrics
+from .settings import RUN_DIR, BrokerSettings
+
+log = logging.getLogger("edge.node")
+
+Handler = Callable[..., Any]
+Lifespan = Callable[["Context"], contextlib.AbstractAsyncContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    entry: Topic
+    handler: Handler
+    idempotent: bool = False
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+
+class Context:
+    """What a handler gets besides its message: publishing, calling, the current message."""
+
+    def __init__(self, node: Node, client: Client, settings: BrokerSettings, state_dir: Path) -> None:
+        self.node = node
+        self.client = client
+        self.settings = settings
+        self.state_dir = state_dir
+        self.message: Incoming | None = None
+        self.state: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return self.node.ident
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.message.trace_id if self.message else None
+
+    async def publish(self, entry: Topic, message: BaseModel, *, node: str | None = None,
+                      trace_id: str | None = None) -> None:
+        """Publish on a catalog topic; the current message's trace id is carried on."""
+        meta = Meta(source=self.name, trace_id=trace_id or self.trace_id)
+        await self.client.emit(entry, message, node=node, meta=meta)
+
+    async def call(self, entry: Command, request: BaseModel, *, node: str | None = None,
+                   timeout: float = 5.0, retries: int = 0) -> Any:
+        return await self.client.call(entry, request, node=node, timeout=timeout, retries=retries,
+                                      trace_id=self.trace_id)
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run CPU-heavy or blocking work in a thread so heartbeats go on."""
+        return await asyncio.to_thread(fn, *args)
+
+
+class Node:
+    """Collects handlers (like Starlette's routes, they can be listed) and runs them."""
+
+    def __init__(self, name: str, *, catalog: Catalog = CATALOG, version: str = __version__,
+                 heartbeat_s: float = 5.0) -> None:
+        Topics().status(name)  # validates the name as a topic segment
+        self.name = name
+        self.catalog = catalog
+        self.version = version
+        self.heartbeat_s = heartbeat_s
+        self.commands: dict[str, Route] = {}
+        self.events: dict[str, Route] = {}
+        self._lifespans: list[Lifespan] = []
+        self.ident = name
+        self.incarnation = 0
+        self.metrics = Metrics()
+        self._client: Client | None = None
+        self._ctx: Context | None = None
+        self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._stopping = False
+        self._dedupe: DedupeStore | None = None
+        self._started = utcnow()
+        self._board = ""
+        self.command(PING)(self._ping)
+
+    # -- registration ------------------------------------------------------------------
+    def command(self, entry: Command, *, idempotent: bool | None = None) -> Callable[[Handler], Handler]:
+        """Register the handler of a command: `(request, ctx) -> reply model`."""
+        if entry is not PING and entry.node != self.name:
+            raise ValueError(f"{entry.path} is a command of {entry.node}, not of {self.name}")
+
+        def register(fn: Handler) -> Handler:
+            verb = PING.path.rsplit("/", 1)[1] if entry is PING else entry.verb
+            if verb in self.commands and entry is not PING:
+                raise ValueError(f"{self.name} already handles {verb}")
+            self.commands[verb] = Route(entry, fn, entry.idempotent if idempotent is None else idempotent)
+            return fn
+
+        return register
+
+    def on(self, entry: Topic, *, node: str | None = None) -> Callable[[Handler], Handler]:
+        """Register the handler of an event, a state or a work topic: `(message, ctx) -> None`."""
+        if isinstance(entry, Command):
+            raise ValueError("commands are registered with node.command")
+
+        def register(fn: Handler) -> Handler:
+            topics = Topics()
+            self.events[topics.of(entry, node).removeprefix(topics.root + "/")] = Route(entry, fn)
+            return fn
+
+        return register
+
+    def lifespan(self, fn: Callable[[Context], AsyncIterator[Any]]) -> Callable[[Context], AsyncIterator[Any]]:
+        """Register an async generator that opens resources before the first message and
+        closes them after the last (Starlette's lifespan)."""
+        self._lifespans.append(contextlib.asynccontextmanager(fn))
+        return fn
+
+    def handles(self, topics: Topics) -> list[str]:
+        return sorted([topics.command(self.name, verb) for verb in self.commands]
+                      + [f"{topics.root}/{path}" for path in self.events])
+
+    # -- running ---------------------------------------------------------------------------
+    async def run(self, settings: BrokerSettings, *, board: str = "", instance: int | None = None,
+                  state_dir: Path | None = None, stop: asyncio.Event | None = None) -> None:
+        """Connect, announce, serve until `stop` is set, then say offline and leave."""
+        if instance is not None and instance > SCALABLE.get(self.name, 0):
+            raise ValueError(f"{self.name} may run at most {SCALABLE.get(self.name, 0)} instances")
+        self.ident = self.name if instance is None else f"{self.name}_{instance}"
+        self._board = board
+        self._stopping = False
+        stop = stop or asyncio.Event()
+        topics = Topics(settings.root)
+        state_dir = Path(state_dir or RUN_DIR / "state")
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.incarnation = _next_incarnation(state_dir / f"{self.ident}.incarnation")
+        self._dedupe = DedupeStore(state_dir / f"{self.ident}.dedupe.sqlite")
+        self.metrics = Metrics()
+        self._started = utcnow()
+        self._queue = asyncio.Queue()
+
+        will = Will(topics.status(self.ident), self._status("offline", "lost").model_dump_json().encode())
+        client_id = f"{settings.root.replace('/', '.')}.{self.ident}"
+        client = Client(settings, name=self.ident, client_id=client_id, persistent=True, will=will)
+        self._client = client
+        ctx = self._ctx = Context(self, client, settings, state_dir)
+
+        shared = self.name in SCALABLE
+        cmd_filter = topics.commands_of(self.name)
+        await client.subscribe(f"$share/{self.name}/{cmd_filter}" if shared else cmd_filter,
+                               self._queue.put_nowait, qos=1, auto_ack=False)
+        for path, route in self.events.items():
+            full = f"{topics.root}/{path}"
+            flt = f"$share/{route.entry.pool}/{full}" if isinstance(route.entry, Work) else full
+            await client.subscribe(flt, self._queue.put_nowait, qos=max(route.entry.qos, 0), auto_ack=False)
+        await client.subscribe(topics.status(self.ident), self._on_own_status, qos=1)
+        client.on_connected = lambda _present: asyncio.ensure_future(self._announce())
+
+        async with contextlib.AsyncExitStack() as stack:
+            for lifespan in self._lifespans:
+                await stack.enter_async_context(lifespan(ctx))
+            await client.connect()
+            tasks = [asyncio.create_task(self._dispatch_forever(topics), name=f"{self.ident}-dispatch"),
+                     asyncio.create_task(self._heartbeat_forever(topics), name=f"{self.ident}-heartbeat")]
+            log.info("%s: online (incarnation %d) on %s:%d", self.ident, self.incarnation,
+                     settings.host, settings.port)
+            try:
+                await stop.wait()
+            finally:
+                self._stopping = True
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await client.publish(topics.status(self.ident),
+                                         self._status("offline", "shutdown"), qos=1, retain=True, timeout=3)
+                await client.close()
+                self._dedupe.close()
+                log.info("%s: offline", self.ident)
+
+    def main(self) -> None:
+        """Run from the environment until SIGTERM or SIGINT (what the launcher and systemd use)."""
+        logging.basicConfig(level=os.environ.get("EDGE_LOG", "INFO"),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        instance = os.environ.get("EDGE_INSTANCE")
+
+        async def amain() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await self.run(BrokerSettings.from_env(), board=os.environ.get("EDGE_BOARD", ""),
+                           instance=int(instance) if instance else None,
+                           state_dir=Path(os.environ["EDGE_STATE_DIR"]) if os.environ.get("EDGE_STATE_DIR") else None,
+                           stop=stop)
+
+        asyncio.run(amain())
+
+    # -- lifecycle messages ----------------------------------------------------------------
+    def _status(self, state: str, reason: str = "") -> rt.NodeStatus:
+        topics = Topics(self._client.settings.root if self._client else Topics().root)
+        return rt.NodeStatus(node=self.ident, state=state, incarnation=self.incarnation,
+                             version=self.version, board=self._board, host=socket.gethostname(),
+                             pid=os.getpid(), started=self._started, at=utcnow(),
+                             handles=self.handles(topics), reason=reason)
+
+    async def _announce(self) -> None:
+        """Birth: on every (re)connect, since the broker may have published our will."""
+        if self._stopping or self._client is None:
+            return
+        try:
+            await self._client.publish(self._client.topics.status(self.ident), self._status("online"),
+                                       qos=1, retain=True)
+        except Exception:
+            log.exception("%s: could not publish the birth", self.ident)
+
+    def _on_own_status(self, msg: Incoming) -> None:
+        """A stale last will (an older incarnation's, or ours after a network blip) must not
+        leave us shown offline: re-assert the birth, as Sparkplug does."""
+        try:
+            status = rt.NodeStatus.model_validate_json(msg.payload)
+        except ValidationError:
+            return
+        if self._stopping or status.state != "offline":
+            return
+        if status.incarnation > self.incarnation:
+            log.error("%s: a newer incarnation (%d) of this node exists; two copies are running?",
+                      self.ident, status.incarnation)
+            return
+        asyncio.ensure_future(self._announce())
+
+    async def _heartbeat_forever(self, topics: Topics) -> None:
+        assert self._client is not None
+        m = self.metrics
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            beat = rt.Heartbeat(node=self.ident, incarnation=self.incarnation, at=utcnow(),
+                                uptime_s=m.uptime(), rss_mb=m.rss_mb(), cpu_percent=m.cpu_percent(),
+                                msgs_in=self._client.msgs_in, msgs_out=self._client.msgs_out,
+                                errors=m.errors, handled=m.handled, latency_p50_ms=m.percentile(0.5),
+                                latency_p99_ms=m.percentile(0.99), queue=self._queue.qsize())
+            with contextlib.suppress(Exception):
+                await self._client.publish(topics.heartbeat(self.ident), beat, qos=0)
+
+    # -- dispatch ------------------------------------------------------------------------------
+    async def _dispatch_forever(self, topics: Topics) -> None:
+        assert self._client is not None
+        while True:
+            msg = await self._queue.get()
+            started = time.perf_counter()
+            try:
+                await self._handle(msg, topics)
+            except asyncio.CancelledError:
+                raise  # shutting down inside a handler: not acknowledged, so redelivered
+            except Exception:  # a bug in the runtime itself: report, never die
+                log.exception("%s: failed to handle %s", self.ident, msg.topic)
+                self._client.ack(msg)
+            else:
+                self._client.ack(msg)
+            self.metrics.record(time.perf_counter() - started)
+
+    async def _handle(self, msg: Incoming, topics: Topics) -> None:
+        parsed = topics.parse_command(msg.topic)
+        if parsed is not None and parsed[0] == self.name:
+            await self._handle_command(msg, parsed[1], topics)
+            return
+        route = self.events.get(msg.topic.removeprefix(topics.root + "/"))
+        if route is None:
+            return
+        try:
+            payload = route.entry.model.model_validate_json(msg.payload)
+        except ValidationError as exc:
+            await self._reject(msg, _kind(exc), _reason(exc, route.entry), exc.errors(), topics)
+            return
+        try:
+            await self._invoke(route, payload, msg)
+        except Exception as exc:
+            log.exception("%s: handler for %s raised", self.ident, msg.topic)
+            await self._reject(msg, "handler_error", f"{type(exc).__name__}: {exc}", [], topics)
+
+    async def _handle_command(self, msg: Incoming, verb: str, topics: Topics) -> None:
+        assert self._client is not None and self._dedupe is not None
+        route = self.commands.get(verb)
+        if route is None:
+            known = ", ".join(sorted(self.commands))
+            await self._reject(msg, "unknown_verb", f"{self.name} has no command {verb!r}; it knows: {known}",
+                               [], topics, verb=verb)
+            return
+        entry = route.entry
+        assert isinstance(entry, Command)
+        dedupe_key = msg.msg_id if route.idempotent else None
+        if dedupe_key is not None:
+            previous = self._dedupe.get(msg.topic, dedupe_key)
+            if previous is not None:
+                log.info("%s: %s msg-id %s handled before; answering from the dedupe store",
+                         self.ident, msg.topic, dedupe_key)
+                await self._reply(msg, verb, previous, "ok", topics)
+                return
+        try:
+            request = entry.model.model_validate_json(msg.payload)
+        except ValidationError as exc:
+            await self._reject(msg, _kind(exc), _reason(exc, entry), exc.errors(), topics, verb=verb)
+            return
+        try:
+            result = await self._invoke(route, request, msg)
+            if not isinstance(result, entry.reply):
+                result = entry.reply.model_validate(result)
+            body = result.model_dump_json().encode()
+        except Exception as exc:
+            log.exception("%s: handler for %s raised", self.ident, msg.topic)
+            await self._reject(msg, "handler_error", f"{type(exc).__name__}: {exc}", [], topics, verb=verb)
+            return
+        if dedupe_key is not None:
+            self._dedupe.put(msg.topic, dedupe_key, body)
+        await self._reply(msg, verb, body, "ok", topics)
+
+    async def _invoke(self, route: Route, payload: BaseModel, msg: Incoming) -> Any:
+        assert self._ctx is not None
+        self._ctx.message = msg
+        try:
+            if route.is_async:
+                return await route.handler(payload, self._ctx)
+            return await asyncio.to_thread(route.handler, payload, self._ctx)
+        finally:
+            self._ctx.message = None
+
+    async def _reply(self, msg: Incoming, verb: str, body: bytes, status: str, topics: Topics) -> None:
+        assert self._client is not None
+        topic = msg.response_topic or topics.reply(self.name, verb)
+        meta = Meta(source=self.ident, trace_id=msg.trace_id, status=status, correlation=msg.correlation)
+        try:
+            await self._client.publish(topic, body, qos=1, meta=meta, timeout=5)
+        except PublishRefused as exc:
+            log.error("%s: reply refused: %s", self.ident, exc)
+        except Exception as exc:
+            log.error("%s: reply to %s not confirmed: %s", self.ident, topic, exc)
+
+    async def _reject(self, msg: Incoming, kind: str, reason: str, errors: list[Any], topics: Topics,
+                      *, verb: str | None = None) -> None:
+        """Report a rejected message on `error/<node>` and answer the sender if it asked."""
+        assert self._client is not None
+        self.metrics.errors += 1
+        details = rt.error_details(errors)
+        report = rt.ErrorReport(node=self.ident, topic=msg.topic, kind=kind, reason=reason, errors=details,
+                                correlation_id=msg.correlation_id, message_id=_safe_id(msg.msg_id), at=utcnow())
+        log.warning("%s: rejected %s: %s", self.ident, msg.topic, reason)
+        try:
+            await self._client.publish(topics.error(self.ident), report, qos=1, timeout=5)
+        except Exception as exc:
+            log.error("%s: could not publish the error report: %s", self.ident, exc)
+        if verb is not None:
+            reply = rt.ErrorReply(error=reason, kind=kind, errors=details)
+            await self._reply(msg, verb, reply.model_dump_json().encode(), "error", topics)
+
+    async def _ping(self, req: rt.Ping, ctx: Context) -> rt.Pong:
+        return rt.Pong(node=self.ident, incarnation=self.incarnation, echo=req.echo, at=utcnow())
+
+
+def _kind(exc: ValidationError) -> str:
+    return "bad_json" if any(e.get("type") == "json_invalid" for e in exc.errors()) else "invalid"
+
+
+def _reason(exc: ValidationError, entry: Topic) -> str:
+    if _kind(exc) == "bad_json":
+        return f"payload is not valid JSON (expected a {entry.model.__name__} object)"
+    n = exc.error_count()
+    return f"payload is not a valid {entry.model.__name__}: {n} validation error{'s' if n != 1 else ''}"
+
+
+_ID = TypeAdapter(Id)
+
+
+def _safe_id(value: str | None) -> str | None:
+    """The sender's msg-id for the report, if it is a well-formed id."""
+    if value is None:
+        return None
+    try:
+        return _ID.validate_python(value)
+    except ValidationError:
+        return None
+
+
+def _next_incarnation(path: Path) -> int:
+    """A counter that grows with every start, kept on disk (boards may have no RTC)."""
+    try:
+        current = int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        current = 0
+    nxt = current + 1
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(str(nxt))
+    os.replace(tmp, path)
+    return nxt
+
