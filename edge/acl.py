@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from schemas.catalog import SCALABLE
 from schemas.topics import ANY_SENDER, Catalog, Command, Topics
 
 OPERATOR = "operator"
@@ -32,8 +31,7 @@ def _restricted(catalog: Catalog) -> list[Command]:
     return [c for c in catalog.commands() if ANY_SENDER not in c.senders]
 
 
-def render_acl(catalog: Catalog, topics: Topics, *, scalable: Mapping[str, int] = SCALABLE,
-               extra_users: Iterable[str] = ()) -> str:
+def render_acl(catalog: Catalog, topics: Topics, *, extra_users: Iterable[str] = ()) -> str:
     lines = [f"# Generated from the topic catalog by edge.acl for root '{topics.root}'. Do not edit.", ""]
     restricted = _restricted(catalog)
 
@@ -44,7 +42,7 @@ def render_acl(catalog: Catalog, topics: Topics, *, scalable: Mapping[str, int] 
     for node in sorted(catalog.nodes):
         lines.append(f"user {node}")
         lines += deny_for(node)
-        for ident in identities(node, scalable):
+        for ident in identities(node, catalog.scalable):
             lines.append(f"topic write {topics.acl(f'node/{ident}/#')}")
             lines.append(f"topic write {topics.error(ident)}")
         lines.append(f"topic write {topics.acl(f'reply/{node}/#')}")

@@ -39,7 +39,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from schemas import runtime as rt
-from schemas.catalog import CATALOG, SCALABLE
+from schemas.catalog import CATALOG
 from schemas.common import Id, utcnow
 from schemas.topics import PING, Catalog, Command, Topic, Topics, Work
 
@@ -169,8 +169,9 @@ class Node:
     async def run(self, settings: BrokerSettings, *, board: str = "", instance: int | None = None,
                   state_dir: Path | None = None, stop: asyncio.Event | None = None) -> None:
         """Connect, announce, serve until `stop` is set, then say offline and leave."""
-        if instance is not None and instance > SCALABLE.get(self.name, 0):
-            raise ValueError(f"{self.name} may run at most {SCALABLE.get(self.name, 0)} instances")
+        most = self.catalog.scalable.get(self.name, 0)
+        if instance is not None and not 1 <= instance <= most:
+            raise ValueError(f"{self.name} may run as instances 1..{most}, not {instance}")
         self.ident = self.name if instance is None else f"{self.name}_{instance}"
         self._board = board
         self._stopping = False
@@ -190,7 +191,7 @@ class Node:
         self._client = client
         ctx = self._ctx = Context(self, client, settings, state_dir)
 
-        shared = self.name in SCALABLE
+        shared = self.name in self.catalog.scalable
         cmd_filter = topics.commands_of(self.name)
         await client.subscribe(f"$share/{self.name}/{cmd_filter}" if shared else cmd_filter,
                                self._queue.put_nowait, qos=1, auto_ack=False)

@@ -20,4 +20,4 @@ SCALABLE = {"evaluator": 8}
 
 ENTRIES: tuple = ()
 
-CATALOG = Catalog(entries=ENTRIES, nodes=NODES)
+CATALOG = Catalog(entries=ENTRIES, nodes=NODES, scalable=SCALABLE)

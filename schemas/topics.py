@@ -177,6 +177,8 @@ class Catalog:
 
     entries: tuple[Topic, ...]
     nodes: frozenset[str] = field(default=frozenset())
+    scalable: dict[str, int] = field(default_factory=dict)
+    """nodes that run as several instances `<node>_<k>`, with the most instances allowed"""
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -201,7 +203,8 @@ class Catalog:
         return iter(self.entries)
 
     def merged(self, other: Catalog) -> Catalog:
-        return Catalog(self.entries + other.entries, self.nodes | other.nodes)
+        return Catalog(self.entries + other.entries, self.nodes | other.nodes,
+                       {**self.scalable, **other.scalable})
 
     def commands(self, node: str | None = None) -> list[Command]:
         return [e for e in self.entries if isinstance(e, Command) and (node is None or e.node == node)]

@@ -59,4 +59,4 @@ JOB_DONE = event("echo", "done", Done, doc="a worker finished a job")
 
 TEST_CATALOG = Catalog(entries=(COUNTER_ADD, COUNTER_ADD_ANY, COUNTER_GET, COUNTER_BOOM, COUNTER_PRIVATE,
                                 COUNTER_TOTAL, COUNTER_ADDED, QUOTES, JOBS, JOB_DONE),
-                       nodes=frozenset({"counter", "echo", "probe"}))
+                       nodes=frozenset({"counter", "echo", "probe"}), scalable={"echo": 4})

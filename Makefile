@@ -1,0 +1,53 @@
+# Two commands for a fresh clone: `make up` (the whole system on this machine) and
+# `make test`. Both create .venv and install what is missing, Debian packages included.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up test test-all soak bench lint fmt deps system-deps schema clean
+
+up: deps
+	$(BIN)/edge up
+
+test: deps
+	$(BIN)/python -m pytest -q
+
+# The release check: the suite on every supported Python found here (3.11 to 3.13).
+test-all:
+	@for v in 3.11 3.12 3.13; do \
+	  py=$$(command -v python$$v || ls $$HOME/.pyenv/versions/$$v*/bin/python$$v 2>/dev/null | head -1); \
+	  if [ -n "$$py" ]; then echo "== Python $$v ($$py)"; $(MAKE) --no-print-directory test PY=$$py VENV=.venv-$$v || exit 1; \
+	  else echo "== Python $$v not found, skipped"; fi; \
+	done
+
+# Long runs kept out of `make test`: hypothesis with many examples, soak of the runtime.
+soak: deps
+	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -m slow -o addopts=""
+
+bench: deps
+	$(BIN)/python bench/rpc.py
+
+lint: deps
+	$(BIN)/ruff check .
+
+fmt: deps
+	$(BIN)/ruff check --fix .
+
+schema: deps
+	$(BIN)/edge schema --jsonschema build/schemas --asyncapi build/asyncapi.yaml
+
+deps: system-deps $(STAMP)
+
+system-deps:
+	@deploy/local/ensure-system-deps.sh
+
+$(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge trader needs Python >= 3.11 (set PY=python3.13, say)")'
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf .run build .pytest_cache .ruff_cache .hypothesis

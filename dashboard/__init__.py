@@ -1,0 +1,1 @@
+"""The NiceGUI dashboard (an MQTT client like any node)."""

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the project needs from Debian (mosquitto, mosquitto-clients, and
+# chromium when asked), with apt when running as root or with password-less sudo;
+# otherwise says exactly what to install. Used by `make up` and `make test`.
+set -euo pipefail
+
+want=(mosquitto mosquitto-clients)
+[[ "${1:-}" == "--browser" ]] && want+=(chromium)
+
+have() {
+  case "$1" in
+    mosquitto) command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] ;;
+    mosquitto-clients) command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null && command -v mosquitto_passwd >/dev/null ;;
+    chromium) command -v chromium >/dev/null ;;
+  esac
+}
+
+missing=()
+for pkg in "${want[@]}"; do have "$pkg" || missing+=("$pkg"); done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -eq 0 ]]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else
+  echo "Missing Debian packages: ${missing[*]}" >&2
+  echo "Install them with:  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "Installing ${missing[*]} with apt-get ..." >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts its own mosquitto service on port 1883; the project never uses it.

@@ -1,0 +1,89 @@
+"""Placement: which node runs on which board, read from the Ansible inventory.
+
+The inventory (`deploy/ansible/inventory/*.yml`) is the one source of truth: Ansible
+renders a systemd unit per node from it, and the local launcher starts the same
+nodes as child processes. A host's `edge_nodes` lists its nodes; `edge_instances`
+gives the instance numbers of nodes that run as several workers (`evaluator: [1, 2]`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .settings import REPO_ROOT
+
+INVENTORY_DIR = REPO_ROOT / "deploy" / "ansible" / "inventory"
+DEFAULT_INVENTORY = INVENTORY_DIR / "single-board.yml"
+
+
+@dataclass(frozen=True)
+class Placement:
+    node: str
+    board: str
+    host: str
+    instance: int | None = None
+
+    @property
+    def ident(self) -> str:
+        return self.node if self.instance is None else f"{self.node}_{self.instance}"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    groups: tuple[str, ...]
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def board(self) -> str:
+        return str(self.vars.get("edge_board") or (self.groups[0] if self.groups else self.name))
+
+    def placements(self) -> list[Placement]:
+        out: list[Placement] = []
+        instances = self.vars.get("edge_instances") or {}
+        for node in self.vars.get("edge_nodes") or []:
+            numbers = instances.get(node)
+            if numbers:
+                out += [Placement(node, self.board, self.name, int(k)) for k in numbers]
+            else:
+                out.append(Placement(node, self.board, self.name))
+        return out
+
+
+def load(path: Path | str = DEFAULT_INVENTORY) -> list[Host]:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    hosts: dict[str, Host] = {}
+
+    def walk(group: str, body: dict[str, Any], inherited: dict[str, Any]) -> None:
+        gvars = {**inherited, **(body.get("vars") or {})}
+        for hname, hvars in (body.get("hosts") or {}).items():
+            prev = hosts.get(hname)
+            merged = {**gvars, **(prev.vars if prev else {}), **(hvars or {})}
+            groups = (*prev.groups, group) if prev else (group,)
+            hosts[hname] = Host(hname, groups, merged)
+        for child, cbody in (body.get("children") or {}).items():
+            walk(child, cbody or {}, gvars)
+
+    for group, body in data.items():
+        walk(group, body or {}, {})
+    return list(hosts.values())
+
+
+def placements(path: Path | str = DEFAULT_INVENTORY, board: str | None = None) -> list[Placement]:
+    """Every node placement, or those of one board (a group like `core`, or a host name)."""
+    out: list[Placement] = []
+    for host in load(path):
+        if board is None or board in host.groups or board == host.name or board == host.board:
+            out += host.placements()
+    return out
+
+
+def is_built(node: str) -> bool:
+    """Whether the node's package exists yet (`nodes/<node>/node.py`)."""
+    return importlib.util.find_spec(f"nodes.{node}") is not None and \
+        (REPO_ROOT / "nodes" / node / "node.py").exists()

@@ -1,0 +1,88 @@
+"""A small node for the runtime's tests: a total kept in SQLite, changed by commands.
+
+It has the shape of a real node (state in SQLite, an idempotent money command, a
+retained state, an event) without any domain: the runtime's tests drive it through
+a real broker, in-process or as a separate process that a test can kill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+from edge import Context, Node
+from schemas.catalog import CATALOG
+
+from .catalog import (
+    COUNTER_ADD,
+    COUNTER_ADD_ANY,
+    COUNTER_ADDED,
+    COUNTER_BOOM,
+    COUNTER_GET,
+    COUNTER_PRIVATE,
+    COUNTER_TOTAL,
+    QUOTES,
+    TEST_CATALOG,
+    Add,
+    Boom,
+    Quote,
+    Sleep,
+    Total,
+)
+
+node = Node("counter", catalog=CATALOG.merged(TEST_CATALOG), heartbeat_s=0.5)
+
+
+class Ledger:
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("CREATE TABLE IF NOT EXISTS entries (amount TEXT NOT NULL, note TEXT)")
+
+    def add(self, amount: Decimal, note: str) -> None:
+        self.db.execute("INSERT INTO entries VALUES (?, ?)", (str(amount), note))
+
+    def total(self) -> Total:
+        rows = self.db.execute("SELECT amount FROM entries").fetchall()
+        return Total(total=sum((Decimal(r[0]) for r in rows), Decimal(0)), applied=len(rows))
+
+
+@node.lifespan
+async def ledger(ctx: Context) -> AsyncIterator[None]:
+    ctx.state["ledger"] = Ledger(str(ctx.state_dir / f"{ctx.name}.ledger.sqlite"))
+    ctx.state["quotes"] = []
+    yield
+    ctx.state["ledger"].db.close()
+
+
+async def _add(req: Add, ctx: Context) -> Total:
+    ledger: Ledger = ctx.state["ledger"]
+    ledger.add(req.amount, req.note)
+    total = ledger.total()
+    await ctx.publish(COUNTER_TOTAL, total)
+    await ctx.publish(COUNTER_ADDED, total)
+    return total
+
+
+node.command(COUNTER_ADD)(_add)
+node.command(COUNTER_ADD_ANY)(_add)
+node.command(COUNTER_PRIVATE)(_add)
+
+
+@node.command(COUNTER_GET)
+async def get(req: Sleep, ctx: Context) -> Total:
+    """Sleeps first: a slow handler, and a place for a test to kill the node."""
+    if req.seconds:
+        await asyncio.sleep(req.seconds)
+    return ctx.state["ledger"].total()
+
+
+@node.command(COUNTER_BOOM)
+async def boom(req: Boom, ctx: Context) -> Total:
+    raise RuntimeError(req.message)
+
+
+@node.on(QUOTES)
+async def on_quote(quote: Quote, ctx: Context) -> None:
+    ctx.state["quotes"].append(quote)

@@ -1,0 +1,19 @@
+"""A worker for the shared-subscription tests: answers each job with its own name."""
+
+from __future__ import annotations
+
+import asyncio
+
+from edge import Context, Node
+from schemas.catalog import CATALOG
+
+from .catalog import JOB_DONE, JOBS, TEST_CATALOG, Done, Job
+
+node = Node("echo", catalog=CATALOG.merged(TEST_CATALOG), heartbeat_s=0.5)
+
+
+@node.on(JOBS)
+async def on_job(job: Job, ctx: Context) -> None:
+    if job.work_ms:
+        await asyncio.sleep(job.work_ms / 1000)
+    await ctx.publish(JOB_DONE, Done(job=job.job, worker=ctx.name))
