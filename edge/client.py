@@ -153,7 +153,8 @@ class Client:
                                  clean_start=not self.persistent, properties=props)
         self._paho.loop_start()
         try:
-            await asyncio.wait_for(asyncio.shield(self._first_connect), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._first_connect)
         except TimeoutError:
             self._paho.loop_stop()
             raise ConnectError(f"no connection to {self.settings.host}:{self.settings.port} within {timeout}s") from None
@@ -182,7 +183,8 @@ class Client:
         return self._paho.is_connected()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
 
     # -- paho callbacks: network thread; they only hand over to the loop ---------------
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -368,7 +370,8 @@ class Client:
                 return self._early.pop(mid)
             self._pending[mid] = fut
         try:
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                return await fut
         except TimeoutError:
             raise CallTimeout(f"no {what} within {timeout}s") from None
         finally:
@@ -411,7 +414,8 @@ class Client:
                         response_topic=f"{inbox}/r", correlation=corr)
             try:
                 await self.publish(topic, payload, qos=1, meta=meta, timeout=timeout)
-                return await asyncio.wait_for(fut, timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                    return await fut
             except TimeoutError:
                 if attempt == retries:
                     raise CallTimeout(f"no reply on {topic} within {timeout}s"

@@ -126,6 +126,7 @@ class Node:
         self._dedupe: DedupeStore | None = None
         self._started = utcnow()
         self._board = ""
+        self.ready: asyncio.Event | None = None  # set once the first birth is confirmed by the broker
         self.command(PING)(self._ping)
 
     # -- registration ------------------------------------------------------------------
@@ -167,8 +168,11 @@ class Node:
 
     # -- running ---------------------------------------------------------------------------
     async def run(self, settings: BrokerSettings, *, board: str = "", instance: int | None = None,
-                  state_dir: Path | None = None, stop: asyncio.Event | None = None) -> None:
-        """Connect, announce, serve until `stop` is set, then say offline and leave."""
+                  state_dir: Path | None = None, stop: asyncio.Event | None = None,
+                  ready: asyncio.Event | None = None) -> None:
+        """Connect, announce, serve until `stop` is set, then say offline and leave.
+
+        `ready` is set once the broker confirmed the first birth (subscriptions are in place)."""
         most = self.catalog.scalable.get(self.name, 0)
         if instance is not None and not 1 <= instance <= most:
             raise ValueError(f"{self.name} may run as instances 1..{most}, not {instance}")
@@ -184,6 +188,7 @@ class Node:
         self.metrics = Metrics()
         self._started = utcnow()
         self._queue = asyncio.Queue()
+        self.ready = ready or asyncio.Event()
 
         will = Will(topics.status(self.ident), self._status("offline", "lost").model_dump_json().encode())
         client_id = f"{settings.root.replace('/', '.')}.{self.ident}"
@@ -217,9 +222,11 @@ class Node:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                with contextlib.suppress(Exception):
+                try:
                     await client.publish(topics.status(self.ident),
                                          self._status("offline", "shutdown"), qos=1, retain=True, timeout=3)
+                except Exception as exc:
+                    log.warning("%s: could not publish offline: %r", self.ident, exc)
                 await client.close()
                 self._dedupe.close()
                 log.info("%s: offline", self.ident)
@@ -257,6 +264,8 @@ class Node:
         try:
             await self._client.publish(self._client.topics.status(self.ident), self._status("online"),
                                        qos=1, retain=True)
+            if self.ready is not None:
+                self.ready.set()
         except Exception:
             log.exception("%s: could not publish the birth", self.ident)
 

@@ -1,7 +1,7 @@
 """Where the broker is and who we are to it.
 
 Settings come from the environment (`MQTT_HOST`, `MQTT_PORT`, `MQTT_USER`, `MQTT_PASS`,
-`MQTT_CAFILE`, `EDGE_ROOT`), as the launcher and systemd units set them, or from the
+`MQTT_CAFILE`, `EDGE_ROOT`, `MQTT_KEEPALIVE`, `MQTT_NODELAY`), as the launcher and systemd units set them, or from the
 file the local broker writes (`.run/broker.json`) so that the CLI finds a broker that
 `make up` started from the same checkout without any flag.
 """
@@ -49,6 +49,8 @@ class BrokerSettings:
             password=env.get("MQTT_PASS") or None,
             cafile=env.get("MQTT_CAFILE") or None,
             root=env.get("EDGE_ROOT", DEFAULT_ROOT),
+            keepalive=int(env.get("MQTT_KEEPALIVE", cls.keepalive)),
+            nodelay=env.get("MQTT_NODELAY", "1") not in ("0", "false", "no"),
         )
 
     def to_env(self) -> dict[str, str]:

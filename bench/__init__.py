@@ -1,0 +1,1 @@
+"""Benchmarks of the edge runtime (`python bench/rpc.py`); see bench/README.md."""

@@ -1,0 +1,63 @@
+"""Filters for the edge trader roles (loaded by Ansible, next to site.yml).
+
+- `string_template`: fill a `string.Template` (`${name}` placeholders), as edge.broker does
+  for mosquitto/dev.conf, so that mosquitto/core.conf stays one template for both. A missing
+  name is an error, never an empty string.
+- `edge_units`: the systemd units of one host from its placement (`edge_nodes`,
+  `edge_instances`), the same rule as edge.inventory: a node placed with instance numbers
+  runs as `<node>_<k>` per number, and a node is deployed only once it is built, that is,
+  once `nodes/<node>/node.py` exists in the checkout on the controller.
+- `edge_unbuilt`: the placed nodes that are not built yet (for a message).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from string import Template
+from typing import Any
+
+
+def string_template(text: str, mapping: Mapping[str, Any]) -> str:
+    try:
+        return Template(str(text)).substitute({str(k): str(v) for k, v in mapping.items()})
+    except KeyError as exc:
+        raise ValueError(f"string_template: no value for placeholder {exc.args[0]!r}") from None
+    except ValueError as exc:
+        raise ValueError(f"string_template: {exc}") from None
+
+
+def is_built(node: str, src: str) -> bool:
+    return os.path.isfile(os.path.join(str(src), "nodes", str(node), "node.py"))
+
+
+def edge_units(nodes: Iterable[str] | None, instances: Mapping[str, Any] | None, src: str,
+               memory_max: Mapping[str, Any] | None = None, memory_default: str = "300M") -> list[dict[str, Any]]:
+    memory_max = memory_max or {}
+    instances = instances or {}
+    out: list[dict[str, Any]] = []
+    for node in nodes or []:
+        node = str(node)
+        if not is_built(node, src):
+            continue
+        numbers = instances.get(node) or [None]
+        for k in numbers:
+            instance = None if k is None else int(k)
+            ident = node if instance is None else f"{node}_{instance}"
+            out.append({
+                "node": node,
+                "instance": instance,
+                "ident": ident,
+                "unit": f"edge-{ident}.service",
+                "memory_max": str(memory_max.get(ident) or memory_max.get(node) or memory_default),
+            })
+    return out
+
+
+def edge_unbuilt(nodes: Iterable[str] | None, src: str) -> list[str]:
+    return [str(n) for n in nodes or [] if not is_built(str(n), src)]
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"string_template": string_template, "edge_units": edge_units, "edge_unbuilt": edge_unbuilt}
