@@ -10,7 +10,8 @@ the network thread and a slow one cannot stall keep-alives. What paho leaves to 
   expiry above 0: `persistent=True` sets all three;
 - it ignores the broker's Receive Maximum: the CONNACK's value caps our in-flight;
 - it reports success for publishes the broker refused: every QoS>0 publish waits for
-  its PUBACK and raises `PublishRefused` on a failure reason code;
+  its PUBACK (or, for QoS 2, a failing PUBREC, which `_Paho` passes on) and raises
+  `PublishRefused` on a failure reason code;
 - messages are acknowledged manually (`ack`), after their handler finished, so a
   crash inside a handler means redelivery, not loss;
 - TCP_NODELAY on the socket (a loopback round trip is ~100x slower without it).
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
+from paho.mqtt import _packet
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -66,6 +68,22 @@ class _Sub:
     auto_ack: bool
 
 
+class _Paho(mqtt.Client):
+    """paho with one fix: a PUBREC carrying a failure reason code (ACL denial, quota) ends
+    the QoS 2 flow and is reported to `on_publish` as that failure. paho 2.x ignores the
+    code, sends PUBREL anyway and reports success at PUBCOMP."""
+
+    def _handle_pubrec(self) -> MQTTErrorCode:
+        result = _packet.decode_pubrec(self._in_packet["command"], self._in_packet["packet"], self._protocol)
+        reason = result.reason
+        if isinstance(reason, ReasonCode) and reason.is_failure:
+            with self._out_message_mutex:
+                if result.mid in self._out_messages:
+                    return self._do_on_publish(result.mid, reason, result.properties)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._handle_pubrec()
+
+
 def topic_matches(sub: str, topic: str) -> bool:
     if sub.startswith("$share/"):
         sub = sub.split("/", 2)[2]
@@ -95,6 +113,7 @@ class Client:
         self.max_inflight = max_inflight
         self.inflight_limit = max_inflight  # lowered to the broker's Receive Maximum
         self._in_flight = 0
+        self.peak_in_flight = 0
         self._slots = asyncio.Condition()
         self.msgs_in = 0
         self.msgs_out = 0
@@ -115,7 +134,7 @@ class Client:
 
     # -- paho set-up -------------------------------------------------------------
     def _make_paho(self) -> mqtt.Client:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+        c = _Paho(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                         protocol=mqtt.MQTTv5, manual_ack=True)
         c.suppress_exceptions = True  # an exception in a callback must never kill the loop
         c.enable_logger(logging.getLogger("paho"))
@@ -165,6 +184,7 @@ class Client:
     async def close(self, *, timeout: float = 5.0) -> None:
         """Disconnect cleanly: the broker then drops the last will."""
         self._closing = True
+        self._paho.disable_logger()  # paho logs the intended disconnect as an error
         if self._paho.is_connected():
             self._paho.disconnect()
         await asyncio.to_thread(self._paho.loop_stop)
@@ -349,6 +369,7 @@ class Client:
         async with self._slots:  # never more in flight than the broker's Receive Maximum
             await self._slots.wait_for(lambda: self._in_flight < self.inflight_limit)
             self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         try:
             info = self._paho.publish(topic, payload, qos=qos, retain=retain, properties=meta.to_properties())
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):

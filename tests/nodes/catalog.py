@@ -20,6 +20,7 @@ class Total(Message):
 
 class Sleep(Message):
     seconds: float = Field(ge=0, le=60)
+    blocking: bool = False  # time.sleep in the handler: blocks the node's event loop
 
 
 class Slept(Message):

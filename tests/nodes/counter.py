@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -73,7 +74,9 @@ node.command(COUNTER_PRIVATE)(_add)
 @node.command(COUNTER_GET)
 async def get(req: Sleep, ctx: Context) -> Total:
     """Sleeps first: a slow handler, and a place for a test to kill the node."""
-    if req.seconds:
+    if req.blocking:
+        time.sleep(req.seconds)  # the worst a handler can do: paho's thread must keep the link
+    elif req.seconds:
         await asyncio.sleep(req.seconds)
     return ctx.state["ledger"].total()
 
