@@ -66,6 +66,7 @@ class _Sub:
     qos: int
     callback: Callback
     auto_ack: bool
+    sid: int  # MQTT v5 subscription identifier: tells which subscription a message matched
 
 
 class _Paho(mqtt.Client):
@@ -102,6 +103,7 @@ class Client:
         persistent: bool = False,
         will: Will | None = None,
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
+        receive_maximum: int | None = None,
         nodelay: bool | None = None,
     ) -> None:
         self.settings = settings
@@ -111,6 +113,7 @@ class Client:
         self.client_id = client_id or (name if persistent else f"{name}-{uuid.uuid4().hex[:10]}")
         self.nodelay = settings.nodelay if nodelay is None else nodelay
         self.max_inflight = max_inflight
+        self.receive_maximum = receive_maximum  # how many unacknowledged messages the broker may send us
         self.inflight_limit = max_inflight  # lowered to the broker's Receive Maximum
         self._in_flight = 0
         self.peak_in_flight = 0
@@ -121,6 +124,8 @@ class Client:
         self.on_connected: Callable[[bool], None] | None = None  # called in the loop, arg: session present
         self._will = will
         self._subs: dict[str, _Sub] = {}
+        self._by_sid: dict[int, _Sub] = {}
+        self._next_sid = 1
         self._lock = threading.Lock()
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._early: dict[int, Any] = {}
@@ -167,6 +172,8 @@ class Client:
         self._first_connect = self._loop.create_future()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry if self.persistent else 0
+        if self.receive_maximum:
+            props.ReceiveMaximum = self.receive_maximum
         self._paho.connect_async(self.settings.host, self.settings.port,
                                  keepalive=self.settings.keepalive,
                                  clean_start=not self.persistent, properties=props)
@@ -226,8 +233,8 @@ class Client:
             self.inflight_limit = min(self.max_inflight, int(receive_max))
         with self._lock:
             subs = list(self._subs.values())
-        if subs:
-            client.subscribe([(s.filter, self._options(s)) for s in subs])
+        for sub in subs:
+            client.subscribe(sub.filter, options=self._options(sub), properties=self._sub_props(sub))
         self.connects += 1
         self._call_soon(self._connected_in_loop, bool(flags.session_present))
 
@@ -297,18 +304,15 @@ class Client:
                 fut.set_result(msg)
             self.ack(msg)
             return
-        handled = False
-        for sub in list(self._subs.values()):
-            if topic_matches(sub.filter, msg.topic):
-                handled = True
-                try:
-                    sub.callback(msg)
-                except Exception:
-                    log.exception("%s: callback for %s failed", self.client_id, sub.filter)
-                if sub.auto_ack:
-                    self.ack(msg)
-                break
-        if not handled:
+        subs = [self._by_sid[i] for i in msg.sub_ids if i in self._by_sid]
+        if not msg.sub_ids:  # a broker without subscription identifiers
+            subs = [s for s in self._subs.values() if topic_matches(s.filter, msg.topic)][:1]
+        for sub in subs:
+            try:
+                sub.callback(msg)
+            except Exception:
+                log.exception("%s: callback for %s failed", self.client_id, sub.filter)
+        if all(s.auto_ack for s in subs):
             self.ack(msg)
 
     def ack(self, msg: Incoming) -> None:
@@ -317,6 +321,12 @@ class Client:
             self._paho.ack(msg.mid, msg.qos)
 
     # -- subscribe ------------------------------------------------------------------------
+    @staticmethod
+    def _sub_props(sub: _Sub) -> Properties:
+        props = Properties(PacketTypes.SUBSCRIBE)
+        props.SubscriptionIdentifier = sub.sid
+        return props
+
     @staticmethod
     def _options(sub: _Sub) -> SubscribeOptions:
         shared = sub.filter.startswith("$share/")
@@ -328,12 +338,16 @@ class Client:
                         auto_ack: bool = True, timeout: float = 10.0) -> None:
         """Subscribe now and after every reconnect. `callback` runs in the asyncio loop;
         with `auto_ack=False` it must call `ack` itself once the message is handled."""
-        sub = _Sub(topic_filter, qos, callback, auto_ack)
         with self._lock:
+            old = self._subs.get(topic_filter)
+            sid = old.sid if old else self._next_sid
+            self._next_sid += old is None
+            sub = _Sub(topic_filter, qos, callback, auto_ack, sid)
             self._subs[topic_filter] = sub
+            self._by_sid[sid] = sub
         if not self.is_connected():
             return  # the connect callback subscribes
-        rc, mid = self._paho.subscribe(topic_filter, options=self._options(sub))
+        rc, mid = self._paho.subscribe(topic_filter, options=self._options(sub), properties=self._sub_props(sub))
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return  # not connected after all: the connect callback subscribes
         codes = await self._wait(mid, timeout, f"SUBACK for {topic_filter}")
@@ -341,11 +355,14 @@ class Client:
             if code.is_failure:
                 with self._lock:
                     self._subs.pop(topic_filter, None)
+                    self._by_sid.pop(sub.sid, None)
                 raise SubscribeRefused(topic_filter, str(code))
 
     async def unsubscribe(self, topic_filter: str) -> None:
         with self._lock:
-            self._subs.pop(topic_filter, None)
+            sub = self._subs.pop(topic_filter, None)
+            if sub is not None:
+                self._by_sid.pop(sub.sid, None)
         if self.is_connected():
             self._paho.unsubscribe(topic_filter)
 
@@ -413,7 +430,10 @@ class Client:
         if self._inbox is None:
             user = self.settings.user or self.name
             inbox = self.topics.inbox(user, self.client_id.replace("/", "_"))
-            await self.subscribe(f"{inbox}/#", lambda m: None, qos=1)
+            # QoS 0: replies must not wait for a slot in the in-flight window that the
+            # node's own unacknowledged commands fill (a handler awaiting a reply would
+            # deadlock); a reply lost with the connection is recovered by the retry.
+            await self.subscribe(f"{inbox}/#", lambda m: None, qos=0)
             self._inbox = inbox
         return self._inbox
 

@@ -66,6 +66,7 @@ class Incoming:
     correlation: bytes | None
     user: dict[str, str]
     received: float
+    sub_ids: tuple[int, ...] = ()
 
     @property
     def msg_id(self) -> str | None:
@@ -95,11 +96,15 @@ class Incoming:
         props = getattr(msg, "properties", None)
         user: dict[str, str] = {}
         response_topic = correlation = None
+        sub_ids: tuple[int, ...] = ()
         if props is not None:
             for key, value in getattr(props, "UserProperty", []) or []:
                 user[key] = value
             response_topic = getattr(props, "ResponseTopic", None)
             correlation = getattr(props, "CorrelationData", None)
+            ids = getattr(props, "SubscriptionIdentifier", None)
+            if ids is not None:
+                sub_ids = tuple(ids) if isinstance(ids, list) else (int(ids),)
         return cls(topic=msg.topic, payload=bytes(msg.payload), qos=msg.qos, retain=bool(msg.retain),
                    mid=msg.mid, dup=bool(msg.dup), response_topic=response_topic or None,
-                   correlation=correlation, user=user, received=time.monotonic())
+                   correlation=correlation, user=user, received=time.monotonic(), sub_ids=sub_ids)

@@ -107,12 +107,22 @@ class Node:
     """Collects handlers (like Starlette's routes, they can be listed) and runs them."""
 
     def __init__(self, name: str, *, catalog: Catalog = CATALOG, version: str = __version__,
-                 heartbeat_s: float = 5.0) -> None:
+                 heartbeat_s: float = 5.0, prefetch: int | None = None, persistent: bool | None = None) -> None:
+        """`prefetch` caps how many unacknowledged messages the broker hands this node at
+        once (MQTT v5 Receive Maximum); the broker's own cap (20) applies when None.
+
+        `persistent` (default: yes, except for worker pools) keeps the node's session, and
+        the commands sent to it, while it is down. A pool worker's session must die with
+        it: Mosquitto goes on routing shared-subscription work to an offline member's
+        session, where it waits for a worker that may never return. Its lost work is
+        re-dispatched by whoever sent it."""
         Topics().status(name)  # validates the name as a topic segment
         self.name = name
         self.catalog = catalog
         self.version = version
         self.heartbeat_s = heartbeat_s
+        self.prefetch = prefetch
+        self.persistent = name not in catalog.scalable if persistent is None else persistent
         self.commands: dict[str, Route] = {}
         self.events: dict[str, Route] = {}
         self._lifespans: list[Lifespan] = []
@@ -192,7 +202,8 @@ class Node:
 
         will = Will(topics.status(self.ident), self._status("offline", "lost").model_dump_json().encode())
         client_id = f"{settings.root.replace('/', '.')}.{self.ident}"
-        client = Client(settings, name=self.ident, client_id=client_id, persistent=True, will=will)
+        client = Client(settings, name=self.ident, client_id=client_id, persistent=self.persistent, will=will,
+                        receive_maximum=self.prefetch)
         self._client = client
         ctx = self._ctx = Context(self, client, settings, state_dir)
 

@@ -9,7 +9,7 @@ from schemas.catalog import CATALOG
 
 from .catalog import JOB_DONE, JOBS, TEST_CATALOG, Done, Job
 
-node = Node("echo", catalog=CATALOG.merged(TEST_CATALOG), heartbeat_s=0.5)
+node = Node("echo", catalog=CATALOG.merged(TEST_CATALOG), heartbeat_s=0.5, prefetch=1)
 
 
 @node.on(JOBS)
