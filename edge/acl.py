@@ -43,11 +43,11 @@ def render_acl(catalog: Catalog, topics: Topics, *, extra_users: Iterable[str] =
         lines.append(f"user {node}")
         lines += deny_for(node)
         for ident in identities(node, catalog.scalable):
-            lines.append(f"topic write {topics.acl(f'node/{ident}/#')}")
+            lines.append(f"topic write {topics.node_all(ident)}")
             lines.append(f"topic write {topics.error(ident)}")
-        lines.append(f"topic write {topics.acl(f'reply/{node}/#')}")
-        lines.append(f"topic write {topics.acl('inbox/#')}")
-        lines.append(f"topic write {topics.acl('cmd/#')}")
+        lines.append(f"topic write {topics.replies_of(node)}")
+        lines.append(f"topic write {topics.all_inboxes()}")
+        lines.append(f"topic write {topics.all_commands()}")
         for entry in catalog.published_by(node):
             lines.append(f"topic write {topics.of(entry)}")
         lines.append(f"topic read {topics.all()}")
@@ -56,7 +56,7 @@ def render_acl(catalog: Catalog, topics: Topics, *, extra_users: Iterable[str] =
     for user in [OPERATOR, *extra_users]:
         lines.append(f"user {user}")
         lines += deny_for(user)
-        lines.append(f"topic write {topics.acl('cmd/#')}")
+        lines.append(f"topic write {topics.all_commands()}")
         lines.append(f"topic read {topics.all()}")
         lines.append("")
     return "\n".join(lines)

@@ -228,7 +228,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     topics = Topics(settings.root)
     pattern = args.pattern or topics.all()
     if not pattern.startswith((settings.root + "/", "$", "#", "+")):
-        pattern = f"{settings.root}/{pattern}"
+        pattern = topics.full(pattern)
     try:
         asyncio.run(_watch(settings, pattern, args.count, args.seconds))
     except KeyboardInterrupt:
@@ -321,7 +321,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _banner(s: BrokerSettings, started: list[str], skipped: list[str], args: argparse.Namespace) -> str:
     sub = (f"mosquitto_sub -h {s.host} -p {s.port} -u {s.user} -P {shlex.quote(s.password or '')} "
-           f"-t '{s.root}/#' -v")
+           f"-t '{Topics(s.root).all()}' -v")
     lines = [
         "",
         f"edge trader is up ({args.mode} mode) — broker on {s.host}:{s.port}",

@@ -298,7 +298,7 @@ class Client:
             self.on_connected(session_present)
 
     def _dispatch(self, msg: Incoming) -> None:
-        if msg.correlation is not None and self._inbox and msg.topic.startswith(self._inbox):
+        if msg.correlation is not None and msg.topic == self._inbox:
             fut = self._calls.pop(msg.correlation, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
@@ -429,11 +429,12 @@ class Client:
     async def _ensure_inbox(self) -> str:
         if self._inbox is None:
             user = self.settings.user or self.name
-            inbox = self.topics.inbox(user, self.client_id.replace("/", "_"))
+            client = self.client_id.replace("/", "_")
+            inbox = self.topics.inbox(user, client)
             # QoS 0: replies must not wait for a slot in the in-flight window that the
             # node's own unacknowledged commands fill (a handler awaiting a reply would
             # deadlock); a reply lost with the connection is recovered by the retry.
-            await self.subscribe(f"{inbox}/#", lambda m: None, qos=0)
+            await self.subscribe(self.topics.inbox_filter(user, client), lambda m: None, qos=0)
             self._inbox = inbox
         return self._inbox
 
@@ -452,7 +453,7 @@ class Client:
             fut: asyncio.Future[Incoming] = self._loop.create_future()
             self._calls[corr] = fut
             meta = Meta(msg_id=msg_id, source=self.name, trace_id=trace_id,
-                        response_topic=f"{inbox}/r", correlation=corr)
+                        response_topic=inbox, correlation=corr)
             try:
                 await self.publish(topic, payload, qos=1, meta=meta, timeout=timeout)
                 async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel

@@ -161,7 +161,7 @@ class Node:
 
         def register(fn: Handler) -> Handler:
             topics = Topics()
-            self.events[topics.of(entry, node).removeprefix(topics.root + "/")] = Route(entry, fn)
+            self.events[topics.relative(topics.of(entry, node))] = Route(entry, fn)
             return fn
 
         return register
@@ -174,7 +174,7 @@ class Node:
 
     def handles(self, topics: Topics) -> list[str]:
         return sorted([topics.command(self.name, verb) for verb in self.commands]
-                      + [f"{topics.root}/{path}" for path in self.events])
+                      + [topics.full(path) for path in self.events])
 
     # -- running ---------------------------------------------------------------------------
     async def run(self, settings: BrokerSettings, *, board: str = "", instance: int | None = None,
@@ -209,11 +209,11 @@ class Node:
 
         shared = self.name in self.catalog.scalable
         cmd_filter = topics.commands_of(self.name)
-        await client.subscribe(f"$share/{self.name}/{cmd_filter}" if shared else cmd_filter,
+        await client.subscribe(topics.share(self.name, cmd_filter) if shared else cmd_filter,
                                self._queue.put_nowait, qos=1, auto_ack=False)
         for path, route in self.events.items():
-            full = f"{topics.root}/{path}"
-            flt = f"$share/{route.entry.pool}/{full}" if isinstance(route.entry, Work) else full
+            full = topics.full(path)
+            flt = topics.share(route.entry.pool, full) if isinstance(route.entry, Work) else full
             await client.subscribe(flt, self._queue.put_nowait, qos=max(route.entry.qos, 0), auto_ack=False)
         await client.subscribe(topics.status(self.ident), self._on_own_status, qos=1)
         client.on_connected = lambda _present: asyncio.ensure_future(self._announce())
@@ -330,7 +330,7 @@ class Node:
         if parsed is not None and parsed[0] == self.name:
             await self._handle_command(msg, parsed[1], topics)
             return
-        route = self.events.get(msg.topic.removeprefix(topics.root + "/"))
+        route = self.events.get(topics.relative(msg.topic))
         if route is None:
             return
         try:

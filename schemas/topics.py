@@ -262,17 +262,42 @@ class Topics:
         return f"{self.root}/reply/{node}/{verb}"
 
     def inbox(self, user: str, client: str) -> str:
-        """A caller's response-topic prefix; the broker lets only `user` read it."""
-        return f"{self.root}/inbox/{user}/{client}"
+        """A caller's response topic (v5 requests); replies come back here."""
+        return f"{self.root}/inbox/{user}/{client}/r"
+
+    def inbox_filter(self, user: str, client: str) -> str:
+        return f"{self.root}/inbox/{user}/{client}/#"
 
     def shared(self, entry: Work) -> str:
-        return f"$share/{entry.pool}/{self.of(entry)}"
+        """The filter a pool's workers subscribe with, so each item reaches one of them."""
+        return self.share(entry.pool, self.of(entry))
+
+    @staticmethod
+    def share(group: str, topic_filter: str) -> str:
+        return f"$share/{group}/{topic_filter}"
+
+    def full(self, path: str) -> str:
+        """A path below the root (`evt/x/y`) as a full topic."""
+        return f"{self.root}/{path}"
+
+    def relative(self, topic: str) -> str:
+        return topic.removeprefix(f"{self.root}/")
 
     def all(self) -> str:
         return f"{self.root}/#"
 
-    def everything_under(self, *segments: str) -> str:
-        return "/".join((self.root, *segments, "#"))
+    # Filters for the broker's ACL.
+    def node_all(self, ident: str) -> str:
+        return f"{self.root}/node/{ident}/#"
+
+    def replies_of(self, node: str) -> str:
+        return f"{self.root}/reply/{node}/#"
+
+    def all_inboxes(self) -> str:
+        return f"{self.root}/inbox/#"
+
+    def all_commands(self) -> str:
+        return f"{self.root}/cmd/#"
 
     def node_filter(self, what: str) -> str:
         """`node/+/status` or `node/+/heartbeat` for every node."""
@@ -292,7 +317,3 @@ class Topics:
         if not topic.startswith(prefix):
             return None
         return topic[len(prefix):].split("/")[0]
-
-    # ACL patterns (mosquitto's `%u` is the connecting user's name).
-    def acl(self, path: str) -> str:
-        return f"{self.root}/{path}"
