@@ -3,10 +3,10 @@ status and heartbeat, graceful shutdown, the local broker, the launcher and the 
 
 __version__ = "0.1.0"
 
-from .client import Client  # noqa: E402
-from .errors import CallTimeout, ConnectError, EdgeError, PublishRefused, RemoteError  # noqa: E402
-from .node import Context, Node  # noqa: E402
-from .settings import BrokerSettings  # noqa: E402
+from .client import Client
+from .errors import CallTimeout, ConnectError, EdgeError, PublishRefused, RemoteError
+from .node import Context, Node
+from .settings import BrokerSettings
 
 __all__ = [
     "BrokerSettings", "CallTimeout", "Client", "ConnectError", "Context", "EdgeError", "Node",

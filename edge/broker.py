@@ -12,6 +12,7 @@ private home, say) the broker's writable folders move to a fresh folder under /t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -118,9 +119,14 @@ class DevBroker:
         acl_file.write_text(render_acl(self.catalog, self.topics, extra_users=self.extra_users))
         tls_listener = ""
         if self.tls:
+            # copied beside the other broker files, where the broker's own user can read them
+            ca, cert, key = (shutil.copy(f, self.data_dir / f"tls-{f.name}")
+                             for f in (self.tls.cafile, self.tls.certfile, self.tls.keyfile))
             tls_listener = Template((CONF_DIR / "tls-listener.conf").read_text()).substitute(
-                tls_port=self.tls_port, tls_host=self.host, cafile=self.tls.cafile,
-                certfile=self.tls.certfile, keyfile=self.tls.keyfile)
+                tls_port=self.tls_port, tls_host=self.host, cafile=ca, certfile=cert, keyfile=key)
+            if os.geteuid() == 0:
+                for f in (ca, cert, key):
+                    _give_to_broker(Path(f))
         conf = Template((CONF_DIR / "dev.conf").read_text()).substitute(
             password_file=password_file, acl_file=acl_file, data_dir=self.data_dir,
             log_file=self.log_file, port=self.port, host=self.host, tls_listener=tls_listener)
@@ -128,7 +134,7 @@ class DevBroker:
         conf_file.write_text(conf)
         if os.geteuid() == 0:
             # mosquitto reads these after dropping to its own user
-            for f in [password_file, acl_file, conf_file] + ([self.tls.keyfile] if self.tls else []):
+            for f in (password_file, acl_file, conf_file):
                 _give_to_broker(f)
         return conf_file
 
@@ -143,10 +149,17 @@ class DevBroker:
         _give_to_broker(folder)
         if _broker_can_write(folder):
             return folder
-        tmp = Path(tempfile.mkdtemp(prefix="edge-mosquitto-"))
-        tmp.chmod(0o750)
-        _give_to_broker(tmp)
-        return tmp
+        # A checkout under a private folder: the same outside folder for the same run
+        # folder, so that a restarted broker finds its persisted sessions and messages.
+        digest = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
+        outside = Path(tempfile.gettempdir()) / f"edge-mosquitto-{digest}"
+        outside.mkdir(mode=0o750, exist_ok=True)
+        st = outside.lstat()
+        ids = _broker_uid()
+        if outside.is_symlink() or st.st_uid not in (0, ids[0] if ids else 0):
+            raise BrokerError(f"{outside} exists and is not ours: remove it")
+        _give_to_broker(outside)
+        return outside
 
     # -- process ---------------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> DevBroker:

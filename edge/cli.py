@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -182,7 +183,8 @@ def cmd_call(args: argparse.Namespace) -> int:
     text = json.dumps(body, indent=2) if not isinstance(body, str) else body
     if status == "error":
         print(text, file=sys.stderr)
-        return _fail(EXIT_REJECTED, f"{args.node} rejected the request: {body.get('error') if isinstance(body, dict) else body}")
+        reason = body.get("error") if isinstance(body, dict) else body
+        return _fail(EXIT_REJECTED, f"{args.node} rejected the request: {reason}")
     print(text)
     return 0
 
@@ -217,10 +219,9 @@ async def _watch(settings: BrokerSettings, pattern: str, count: int | None, seco
 
     async with Client(settings, name="edge-watch") as c:
         await c.subscribe(pattern, on_msg, qos=1)
-        try:
-            await asyncio.wait_for(done.wait(), seconds)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await done.wait()
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -229,10 +230,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     pattern = args.pattern or topics.all()
     if not pattern.startswith((settings.root + "/", "$", "#", "+")):
         pattern = topics.full(pattern)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_watch(settings, pattern, args.count, args.seconds))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -254,8 +253,9 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 # -- schema, acl, users ------------------------------------------------------------------------------
 def cmd_schema(args: argparse.Namespace) -> int:
-    from . import __version__
     from schemas import spec
+
+    from . import __version__
 
     if not args.jsonschema and not args.asyncapi:
         return _fail(EXIT_REJECTED, "say what to write: --jsonschema DIR and/or --asyncapi FILE")
@@ -304,13 +304,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     external = None
     if args.host or args.port:
         external = resolve_settings(args)
-    launcher = Launcher(placements, external=external, mode=args.mode)
+    catalog = CATALOG
+    if args.catalog:
+        import importlib
+
+        module, _, attr = args.catalog.partition(":")
+        catalog = getattr(importlib.import_module(module), attr)
+    launcher = Launcher(placements, external=external, mode=args.mode, catalog=catalog)
     settings = launcher.start_broker(args.root or "trader")
     try:
         skipped = launcher.start_nodes()
         started = [c.placement.ident for c in launcher.children]
         op = settings if external else launcher.broker.settings("operator")  # type: ignore[union-attr]
-        print(_banner(op, started, skipped, args), flush=True)
+        print(_banner(op, started, skipped, args, launcher.run_dir / "logs"), flush=True)
         launcher.run_forever()
     except BaseException:
         launcher.stop()
@@ -319,7 +325,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(s: BrokerSettings, started: list[str], skipped: list[str], args: argparse.Namespace) -> str:
+def _banner(s: BrokerSettings, started: list[str], skipped: list[str], args: argparse.Namespace,
+            logs: Path) -> str:
     sub = (f"mosquitto_sub -h {s.host} -p {s.port} -u {s.user} -P {shlex.quote(s.password or '')} "
            f"-t '{Topics(s.root).all()}' -v")
     lines = [
@@ -333,14 +340,12 @@ def _banner(s: BrokerSettings, started: list[str], skipped: list[str], args: arg
         "  watch it      : .venv/bin/edge watch        (or: eval \"$(.venv/bin/edge env)\")",
         f"                  {sub}",
         "  nodes         : .venv/bin/edge status",
-        f"  logs          : {RUN_LOGS}",
+        f"  logs          : {logs}/",
         "  stop          : Ctrl-C",
         "",
     ]
     return "\n".join(lines)
 
-
-RUN_LOGS = ".run/logs/"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--inventory", default=None, help="Ansible inventory (default: single-board.yml)")
     up.add_argument("--board", help="only this board's nodes (group `core`/`execution` or a host)")
     up.add_argument("--mode", default="paper", choices=["research", "paper", "live"])
+    up.add_argument("--catalog", help=argparse.SUPPRESS)  # module:attr of another catalog (tests)
     _connection_args(up)
     up.set_defaults(func=cmd_up)
 

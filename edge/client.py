@@ -20,6 +20,7 @@ the network thread and a slow one cannot stall keep-alives. What paho leaves to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -183,7 +184,8 @@ class Client:
                 await asyncio.shield(self._first_connect)
         except TimeoutError:
             self._paho.loop_stop()
-            raise ConnectError(f"no connection to {self.settings.host}:{self.settings.port} within {timeout}s") from None
+            where = f"{self.settings.host}:{self.settings.port}"
+            raise ConnectError(f"no connection to {where} within {timeout}s") from None
         except ConnectError:
             self._paho.loop_stop()
             raise
@@ -216,10 +218,8 @@ class Client:
     # -- paho callbacks: network thread; they only hand over to the loop ---------------
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         if self.nodelay:
-            try:
+            with contextlib.suppress(OSError):  # not a TCP socket (unix socket, websocket wrapper)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:  # not a TCP socket (unix socket, websocket wrapper)
-                pass
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
                     properties: Properties | None) -> None:
@@ -278,10 +278,8 @@ class Client:
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # loop closed in between
                 loop.call_soon_threadsafe(fn, *args)
-            except RuntimeError:  # loop closed in between
-                pass
 
     # -- in the loop --------------------------------------------------------------------
     def _fail_first_connect(self, err: ConnectError) -> None:

@@ -3,7 +3,8 @@
 The inventory (`deploy/ansible/inventory/*.yml`) is the one source of truth: Ansible
 renders a systemd unit per node from it, and the local launcher starts the same
 nodes as child processes. A host's `edge_nodes` lists its nodes; `edge_instances`
-gives the instance numbers of nodes that run as several workers (`evaluator: [1, 2]`).
+gives the instance numbers of nodes that run as several workers (`evaluator: [1, 2]`);
+`edge_node_modules` may point a node at another module (tests use it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Placement:
     board: str
     host: str
     instance: int | None = None
+    module: str | None = None  # `module:attr` of the Node; default `nodes.<node>.node:node`
 
     @property
     def ident(self) -> str:
@@ -46,12 +48,11 @@ class Host:
     def placements(self) -> list[Placement]:
         out: list[Placement] = []
         instances = self.vars.get("edge_instances") or {}
+        modules = self.vars.get("edge_node_modules") or {}
         for node in self.vars.get("edge_nodes") or []:
-            numbers = instances.get(node)
-            if numbers:
-                out += [Placement(node, self.board, self.name, int(k)) for k in numbers]
-            else:
-                out.append(Placement(node, self.board, self.name))
+            numbers = instances.get(node) or [None]
+            out += [Placement(node, self.board, self.name, None if k is None else int(k), modules.get(node))
+                    for k in numbers]
         return out
 
 

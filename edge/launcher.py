@@ -21,7 +21,7 @@ from schemas.topics import Catalog
 
 from . import inventory
 from .broker import DevBroker
-from .settings import BROKER_FILE, RUN_DIR, BrokerSettings
+from .settings import BROKER_FILE, REPO_ROOT, RUN_DIR, BrokerSettings, LocalBroker
 
 log = logging.getLogger("edge.launcher")
 
@@ -41,7 +41,7 @@ class Child:
 
     def start(self) -> None:
         logf = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen([sys.executable, "-m", "edge.run", self.spec], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge.run", self.spec], env=self.env, cwd=REPO_ROOT,
                                      stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
         self.started_at = time.monotonic()
@@ -58,7 +58,6 @@ class Launcher:
     broker: DevBroker | None = None
     external: BrokerSettings | None = None
     passwords: dict[str, str] = field(default_factory=dict)
-    specs: dict[str, str] = field(default_factory=dict)  # node -> "module:attr" override
     children: list[Child] = field(default_factory=list)
     mode: str = "paper"
     _stopping: bool = False
@@ -66,6 +65,10 @@ class Launcher:
     def start_broker(self, root: str = "trader") -> BrokerSettings:
         if self.external is not None:
             return self.external
+        running = LocalBroker.load(self.run_dir)
+        if running is not None:
+            raise SystemExit(f"edge: a broker from this checkout is already running (pid {running.pid}, "
+                             f"port {running.port}): stop that `make up` first")
         self.broker = DevBroker(self.run_dir, catalog=self.catalog, root=root).start()
         self.broker.write_discovery()
         self.passwords = self.broker.passwords
@@ -83,7 +86,7 @@ class Launcher:
         logs = self.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         for p in self.placements:
-            spec = self.specs.get(p.node)
+            spec = p.module
             if spec is None and not inventory.is_built(p.node):
                 skipped.append(p.ident)
                 continue

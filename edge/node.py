@@ -133,6 +133,7 @@ class Node:
         self._ctx: Context | None = None
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._stopping = False
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._dedupe: DedupeStore | None = None
         self._started = utcnow()
         self._board = ""
@@ -216,7 +217,7 @@ class Node:
             flt = topics.share(route.entry.pool, full) if isinstance(route.entry, Work) else full
             await client.subscribe(flt, self._queue.put_nowait, qos=max(route.entry.qos, 0), auto_ack=False)
         await client.subscribe(topics.status(self.ident), self._on_own_status, qos=1)
-        client.on_connected = lambda _present: asyncio.ensure_future(self._announce())
+        client.on_connected = lambda _present: self._background(self._announce())
 
         async with contextlib.AsyncExitStack() as stack:
             for lifespan in self._lifespans:
@@ -268,6 +269,12 @@ class Node:
                              pid=os.getpid(), started=self._started, at=utcnow(),
                              handles=self.handles(topics), reason=reason)
 
+    def _background(self, coro: Any) -> None:
+        """Run a coroutine beside the dispatcher, keeping a reference until it is done."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _announce(self) -> None:
         """Birth: on every (re)connect, since the broker may have published our will."""
         if self._stopping or self._client is None:
@@ -293,7 +300,7 @@ class Node:
             log.error("%s: a newer incarnation (%d) of this node exists; two copies are running?",
                       self.ident, status.incarnation)
             return
-        asyncio.ensure_future(self._announce())
+        self._background(self._announce())
 
     async def _heartbeat_forever(self, topics: Topics) -> None:
         assert self._client is not None

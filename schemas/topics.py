@@ -33,6 +33,7 @@ from .runtime import ErrorReport, Heartbeat, NodeStatus, Ping, Pong
 
 __all__ = [
     "ANY_SENDER",
+    "DEFAULT_ROOT",
     "Catalog",
     "Command",
     "Event",
@@ -40,7 +41,6 @@ __all__ = [
     "Topic",
     "Topics",
     "Work",
-    "DEFAULT_ROOT",
 ]
 
 DEFAULT_ROOT = "trader"
@@ -187,7 +187,8 @@ class Catalog:
                 raise ValueError(f"topic {e.path!r} is in the catalog twice")
             seen.add(e.path)
             if isinstance(e, Work) and e.retained:
-                raise ValueError(f"{e.path}: work topics cannot be retained (shared subscriptions skip retained messages)")
+                raise ValueError(f"{e.path}: work topics cannot be retained (retained messages and shared "
+                                 "subscriptions do not mix: lost per the spec, duplicated by Mosquitto 2.0)")
             if e.qos not in (0, 1, 2):
                 raise ValueError(f"{e.path}: qos must be 0, 1 or 2")
         names = set(self.nodes)

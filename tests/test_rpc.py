@@ -71,7 +71,7 @@ async def test_mosquitto_pub_with_v5_response_topic_and_correlation(run_node, br
             "-D", "publish", "response-topic", "trader/inbox/operator/shell/1",
             "-D", "publish", "correlation-data", "abc123")
         assert await pub.wait() == 0
-        out, err = await sub.communicate()
+        out, _ = await sub.communicate()
         topic, payload = out.decode().strip().split("|", 1)
         assert topic == "trader/inbox/operator/shell/1"
         assert json.loads(payload)["total"] == "1"

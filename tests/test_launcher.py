@@ -1,0 +1,177 @@
+"""`edge up`: placement from the inventory, supervised nodes, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+from edge import Client, inventory
+from edge.launcher import Launcher
+from edge.settings import REPO_ROOT, LocalBroker
+from schemas.runtime import NodeStatus
+from tests.conftest import FULL_CATALOG, Collector
+
+INVENTORY = {
+    "all": {"children": {
+        "core": {"hosts": {"board-a": {"edge_board": "core", "edge_nodes": ["counter", "universe"],
+                                       "edge_node_modules": {"counter": "tests.nodes.counter:node"}}}},
+        "execution": {"hosts": {"board-b": {"edge_board": "execution", "edge_nodes": ["echo"],
+                                            "edge_instances": {"echo": [1, 2]},
+                                            "edge_node_modules": {"echo": "tests.nodes.echo:node"}}}},
+    }},
+}
+
+
+def write_inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(INVENTORY))
+    return path
+
+
+def test_placements_come_from_the_inventory(tmp_path):
+    path = write_inventory(tmp_path)
+    every = inventory.placements(path)
+    assert [(p.ident, p.board) for p in every] == [("counter", "core"), ("universe", "core"),
+                                                   ("echo_1", "execution"), ("echo_2", "execution")]
+    assert [p.ident for p in inventory.placements(path, "execution")] == ["echo_1", "echo_2"]
+    assert [p.ident for p in inventory.placements(path, "board-a")] == ["counter", "universe"]
+
+
+def test_project_inventories_place_every_node_once():
+    single = inventory.placements(inventory.INVENTORY_DIR / "single-board.yml")
+    dual = inventory.placements(inventory.INVENTORY_DIR / "dual-board.yml")
+    for placements in (single, dual):
+        idents = [p.ident for p in placements]
+        assert len(idents) == len(set(idents)), "an identity placed twice"
+        assert {p.node for p in placements} >= {"universe", "scoring", "trading", "planning", "evaluator"}
+    assert {p.node for p in dual if p.board == "execution"} >= {"trading", "portfolio", "optimization"}
+
+
+async def _statuses(launcher: Launcher) -> Collector:
+    client = Client(launcher.broker.settings("operator"), name="watcher")
+    await client.connect()
+    got = Collector()
+    await client.subscribe("trader/node/+/status", got)
+    got.client = client  # type: ignore[attr-defined]
+    return got
+
+
+async def _until_online(got: Collector, idents: set[str], timeout: float = 30) -> dict[str, NodeStatus]:
+    seen: dict[str, NodeStatus] = {}
+    deadline = time.monotonic() + timeout
+    while not idents <= {k for k, v in seen.items() if v.state == "online"}:
+        msg = await got.next(max(0.1, deadline - time.monotonic()))
+        s = NodeStatus.model_validate_json(msg.payload)
+        seen[s.node] = s
+    return seen
+
+
+async def test_launcher_starts_supervises_and_stops_a_board(tmp_path):
+    launcher = Launcher(inventory.placements(write_inventory(tmp_path)), run_dir=tmp_path / "run",
+                        catalog=FULL_CATALOG)
+    launcher.start_broker()
+    try:
+        assert LocalBroker.load(tmp_path / "run") is not None
+        got = await _statuses(launcher)
+        skipped = launcher.start_nodes()
+        assert skipped == ["universe"] or skipped == []  # placed but not built yet (until its issue lands)
+        online = await _until_online(got, {"counter", "echo_1", "echo_2"})
+        assert online["echo_2"].board == "execution"
+        # a node that dies is restarted
+        victim = next(c for c in launcher.children if c.placement.ident == "counter")
+        old_pid = victim.proc.pid
+        victim.proc.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        reborn = None
+        while time.monotonic() < deadline and reborn is None:
+            launcher.supervise_once()
+            try:
+                s = NodeStatus.model_validate_json((await got.next(0.3)).payload)
+                if s.node == "counter" and s.state == "online" and s.pid != old_pid:
+                    reborn = s
+            except TimeoutError:
+                pass
+        assert reborn is not None, "the launcher did not restart the killed node"
+        pids = [c.proc.pid for c in launcher.children]
+        await got.client.close()  # type: ignore[attr-defined]
+        got = await _statuses(launcher)
+        await got.quiet(0.3)
+    finally:
+        await asyncio.to_thread(launcher.stop)
+    assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in pids)
+    assert LocalBroker.load(tmp_path / "run") is None and launcher.broker.proc is None
+
+
+def test_edge_up_runs_in_the_foreground_and_stops_everything_on_ctrl_c(tmp_path):
+    """The real `edge up` (what `make up` runs): banner, nodes online, Ctrl-C stops all."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
+    env.update(EDGE_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "up", "--inventory", str(write_inventory(tmp_path)),
+                             "--catalog", "tests.conftest:FULL_CATALOG"], env=env, cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "stop          : Ctrl-C" in line:
+                break
+        banner = "".join(lines)
+        assert "broker on 127.0.0.1:" in banner and "mosquitto_sub -h 127.0.0.1" in banner, banner
+        assert "counter, echo_1, echo_2" in banner
+        status = _wait_status(env, {"counter", "echo_1", "echo_2"})
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) == 4  # the broker and three nodes
+        broker_pid = LocalBroker.load(tmp_path / "run").pid
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "stopped every node and the broker" in out
+    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    assert not psutil.pid_exists(broker_pid) or psutil.Process(broker_pid).status() == psutil.STATUS_ZOMBIE
+    assert status["counter"]["state"] == "online"
+    # every node said offline itself (retained in the broker's persistence)
+    offline = _statuses_after(tmp_path / "run")
+    assert offline == {"counter": "shutdown", "echo_1": "shutdown", "echo_2": "shutdown"}
+
+
+def _wait_status(env: dict[str, str], idents: set[str], timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = subprocess.run([sys.executable, "-m", "edge.cli", "status", "--json", "--wait", "0.5"], env=env,
+                             cwd=REPO_ROOT, capture_output=True, text=True)
+        if res.returncode == 0:
+            data = json.loads(res.stdout)
+            if all(data.get(i, {}).get("state") == "online" for i in idents):
+                return data
+        time.sleep(0.5)
+    raise AssertionError(f"not all of {idents} came online")
+
+
+def _statuses_after(run_dir: Path) -> dict[str, str]:
+    """Start the broker again from its persisted state and read the retained statuses."""
+    from edge.broker import DevBroker
+
+    async def read(b: DevBroker) -> dict[str, str]:
+        async with Client(b.settings("operator"), name="reader") as c:
+            got = Collector()
+            await c.subscribe("trader/node/+/status", got)
+            msgs = await got.quiet(0.5)
+        return {s.node: s.reason for s in (NodeStatus.model_validate_json(m.payload) for m in msgs)}
+
+    b = DevBroker(run_dir, catalog=FULL_CATALOG)
+    b.passwords = json.loads((run_dir / "broker.json").read_text())["passwords"] if (run_dir / "broker.json").exists() \
+        else {}
+    with b:
+        return asyncio.run(read(b))
