@@ -127,7 +127,7 @@ async def collect_status(settings: BrokerSettings, wait: float) -> dict[str, dic
 
 def _status_table(rows: dict[str, dict[str, Any]]) -> str:
     head = ("node", "state", "inc", "board", "pid", "uptime", "rss MB", "cpu %", "in", "out", "p50 ms",
-            "p99 ms", "errors")
+            "p99 ms", "errors", "beat")
     lines = [head]
     for name, r in rows.items():
         b = r["heartbeat"] or {}
@@ -138,9 +138,17 @@ def _status_table(rows: dict[str, dict[str, Any]]) -> str:
         lines.append((name, r["state"], str(r["incarnation"]), r["board"] or "-", str(r["pid"] or "-"),
                       f("uptime_s", "{:.0f}s"), f("rss_mb", "{:.1f}"), f("cpu_percent", "{:.1f}"),
                       f("msgs_in"), f("msgs_out"), f("latency_p50_ms", "{:.2f}"), f("latency_p99_ms", "{:.2f}"),
-                      f("errors")))
+                      f("errors"), _age(b.get("at"))))
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in lines)
+
+
+def _age(at: str | None) -> str:
+    """How long ago the last heartbeat was sent."""
+    if not at:
+        return "-"
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(at)).total_seconds()
+    return f"{seconds:.0f}s ago"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

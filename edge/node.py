@@ -41,7 +41,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from schemas import runtime as rt
 from schemas.catalog import CATALOG
 from schemas.common import Id, utcnow
-from schemas.topics import PING, Catalog, Command, Topic, Topics, Work
+from schemas.topics import HEARTBEAT, PING, Catalog, Command, Topic, Topics, Work
 
 from . import __version__
 from .client import Client, Will
@@ -313,7 +313,7 @@ class Node:
                                 errors=m.errors, handled=m.handled, latency_p50_ms=m.percentile(0.5),
                                 latency_p99_ms=m.percentile(0.99), queue=self._queue.qsize())
             with contextlib.suppress(Exception):
-                await self._client.publish(topics.heartbeat(self.ident), beat, qos=0)
+                await self._client.emit(HEARTBEAT, beat, node=self.ident)
 
     # -- dispatch ------------------------------------------------------------------------------
     async def _dispatch_forever(self, topics: Topics) -> None:

@@ -162,8 +162,8 @@ def work(pool: str, name: str, model: type[BaseModel], *, dispatchers: Iterable[
 # Per-node topics every node has; `{node}` is filled in by `Topics`.
 STATUS = State(path="node/{node}/status", model=NodeStatus, publisher="{node}",
                doc="birth (online) and death (offline, also the last will); retained")
-HEARTBEAT = Event(path="node/{node}/heartbeat", model=Heartbeat, publisher="{node}", qos=0,
-                  doc="health figures every few seconds")
+HEARTBEAT = Event(path="node/{node}/heartbeat", model=Heartbeat, publisher="{node}", qos=0, retained=True,
+                  doc="health figures every few seconds; retained so that a late viewer sees them at once")
 ERROR = Event(path="error/{node}", model=ErrorReport, publisher="{node}",
               doc="every message the node rejected")
 PING = Command(path="cmd/{node}/ping", model=Ping, publisher="{node}", reply=Pong, qos=1,
