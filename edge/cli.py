@@ -309,16 +309,23 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     placements = inventory.placements(args.inventory, args.board)
-    external = None
-    if args.host or args.port:
+    external, passwords = None, {}
+    if args.use_broker:  # another `edge up` of this checkout runs the broker (two boards on one machine)
+        local = LocalBroker.load()
+        if local is None:
+            return _fail(EXIT_NO_BROKER, "--use-broker: no broker from this checkout is running")
+        external, passwords = local.settings(), local.passwords
+    elif args.host or args.port:
         external = resolve_settings(args)
+        if args.credentials:
+            passwords = json.loads(Path(args.credentials).read_text())
     catalog = CATALOG
     if args.catalog:
         import importlib
 
         module, _, attr = args.catalog.partition(":")
         catalog = getattr(importlib.import_module(module), attr)
-    launcher = Launcher(placements, external=external, mode=args.mode, catalog=catalog)
+    launcher = Launcher(placements, external=external, passwords=passwords, mode=args.mode, catalog=catalog)
     settings = launcher.start_broker(args.root or "trader")
     try:
         skipped = launcher.start_nodes()
@@ -364,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--inventory", default=None, help="Ansible inventory (default: single-board.yml)")
     up.add_argument("--board", help="only this board's nodes (group `core`/`execution` or a host)")
     up.add_argument("--mode", default="paper", choices=["research", "paper", "live"])
+    up.add_argument("--use-broker", action="store_true",
+                    help="use the broker another `edge up` of this checkout started (e.g. --board execution)")
+    up.add_argument("--credentials", help="with --host: a JSON file {user: password} for the nodes' users")
     up.add_argument("--catalog", help=argparse.SUPPRESS)  # module:attr of another catalog (tests)
     _connection_args(up)
     up.set_defaults(func=cmd_up)

@@ -75,10 +75,13 @@ class Launcher:
         return self.broker.settings()
 
     def node_settings(self, node: str) -> BrokerSettings:
+        """The node's own broker user: the ACL lets each node publish only what it owns."""
         if self.broker is not None:
             return self.broker.settings(node)
         assert self.external is not None
-        return self.external
+        if node not in self.passwords:
+            raise SystemExit(f"edge: no password for the broker user {node!r} (see --credentials)")
+        return self.external.as_user(node, self.passwords[node])
 
     def start_nodes(self) -> list[str]:
         """Start every built node; returns the names of placed nodes not built yet."""

@@ -175,3 +175,27 @@ def _statuses_after(run_dir: Path) -> dict[str, str]:
         else {}
     with b:
         return asyncio.run(read(b))
+
+
+async def test_two_boards_on_one_machine_share_one_broker(tmp_path):
+    """`edge up --board core` runs the broker; `edge up --board execution --use-broker`
+    starts the execution board's nodes against it, each with its own broker user."""
+    path = write_inventory(tmp_path)
+    core = Launcher(inventory.placements(path, "core"), run_dir=tmp_path / "run", catalog=FULL_CATALOG)
+    core.start_broker()
+    try:
+        local = LocalBroker.load(tmp_path / "run")
+        execution = Launcher(inventory.placements(path, "execution"), run_dir=tmp_path / "run",
+                             catalog=FULL_CATALOG, external=local.settings(), passwords=local.passwords)
+        try:
+            got = await _statuses(core)
+            core.start_nodes()
+            execution.start_nodes()
+            online = await _until_online(got, {"counter", "echo_1", "echo_2"})
+            assert {online[i].board for i in ("echo_1", "echo_2")} == {"execution"}
+            await got.client.close()  # type: ignore[attr-defined]
+        finally:
+            await asyncio.to_thread(execution.stop)
+        assert LocalBroker.load(tmp_path / "run") is not None, "the execution board leaves the broker alone"
+    finally:
+        await asyncio.to_thread(core.stop)
