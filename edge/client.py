@@ -20,6 +20,7 @@ the network thread and a slow one cannot stall keep-alives. What paho leaves to 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
@@ -118,7 +119,7 @@ class Client:
         self.inflight_limit = max_inflight  # lowered to the broker's Receive Maximum
         self._in_flight = 0
         self.peak_in_flight = 0
-        self._slots = asyncio.Condition()
+        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.msgs_in = 0
         self.msgs_out = 0
         self.connects = 0
@@ -372,41 +373,78 @@ class Client:
         Raises `PublishRefused` when the broker answers with a failure reason code
         (ACL denial, quota, topic not allowed), which paho alone would report as success.
         """
+        ack = await self.send(topic, payload, qos=qos, retain=retain, meta=meta)
+        if ack is not None:
+            await self.confirmed(ack, topic, timeout)
+
+    async def send(self, topic: str, payload: bytes | str | BaseModel, *, qos: int = 1,
+                   retain: bool = False, meta: Meta | None = None) -> asyncio.Future[Any] | None:
+        """Hand a message to paho and return the future of its acknowledgement (QoS>0)
+        without waiting for it; `confirmed` checks it. Waits only for an in-flight slot."""
         if isinstance(payload, BaseModel):
             payload = payload.model_dump_json().encode()
-        meta = meta or Meta(source=self.name)
+        props = (meta or Meta(source=self.name)).to_properties()
         if qos == 0:
-            info = self._paho.publish(topic, payload, qos=0, retain=retain, properties=meta.to_properties())
+            info = self._paho.publish(topic, payload, qos=0, retain=retain, properties=props)
             with self._lock:
                 self._early.pop(info.mid, None)
             self.msgs_out += 1
-            return
-        async with self._slots:  # never more in flight than the broker's Receive Maximum
-            await self._slots.wait_for(lambda: self._in_flight < self.inflight_limit)
-            self._in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            return None
+        await self._take_slot()  # never more in flight than the broker's Receive Maximum
         try:
-            info = self._paho.publish(topic, payload, qos=qos, retain=retain, properties=meta.to_properties())
+            info = self._paho.publish(topic, payload, qos=qos, retain=retain, properties=props)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 raise PublishRefused(topic, mqtt.error_string(info.rc), int(info.rc))
-            self.msgs_out += 1
-            rc = await self._wait(info.mid, timeout, f"PUBACK for {topic}")
-        finally:
-            async with self._slots:
-                self._in_flight -= 1
-                self._slots.notify()
+        except BaseException:
+            self._give_slot()
+            raise
+        self.msgs_out += 1
+        ack = self._future_of(info.mid)
+        ack.add_done_callback(lambda _f: self._give_slot())  # the slot is free when paho's is
+        return ack
+
+    @staticmethod
+    async def confirmed(ack: asyncio.Future[Any], topic: str, timeout: float = 10.0) -> None:
+        """Wait for a publish's acknowledgement; raise `PublishRefused` on a failure code."""
+        try:
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                rc = await asyncio.shield(ack)
+        except TimeoutError:
+            raise CallTimeout(f"no acknowledgement of the publish to {topic} within {timeout}s") from None
         if isinstance(rc, ReasonCode) and rc.is_failure:
             raise PublishRefused(topic, str(rc), rc.value)
 
-    async def _wait(self, mid: int, timeout: float, what: str) -> Any:
+    async def _take_slot(self) -> None:
+        while self._in_flight >= self.inflight_limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._slot_waiters.append(waiter)
+            await waiter
+        self._in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+
+    def _give_slot(self) -> None:
+        self._in_flight -= 1
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    def _future_of(self, mid: int) -> asyncio.Future[Any]:
+        """The future of a packet id's acknowledgement (which may have come already)."""
         assert self._loop is not None, "connect() first"
         fut = self._loop.create_future()
         with self._lock:
             if mid in self._early:
-                return self._early.pop(mid)
-            self._pending[mid] = fut
+                fut.set_result(self._early.pop(mid))
+            else:
+                self._pending[mid] = fut
+        return fut
+
+    async def _wait(self, mid: int, timeout: float, what: str) -> Any:
+        fut = self._future_of(mid)
         try:
-            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+            async with asyncio.timeout(timeout):
                 return await fut
         except TimeoutError:
             raise CallTimeout(f"no {what} within {timeout}s") from None
@@ -453,8 +491,13 @@ class Client:
             meta = Meta(msg_id=msg_id, source=self.name, trace_id=trace_id,
                         response_topic=inbox, correlation=corr)
             try:
-                await self.publish(topic, payload, qos=1, meta=meta, timeout=timeout)
                 async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                    ack = await self.send(topic, payload, qos=1, meta=meta)
+                    assert ack is not None
+                    # the reply often comes before the PUBACK is read: wait for either
+                    await asyncio.wait((fut, ack), return_when=asyncio.FIRST_COMPLETED)
+                    if not fut.done():
+                        await self.confirmed(ack, topic, timeout)  # raises if the broker refused
                     return await fut
             except TimeoutError:
                 if attempt == retries:

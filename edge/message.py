@@ -8,8 +8,12 @@ exactly the JSON of the topic's model and `mosquitto_pub -m '{...}'` works:
 | `msg-id`      | unique per message; idempotent commands dedupe on it       |
 | `source`      | the node or client that sent it                           |
 | `trace-id`    | a planning cycle's id, carried through every message of it |
-| `schema`      | the payload schema's version                              |
 | `status`      | on replies: `ok` or `error`                               |
+
+The schema version is announced once, in each node's birth (`NodeStatus.schema_version`),
+not on every message: paho builds and parses v5 properties in pure Python, and the
+per-message `schema` and content-type properties cost ~130 us of every round trip
+(measured: bench/rpc.py).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class Meta:
 
     def to_properties(self) -> Properties:
         props = Properties(PacketTypes.PUBLISH)
-        user = [("msg-id", self.msg_id), ("schema", SCHEMA_VERSION)]
+        user = [("msg-id", self.msg_id)]
         if self.source:
             user.append(("source", self.source))
         if self.trace_id:
@@ -46,7 +50,6 @@ class Meta:
         if self.status:
             user.append(("status", self.status))
         props.UserProperty = user
-        props.ContentType = "application/json"
         if self.response_topic:
             props.ResponseTopic = self.response_topic
         if self.correlation is not None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from schemas import runtime as rt
@@ -47,7 +48,7 @@ from . import __version__
 from .client import Client, Will
 from .dedupe import DedupeStore
 from .errors import PublishRefused
-from .message import Incoming, Meta
+from .message import SCHEMA_VERSION, Incoming, Meta
 from .metrics import Metrics
 from .settings import RUN_DIR, BrokerSettings
 
@@ -267,7 +268,7 @@ class Node:
         return rt.NodeStatus(node=self.ident, state=state, incarnation=self.incarnation,
                              version=self.version, board=self._board, host=socket.gethostname(),
                              pid=os.getpid(), started=self._started, at=utcnow(),
-                             handles=self.handles(topics), reason=reason)
+                             handles=self.handles(topics), reason=reason, schema_version=SCHEMA_VERSION)
 
     def _background(self, coro: Any) -> None:
         """Run a coroutine beside the dispatcher, keeping a reference until it is done."""
@@ -402,11 +403,19 @@ class Node:
         topic = msg.response_topic or topics.reply(self.name, verb)
         meta = Meta(source=self.ident, trace_id=msg.trace_id, status=status, correlation=msg.correlation)
         try:
-            await self._client.publish(topic, body, qos=1, meta=meta, timeout=5)
+            ack = await self._client.send(topic, body, qos=1, meta=meta)
         except PublishRefused as exc:
             log.error("%s: reply refused: %s", self.ident, exc)
-        except Exception as exc:
-            log.error("%s: reply to %s not confirmed: %s", self.ident, topic, exc)
+            return
+        # Not awaited: the effect is committed; a lost reply is recovered by the caller's
+        # retry (idempotent commands answer it from the dedupe store). Refusals are logged.
+        if ack is not None:
+            ack.add_done_callback(lambda f: self._reply_acknowledged(f, topic))
+
+    def _reply_acknowledged(self, ack: asyncio.Future[Any], topic: str) -> None:
+        rc = None if ack.cancelled() else ack.result()
+        if isinstance(rc, ReasonCode) and rc.is_failure:
+            log.error("%s: the broker refused the reply to %s: %s", self.ident, topic, rc)
 
     async def _reject(self, msg: Incoming, kind: str, reason: str, errors: list[Any], topics: Topics,
                       *, verb: str | None = None) -> None:

@@ -26,6 +26,7 @@ class NodeStatus(Message):
     started: UtcDateTime | None = None
     at: UtcDateTime | None = None
     handles: list[str] = Field(default_factory=list, description="topics this node handles")
+    schema_version: str = Field(default="", description="version of the message schemas it speaks")
     reason: str = Field(default="", description="why it went offline: shutdown, lost (last will)")
 
 
