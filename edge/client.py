@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
 import socket
-import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -44,6 +44,7 @@ from pydantic import BaseModel, ValidationError
 from schemas.runtime import ErrorReply
 from schemas.topics import Command, Topic, Topics
 
+from . import _paho_speedups  # noqa: F401 - installs faster look-ups in paho's Properties
 from .errors import CallTimeout, ConnectError, PublishRefused, RemoteError, SubscribeRefused
 from .message import Incoming, Meta
 from .settings import BrokerSettings
@@ -55,10 +56,10 @@ Callback = Callable[[Incoming], None]
 
 DEFAULT_MAX_INFLIGHT = 20  # Mosquitto's default max_inflight_messages
 
-# Every message crosses between paho's network thread and the asyncio loop. With the
+# A node's messages cross between its network loop and its handler thread. With the
 # default 5 ms GIL switch interval the woken thread often waits for the other one to
-# drop the GIL; a shorter interval cut the runtime's round trip from ~2.0 to ~1.3 ms
-# (bench/rpc.py). Process-wide, so set once by the first client (EDGE_SWITCH_INTERVAL_S).
+# drop the GIL; a shorter interval cut the round trip from ~2.0 to ~1.3 ms when paho
+# still had its own thread (bench/rpc.py). Process-wide: set by Node.run.
 SWITCH_INTERVAL_S = float(os.environ.get("EDGE_SWITCH_INTERVAL_S", "0.0005"))
 
 
@@ -93,6 +94,9 @@ class _Paho(mqtt.Client):
                     return self._do_on_publish(result.mid, reason, result.properties)
             return MQTTErrorCode.MQTT_ERR_SUCCESS
         return super()._handle_pubrec()
+
+
+_LOST = object()  # a SUBACK that will not come: the connection dropped
 
 
 def topic_matches(sub: str, topic: str) -> bool:
@@ -145,6 +149,11 @@ class Client:
         self._first_connect: asyncio.Future[None] | None = None
         self._inbox: str | None = None
         self._closing = False
+        self._misc: asyncio.Task[None] | None = None
+        self._suback_mids: set[int] = set()
+        self._flush_soon = False
+        self._writer_on = False
+        self._reconnecting: asyncio.Task[None] | None = None
         self._paho = self._make_paho()
 
     # -- paho set-up -------------------------------------------------------------
@@ -161,10 +170,11 @@ class Client:
             c.will_set(self._will.topic, self._will.payload, qos=self._will.qos, retain=self._will.retain)
         c.max_inflight_messages_set(self.max_inflight)
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_register_write
+        c.on_socket_unregister_write = self._on_unregister_write
         c.on_connect = self._on_connect
-        c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_publish = self._on_publish
@@ -178,39 +188,71 @@ class Client:
 
     # -- lifecycle ------------------------------------------------------------------
     async def connect(self, timeout: float = 10.0) -> None:
-        if SWITCH_INTERVAL_S > 0 and sys.getswitchinterval() > SWITCH_INTERVAL_S:
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        """Open the connection; retries a refused or unreachable broker until `timeout`."""
         self._loop = asyncio.get_running_loop()
         self._first_connect = self._loop.create_future()
+        self._closing = False
+        deadline = self._loop.time() + timeout
+        delay = 0.1
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        self._open()
+                        break
+                    except OSError as exc:  # refused, unreachable: the broker may be starting
+                        log.debug("%s: connect failed (%s); retrying", self.client_id, exc)
+                        await asyncio.sleep(min(delay, max(0.0, deadline - self._loop.time())))
+                        delay = min(delay * 2, 2.0)
+                await asyncio.shield(self._first_connect)
+        except TimeoutError:
+            self._abandon()
+            where = f"{self.settings.host}:{self.settings.port}"
+            raise ConnectError(f"no connection to {where} within {timeout}s") from None
+        except ConnectError:
+            self._abandon()
+            raise
+        self._misc = self._loop.create_task(self._misc_forever(), name=f"{self.client_id}-keepalive")
+
+    def _open(self) -> None:
+        """One connection attempt: paho opens the socket and queues CONNECT; the loop reads."""
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry if self.persistent else 0
         if self.receive_maximum:
             props.ReceiveMaximum = self.receive_maximum
-        self._paho.connect_async(self.settings.host, self.settings.port,
-                                 keepalive=self.settings.keepalive,
-                                 clean_start=not self.persistent, properties=props)
-        self._paho.loop_start()
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(self._first_connect)
-        except TimeoutError:
-            self._paho.loop_stop()
-            where = f"{self.settings.host}:{self.settings.port}"
-            raise ConnectError(f"no connection to {where} within {timeout}s") from None
-        except ConnectError:
-            self._paho.loop_stop()
-            raise
+        self._paho.connect(self.settings.host, self.settings.port, keepalive=self.settings.keepalive,
+                           clean_start=not self.persistent, properties=props)
+
+    def _abandon(self) -> None:
+        self._closing = True
+        with contextlib.suppress(Exception):
+            self._paho.disconnect()
+        self._drop_socket()
 
     async def close(self, *, timeout: float = 5.0) -> None:
         """Disconnect cleanly: the broker then drops the last will."""
         self._closing = True
-        self._paho.disable_logger()  # paho logs the intended disconnect as an error
+        for task in (self._misc, self._reconnecting):
+            if task is not None:
+                task.cancel()
         if self._paho.is_connected():
-            self._paho.disconnect()
-        await asyncio.to_thread(self._paho.loop_stop)
+            self._paho.disconnect()  # queued; the writer sends it, then the broker closes
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    while self._paho.socket() is not None:
+                        await asyncio.sleep(0.005)
+        self._drop_socket()
         for fut in list(self._calls.values()) + list(self._pending.values()):
             if not fut.done():
                 fut.cancel()
+
+    def _drop_socket(self) -> None:
+        sock = self._paho.socket()
+        if sock is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        with contextlib.suppress(Exception):
+            self._paho._sock_close()  # paho has no public "close now" without a loop
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -226,11 +268,83 @@ class Client:
         async with asyncio.timeout(timeout):
             await self._connected.wait()
 
-    # -- paho callbacks: network thread; they only hand over to the loop ---------------
+    # -- driving paho from the asyncio loop (as aiomqtt does) ------------------------------
+    # paho's socket is watched by this loop: reads and writes happen here, with no thread
+    # hand-off. Handlers never run here: a Node runs them in a thread of their own, so a
+    # slow handler cannot delay keep-alives.
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         if self.nodelay:
             with contextlib.suppress(OSError):  # not a TCP socket (unix socket, websocket wrapper)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert self._loop is not None
+        self._loop.add_reader(sock, self._readable)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        self._writer_on = False
+
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # Packets are waiting: write them once paho has returned (several publishes of one
+        # tick go out together). Only a full socket buffer makes us wait for writability.
+        if not self._flush_soon and self._loop is not None:
+            self._flush_soon = True
+            self._loop.call_soon(self._flush)
+
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._writer_on and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_writer(sock)
+            self._writer_on = False
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        self._paho.loop_write()
+        sock = self._paho.socket()
+        if sock is not None and self._paho.want_write() and not self._writer_on and self._loop is not None:
+            self._loop.add_writer(sock, self._writable)
+            self._writer_on = True
+
+    def _readable(self) -> None:
+        self._paho.loop_read(max_packets=64)
+        sock = self._paho.socket()
+        # TLS may hold decrypted bytes that the selector cannot see
+        while sock is not None and hasattr(sock, "pending") and sock.pending():
+            self._paho.loop_read(max_packets=64)
+            sock = self._paho.socket()
+
+    def _writable(self) -> None:
+        self._paho.loop_write()
+        sock = self._paho.socket()
+        if self._writer_on and (sock is None or not self._paho.want_write()) and self._loop is not None:
+            if sock is not None:
+                self._loop.remove_writer(sock)
+            self._writer_on = False
+
+    async def _misc_forever(self) -> None:
+        """Keep-alive pings and the detection of a silent broker, once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self._paho.socket() is not None:
+                self._paho.loop_misc()
+
+    async def _reconnect_forever(self) -> None:
+        """Reconnect with a growing delay (1 s ... 30 s); subscriptions are renewed on connect."""
+        delay = 1.0
+        try:
+            while not self._closing and not self._paho.is_connected():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                try:
+                    self._paho.reconnect()
+                except OSError as exc:
+                    log.info("%s: reconnect failed (%s); next try in %.0f s", self.client_id, exc, delay)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(10):
+                        await self._connected.wait()
+        finally:
+            self._reconnecting = None
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
                     properties: Properties | None) -> None:
@@ -249,14 +363,16 @@ class Client:
         self.connects += 1
         self._call_soon(self._connected_in_loop, bool(flags.session_present))
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        log.debug("%s: connect failed, paho retries with backoff", self.client_id)
-
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
                        properties: Properties | None) -> None:
-        if not self._closing:
-            log.warning("%s: disconnected (%s); reconnecting with backoff", self.client_id, rc)
-        self._call_soon(self._connected.clear)
+        self._connected.clear()
+        for mid in list(self._suback_mids):  # those subscriptions are renewed on reconnect
+            self._settle(mid, _LOST)
+        if self._closing or self._loop is None:
+            return
+        log.warning("%s: disconnected (%s); reconnecting with backoff", self.client_id, rc)
+        if self._reconnecting is None and self._first_connect is not None and self._first_connect.done():
+            self._reconnecting = self._loop.create_task(self._reconnect_forever())
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -287,10 +403,10 @@ class Client:
         self._call_soon(_resolve, fut, result)
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run after paho's callback returned (paho holds its locks during callbacks)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # loop closed in between
-                loop.call_soon_threadsafe(fn, *args)
+            loop.call_soon(fn, *args)
 
     # -- in the loop --------------------------------------------------------------------
     def _fail_first_connect(self, err: ConnectError) -> None:
@@ -359,7 +475,13 @@ class Client:
         rc, mid = self._paho.subscribe(topic_filter, options=self._options(sub), properties=self._sub_props(sub))
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return  # not connected after all: the connect callback subscribes
-        codes = await self._wait(mid, timeout, f"SUBACK for {topic_filter}")
+        self._suback_mids.add(mid)
+        try:
+            codes = await self._wait(mid, timeout, f"SUBACK for {topic_filter}")
+        finally:
+            self._suback_mids.discard(mid)
+        if codes is _LOST:
+            return  # the connection dropped: the connect callback subscribes again
         for code in codes:
             if code.is_failure:
                 with self._lock:
@@ -504,10 +626,9 @@ class Client:
                 async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
                     ack = await self.send(topic, payload, qos=1, meta=meta)
                     assert ack is not None
-                    # the reply often comes before the PUBACK is read: wait for either
-                    await asyncio.wait((fut, ack), return_when=asyncio.FIRST_COMPLETED)
-                    if not fut.done():
-                        await self.confirmed(ack, topic, timeout)  # raises if the broker refused
+                    # the reply may come before the PUBACK: wait for the reply, and fail it
+                    # if the broker refuses the request
+                    ack.add_done_callback(functools.partial(_refused_fails, fut, topic))
                     return await fut
             except TimeoutError:
                 if attempt == retries:
@@ -539,6 +660,12 @@ def parse_reply(topic: str, reply: Incoming, model: type[M]) -> M:
     except ValidationError as exc:
         raise RemoteError(topic, ErrorReply(error=f"the reply is not a valid {model.__name__}: {exc}",
                                             kind="bad_reply")) from exc
+
+
+def _refused_fails(reply: asyncio.Future[Any], topic: str, ack: asyncio.Future[Any]) -> None:
+    rc = None if ack.cancelled() else ack.result()
+    if isinstance(rc, ReasonCode) and rc.is_failure and not reply.done():
+        reply.set_exception(PublishRefused(topic, str(rc), rc.value))
 
 
 def _resolve(fut: asyncio.Future[Any], result: Any) -> None:

@@ -25,16 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
 import signal
 import socket
+import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -45,7 +48,7 @@ from schemas.common import Id, utcnow
 from schemas.topics import HEARTBEAT, PING, Catalog, Command, Topic, Topics, Work
 
 from . import __version__
-from .client import Client, Will
+from .client import SWITCH_INTERVAL_S, Client, Will
 from .dedupe import DedupeStore
 from .errors import PublishRefused
 from .message import SCHEMA_VERSION, Incoming, Meta
@@ -54,6 +57,7 @@ from .settings import RUN_DIR, BrokerSettings
 
 log = logging.getLogger("edge.node")
 
+T = TypeVar("T")
 Handler = Callable[..., Any]
 Lifespan = Callable[["Context"], contextlib.AbstractAsyncContextManager[Any]]
 
@@ -90,14 +94,15 @@ class Context:
 
     async def publish(self, entry: Topic, message: BaseModel, *, node: str | None = None,
                       trace_id: str | None = None) -> None:
-        """Publish on a catalog topic; the current message's trace id is carried on."""
+        """Publish on a catalog topic (and wait for the broker's acknowledgement); the
+        current message's trace id is carried on."""
         meta = Meta(source=self.name, trace_id=trace_id or self.trace_id)
-        await self.client.emit(entry, message, node=node, meta=meta)
+        await self.node.on_io(self.client.emit(entry, message, node=node, meta=meta))
 
     async def call(self, entry: Command, request: BaseModel, *, node: str | None = None,
                    timeout: float = 5.0, retries: int = 0) -> Any:
-        return await self.client.call(entry, request, node=node, timeout=timeout, retries=retries,
-                                      trace_id=self.trace_id)
+        return await self.node.on_io(self.client.call(entry, request, node=node, timeout=timeout,
+                                                      retries=retries, trace_id=self.trace_id))
 
     async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run CPU-heavy or blocking work in a thread so heartbeats go on."""
@@ -132,7 +137,9 @@ class Node:
         self.metrics = Metrics()
         self._client: Client | None = None
         self._ctx: Context | None = None
-        self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._io_loop: asyncio.AbstractEventLoop | None = None
+        self._handler_loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[Incoming] | None = None
         self._stopping = False
         self._tasks: set[asyncio.Future[Any]] = set()
         self._dedupe: DedupeStore | None = None
@@ -199,8 +206,10 @@ class Node:
         self._dedupe = DedupeStore(state_dir / f"{self.ident}.dedupe.sqlite")
         self.metrics = Metrics()
         self._started = utcnow()
-        self._queue = asyncio.Queue()
         self.ready = ready or asyncio.Event()
+        if SWITCH_INTERVAL_S > 0 and sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._io_loop = asyncio.get_running_loop()
 
         will = Will(topics.status(self.ident), self._status("offline", "lost").model_dump_json().encode())
         client_id = f"{settings.root.replace('/', '.')}.{self.ident}"
@@ -209,40 +218,67 @@ class Node:
         self._client = client
         ctx = self._ctx = Context(self, client, settings, state_dir)
 
+        # Handlers run in a thread with an event loop of its own; this loop only does the
+        # network (paho) and the lifecycle, so no handler can hold up keep-alives or acks.
+        handlers = _HandlerThread(f"{self.ident}-handlers")
+        self._handler_loop = handlers.loop
+        self._queue = await handlers.run(_new_queue())
+        enqueue = functools.partial(handlers.loop.call_soon_threadsafe, self._queue.put_nowait)
+
         shared = self.name in self.catalog.scalable
         cmd_filter = topics.commands_of(self.name)
         await client.subscribe(topics.share(self.name, cmd_filter) if shared else cmd_filter,
-                               self._queue.put_nowait, qos=1, auto_ack=False)
+                               enqueue, qos=1, auto_ack=False)
         for path, route in self.events.items():
             full = topics.full(path)
             flt = topics.share(route.entry.pool, full) if isinstance(route.entry, Work) else full
-            await client.subscribe(flt, self._queue.put_nowait, qos=max(route.entry.qos, 0), auto_ack=False)
+            await client.subscribe(flt, enqueue, qos=max(route.entry.qos, 0), auto_ack=False)
         await client.subscribe(topics.status(self.ident), self._on_own_status, qos=1)
         client.on_connected = lambda _present: self._background(self._announce())
 
-        async with contextlib.AsyncExitStack() as stack:
-            for lifespan in self._lifespans:
-                await stack.enter_async_context(lifespan(ctx))
+        stack = contextlib.AsyncExitStack()
+        try:
+            await handlers.run(self._enter_lifespans(stack, ctx))
             await client.connect()
-            tasks = [asyncio.create_task(self._dispatch_forever(topics), name=f"{self.ident}-dispatch"),
-                     asyncio.create_task(self._heartbeat_forever(topics), name=f"{self.ident}-heartbeat")]
+            dispatcher = asyncio.run_coroutine_threadsafe(self._dispatch_forever(topics), handlers.loop)
+            beat = asyncio.create_task(self._heartbeat_forever(topics), name=f"{self.ident}-heartbeat")
             log.info("%s: online (incarnation %d) on %s:%d", self.ident, self.incarnation,
                      settings.host, settings.port)
             try:
                 await stop.wait()
             finally:
                 self._stopping = True
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                beat.cancel()
+                dispatcher.cancel()  # a handler interrupted here is not acknowledged: redelivered
+                with contextlib.suppress(BaseException):
+                    await asyncio.wrap_future(dispatcher)
+                await asyncio.gather(beat, return_exceptions=True)
                 try:
                     await client.publish(topics.status(self.ident),
                                          self._status("offline", "shutdown"), qos=1, retain=True, timeout=3)
                 except Exception as exc:
                     log.warning("%s: could not publish offline: %r", self.ident, exc)
                 await client.close()
-                self._dedupe.close()
-                log.info("%s: offline", self.ident)
+        finally:
+            with contextlib.suppress(Exception):
+                await handlers.run(stack.aclose())
+            await handlers.stop()
+            self._dedupe.close()
+            log.info("%s: offline", self.ident)
+
+    async def _enter_lifespans(self, stack: contextlib.AsyncExitStack, ctx: Context) -> None:
+        for lifespan in self._lifespans:
+            await stack.enter_async_context(lifespan(ctx))
+
+    async def on_io(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the network loop (paho lives there) and wait for its result."""
+        assert self._io_loop is not None
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._io_loop))
+
+    def _io_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Schedule a call on the network loop, in order, without waiting."""
+        assert self._io_loop is not None
+        self._io_loop.call_soon_threadsafe(fn, *args)
 
     def main(self) -> None:
         """Run from the environment until SIGTERM or SIGINT (what the launcher and systemd use)."""
@@ -318,7 +354,8 @@ class Node:
 
     # -- dispatch ------------------------------------------------------------------------------
     async def _dispatch_forever(self, topics: Topics) -> None:
-        assert self._client is not None
+        """In the handler thread: one message at a time, acknowledged once handled."""
+        assert self._client is not None and self._queue is not None
         while True:
             msg = await self._queue.get()
             started = time.perf_counter()
@@ -328,9 +365,8 @@ class Node:
                 raise  # shutting down inside a handler: not acknowledged, so redelivered
             except Exception:  # a bug in the runtime itself: report, never die
                 log.exception("%s: failed to handle %s", self.ident, msg.topic)
-                self._client.ack(msg)
-            else:
-                self._client.ack(msg)
+            # after the reply was handed over (same loop, in order): ack after commit
+            self._io_soon(self._client.ack, msg)
             self.metrics.record(time.perf_counter() - started)
 
     async def _handle(self, msg: Incoming, topics: Topics) -> None:
@@ -394,11 +430,15 @@ class Node:
         try:
             if route.is_async:
                 return await route.handler(payload, self._ctx)
-            return await asyncio.to_thread(route.handler, payload, self._ctx)
+            return route.handler(payload, self._ctx)  # this is the handler thread: blocking is fine
         finally:
             self._ctx.message = None
 
     async def _reply(self, msg: Incoming, verb: str, body: bytes, status: str, topics: Topics) -> None:
+        """From the handler thread: hand the reply to the network loop, without waiting."""
+        self._io_soon(self._background, self._send_reply(msg, verb, body, status, topics))
+
+    async def _send_reply(self, msg: Incoming, verb: str, body: bytes, status: str, topics: Topics) -> None:
         assert self._client is not None
         topic = msg.response_topic or topics.reply(self.name, verb)
         meta = Meta(source=self.ident, trace_id=msg.trace_id, status=status, correlation=msg.correlation)
@@ -426,16 +466,48 @@ class Node:
         report = rt.ErrorReport(node=self.ident, topic=msg.topic, kind=kind, reason=reason, errors=details,
                                 correlation_id=msg.correlation_id, message_id=_safe_id(msg.msg_id), at=utcnow())
         log.warning("%s: rejected %s: %s", self.ident, msg.topic, reason)
-        try:
-            await self._client.publish(topics.error(self.ident), report, qos=1, timeout=5)
-        except Exception as exc:
-            log.error("%s: could not publish the error report: %s", self.ident, exc)
+        self._io_soon(self._background, self._publish_report(report, topics))
         if verb is not None:
             reply = rt.ErrorReply(error=reason, kind=kind, errors=details)
             await self._reply(msg, verb, reply.model_dump_json().encode(), "error", topics)
 
+    async def _publish_report(self, report: rt.ErrorReport, topics: Topics) -> None:
+        assert self._client is not None
+        try:
+            await self._client.publish(topics.error(self.ident), report, qos=1, timeout=5)
+        except Exception as exc:
+            log.error("%s: could not publish the error report: %s", self.ident, exc)
+
     async def _ping(self, req: rt.Ping, ctx: Context) -> rt.Pong:
         return rt.Pong(node=self.ident, incarnation=self.incarnation, echo=req.echo, at=utcnow())
+
+
+class _HandlerThread:
+    """A thread running an event loop of its own, for a node's handlers."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine in the handler loop; wait for it from the calling loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self.thread.join, 10)
+
+
+async def _new_queue() -> asyncio.Queue[Incoming]:
+    """Created inside the handler loop, which it belongs to."""
+    return asyncio.Queue()
 
 
 def _kind(exc: ValidationError) -> str:
