@@ -16,9 +16,12 @@ is validated against the entry's reply model before it is sent. Anything rejecte
 `error/<node>` and, where a reply was asked for, answered with an `ErrorReply`; the
 node's state does not change and it keeps serving.
 
-Messages are handled one at a time, in arrival order, in the asyncio loop (sync
-handlers in a worker thread), and a QoS 1 message is acknowledged to the broker only
-after its handler returned: a node killed inside a handler gets the message again.
+Two threads: the network loop (paho, status, heartbeat, acks) and the handler thread,
+an event loop of its own where handlers run one at a time, in arrival order (a sync
+handler simply blocks that thread). A handler that blocks for minutes delays no
+keep-alive. A QoS 1 message is acknowledged to the broker only after its handler
+returned: a node killed inside a handler gets the message again. Handlers reach the
+network through `Context` (`publish`, `call`), which hands the work to the network loop.
 """
 
 from __future__ import annotations
