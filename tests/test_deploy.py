@@ -13,7 +13,7 @@ password, anonymous and wrong passwords are refused, TLS works with the generate
 Python 3.13's strict X.509 checks, the ACL is in force, and the optional execution broker
 (mosquitto/execution.conf) bridges to it both ways.
 
-Needs ansible-core (a dev dependency) and mosquitto; skipped without them.
+Needs ansible-core (a dev dependency, installed by `make test`) and mosquitto.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ EXPECTED_HOSTS = {
     "single-board": {"core": ["trader-core"], "execution": []},
     "dual-board": {"core": ["trader-core"], "execution": ["trader-exec"]},
 }
-TIMEOUT = 120
+TIMEOUT = 100  # below pytest-timeout (120 s), so that a hung run reports its own output
 
 
 def _tool(name: str) -> str | None:
@@ -67,12 +67,13 @@ def _tool(name: str) -> str | None:
 
 PLAYBOOK, INVENTORY_CLI = _tool("ansible-playbook"), _tool("ansible-inventory")
 EDGE_CLI = Path(sys.prefix) / "bin" / "edge"
+# The interpreter Ansible runs its modules with (the boards': the system Python, which is
+# also quicker to start than a pyenv build); never discovered, which can pick a pyenv shim.
+PYTHON_ON_TARGET = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
-pytestmark = [
-    pytest.mark.skipif(PLAYBOOK is None or INVENTORY_CLI is None,
-                       reason="ansible-core is not installed (dev dependency: pip install -e '.[dev]')"),
-    pytest.mark.skipif(not EDGE_CLI.exists(), reason=f"the project is not installed in {sys.prefix}"),
-]
+assert PLAYBOOK is not None and INVENTORY_CLI is not None, \
+    "ansible-core is not installed (a dev dependency: make test installs it)"
+assert EDGE_CLI.exists(), f"the project is not installed in {sys.prefix}"
 
 
 def _free_port() -> int:
@@ -150,7 +151,7 @@ def _extra_vars(d: Deployment, src: Path) -> dict[str, Any]:
     per_host = f"{d.root}/{{{{ inventory_hostname }}}}"
     return {
         "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
+        "ansible_python_interpreter": PYTHON_ON_TARGET,
         "ansible_become": False,
         "edge_systemd": False,
         "edge_controller_src": str(src),
@@ -301,6 +302,17 @@ def test_units_per_placed_and_built_node(deployment: Deployment) -> None:
     assert seen_boards == ({"core"} if d.name == "single-board" else {"core", "execution"})
 
 
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_units_pass_systemd_analyze_verify(deployment: Deployment) -> None:
+    for host in inventory.load(INVENTORIES[deployment.name]):
+        units_dir = deployment.host(host.name) / "systemd"
+        files = sorted(str(f) for f in units_dir.glob("edge-*"))
+        assert files
+        res = subprocess.run(["systemd-analyze", "verify", "--man=no", *files], capture_output=True, text=True,
+                             timeout=60, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
+        assert res.returncode == 0 and not res.stdout.strip() and not res.stderr.strip(), res.stdout + res.stderr
+
+
 def test_broker_files(deployment: Deployment) -> None:
     d = deployment
     conf_dir = d.host("trader-core") / "broker" / "conf"
@@ -395,8 +407,7 @@ def start_mosquitto(conf: Path, log: Path, ports: list[int]) -> Mosquitto:
 
 @pytest.fixture(scope="module")
 def core_broker(world: World) -> Iterator[Deployment]:
-    if not os.access(MOSQUITTO, os.X_OK):
-        pytest.skip("mosquitto is not installed")
+    assert os.access(MOSQUITTO, os.X_OK), "mosquitto is not installed (make test installs it)"
     d = world.deployments["single-board"]
     assert d.render is not None
     d.render.check()
@@ -426,7 +437,7 @@ def _client(user: str | None, password: str | None, *, tls: ssl.SSLContext | Non
     return c
 
 
-def connect(port: int, user: str | None = None, password: str | None = None, *,
+def connack(port: int, user: str | None = None, password: str | None = None, *,
             tls: ssl.SSLContext | None = None) -> mqtt.ReasonCode | str:
     """The CONNACK's reason code, or the error that prevented one."""
     c = _client(user, password, tls=tls)
@@ -452,25 +463,25 @@ def connect(port: int, user: str | None = None, password: str | None = None, *,
 
 
 def test_node_logs_in_with_its_generated_password(core_broker: Deployment) -> None:
-    rc = connect(core_broker.port, "universe", core_broker.password("universe"))
+    rc = connack(core_broker.port, "universe", core_broker.password("universe"))
     assert isinstance(rc, mqtt.ReasonCode) and not rc.is_failure, rc
 
 
 def test_anonymous_and_wrong_password_are_refused(core_broker: Deployment) -> None:
     for user, password in ((None, None), ("universe", "not-the-password"), ("nobody", "x"),
                            ("universe", core_broker.password("trading"))):
-        rc = connect(core_broker.port, user, password)
+        rc = connack(core_broker.port, user, password)
         assert isinstance(rc, mqtt.ReasonCode) and rc.is_failure, (user, rc)
 
 
 def test_tls_listener_with_the_generated_ca(core_broker: Deployment) -> None:
     ours = tls_context(core_broker.credentials / "tls" / "ca.crt")
-    rc = connect(core_broker.tls_port, "trading", core_broker.password("trading"), tls=ours)
+    rc = connack(core_broker.tls_port, "trading", core_broker.password("trading"), tls=ours)
     assert isinstance(rc, mqtt.ReasonCode) and not rc.is_failure, rc
-    anonymous = connect(core_broker.tls_port, tls=tls_context(core_broker.credentials / "tls" / "ca.crt"))
+    anonymous = connack(core_broker.tls_port, tls=tls_context(core_broker.credentials / "tls" / "ca.crt"))
     assert isinstance(anonymous, mqtt.ReasonCode) and anonymous.is_failure
     # a client that trusts only the usual public CAs does not get in
-    public = connect(core_broker.tls_port, "trading", core_broker.password("trading"), tls=tls_context(None))
+    public = connack(core_broker.tls_port, "trading", core_broker.password("trading"), tls=tls_context(None))
     assert isinstance(public, str) and "CERTIFICATE_VERIFY_FAILED" in public, public
 
 
@@ -570,6 +581,7 @@ def test_optional_execution_broker_bridges_to_core(core_broker: Deployment, worl
 
 # -- slow: a second run changes nothing -----------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_second_run_changes_nothing(world: World) -> None:
     d = world.deployments["dual-board"]
     assert d.render is not None
