@@ -28,7 +28,6 @@ import collections
 import contextlib
 import functools
 import logging
-import os
 import socket
 import threading
 import uuid
@@ -60,11 +59,6 @@ Callback = Callable[[Incoming], None]
 
 DEFAULT_MAX_INFLIGHT = 20  # Mosquitto's default max_inflight_messages
 
-# A node's messages cross between its network loop and its handler thread. With the
-# default 5 ms GIL switch interval the woken thread often waits for the other one to
-# drop the GIL; a shorter interval cut the round trip from ~2.0 to ~1.3 ms when paho
-# still had its own thread (bench/rpc.py). Process-wide: set by Node.run.
-SWITCH_INTERVAL_S = float(os.environ.get("EDGE_SWITCH_INTERVAL_S", "0.0005"))
 
 
 @dataclass(frozen=True)
@@ -517,6 +511,23 @@ class Client:
                    retain: bool = False, meta: Meta | None = None) -> asyncio.Future[Any] | None:
         """Hand a message to paho and return the future of its acknowledgement (QoS>0)
         without waiting for it; `confirmed` checks it. Waits only for an in-flight slot."""
+        if qos:
+            await self._take_slot()  # never more in flight than the broker's Receive Maximum
+        return self._publish_now(topic, payload, qos, retain, meta)
+
+    def send_nowait(self, topic: str, payload: bytes | str | BaseModel, *, qos: int = 1,
+                    retain: bool = False, meta: Meta | None = None) -> asyncio.Future[Any] | bool | None:
+        """`send` from plain code: False (nothing sent) when no in-flight slot is free."""
+        if qos:
+            if self._in_flight >= self.inflight_limit or self._slot_waiters:
+                return False
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        return self._publish_now(topic, payload, qos, retain, meta)
+
+    def _publish_now(self, topic: str, payload: bytes | str | BaseModel, qos: int, retain: bool,
+                     meta: Meta | None) -> asyncio.Future[Any] | None:
+        """Hand the message to paho; for QoS>0 the caller holds an in-flight slot."""
         if isinstance(payload, BaseModel):
             payload = payload.model_dump_json().encode()
         props = (meta or Meta(source=self.name)).to_properties()
@@ -526,7 +537,6 @@ class Client:
                 self._early.pop(info.mid, None)
             self.msgs_out += 1
             return None
-        await self._take_slot()  # never more in flight than the broker's Receive Maximum
         try:
             info = self._paho.publish(topic, payload, qos=qos, retain=retain, properties=props)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):

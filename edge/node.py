@@ -34,7 +34,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -51,7 +50,7 @@ from schemas.common import Id, utcnow
 from schemas.topics import HEARTBEAT, PING, Catalog, Command, Topic, Topics, Work
 
 from . import __version__
-from .client import SWITCH_INTERVAL_S, Client, Will
+from .client import Client, Will
 from .dedupe import DedupeStore
 from .errors import PublishRefused
 from .message import SCHEMA_VERSION, Incoming, Meta
@@ -145,6 +144,7 @@ class Node:
         self._queue: asyncio.Queue[Incoming] | None = None
         self._stopping = False
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._answer: tuple[str, bytes, Meta] | None = None  # the reply of the message in hand
         self._dedupe: DedupeStore | None = None
         self._started = utcnow()
         self._board = ""
@@ -210,8 +210,6 @@ class Node:
         self.metrics = Metrics()
         self._started = utcnow()
         self.ready = ready or asyncio.Event()
-        if SWITCH_INTERVAL_S > 0 and sys.getswitchinterval() > SWITCH_INTERVAL_S:
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._io_loop = asyncio.get_running_loop()
 
         will = Will(topics.status(self.ident), self._status("offline", "lost").model_dump_json().encode())
@@ -362,15 +360,34 @@ class Node:
         while True:
             msg = await self._queue.get()
             started = time.perf_counter()
+            self._answer = None
             try:
                 await self._handle(msg, topics)
             except asyncio.CancelledError:
                 raise  # shutting down inside a handler: not acknowledged, so redelivered
             except Exception:  # a bug in the runtime itself: report, never die
                 log.exception("%s: failed to handle %s", self.ident, msg.topic)
-            # after the reply was handed over (same loop, in order): ack after commit
-            self._io_soon(self._client.ack, msg)
+            # one hand-over to the network loop: the reply, then the ack (after commit)
+            self._io_soon(self._finish, msg, self._answer)
             self.metrics.record(time.perf_counter() - started)
+
+    def _finish(self, msg: Incoming, answer: tuple[str, bytes, Meta] | None) -> None:
+        """On the network loop: send the reply (not awaited), acknowledge the message."""
+        assert self._client is not None
+        if answer is not None:
+            topic, body, meta = answer
+            try:
+                ack = self._client.send_nowait(topic, body, qos=1, meta=meta)
+            except PublishRefused as exc:
+                log.error("%s: reply refused: %s", self.ident, exc)
+                ack = None
+            if ack is False:  # every in-flight slot is taken: wait for one in the background
+                self._background(self._send_reply_later(topic, body, meta))
+            elif isinstance(ack, asyncio.Future):
+                # Not awaited: the effect is committed; a lost reply is recovered by the
+                # caller's retry (idempotent commands answer it from the dedupe store).
+                ack.add_done_callback(lambda f: self._reply_acknowledged(f, topic))
+        self._client.ack(msg)
 
     async def _handle(self, msg: Incoming, topics: Topics) -> None:
         parsed = topics.parse_command(msg.topic)
@@ -438,20 +455,18 @@ class Node:
             self._ctx.message = None
 
     async def _reply(self, msg: Incoming, verb: str, body: bytes, status: str, topics: Topics) -> None:
-        """From the handler thread: hand the reply to the network loop, without waiting."""
-        self._io_soon(self._background, self._send_reply(msg, verb, body, status, topics))
-
-    async def _send_reply(self, msg: Incoming, verb: str, body: bytes, status: str, topics: Topics) -> None:
-        assert self._client is not None
+        """In the handler thread: the answer that `_finish` sends with the ack."""
         topic = msg.response_topic or topics.reply(self.name, verb)
         meta = Meta(source=self.ident, trace_id=msg.trace_id, status=status, correlation=msg.correlation)
+        self._answer = (topic, body, meta)
+
+    async def _send_reply_later(self, topic: str, body: bytes, meta: Meta) -> None:
+        assert self._client is not None
         try:
             ack = await self._client.send(topic, body, qos=1, meta=meta)
         except PublishRefused as exc:
             log.error("%s: reply refused: %s", self.ident, exc)
             return
-        # Not awaited: the effect is committed; a lost reply is recovered by the caller's
-        # retry (idempotent commands answer it from the dedupe store). Refusals are logged.
         if ack is not None:
             ack.add_done_callback(lambda f: self._reply_acknowledged(f, topic))
 
