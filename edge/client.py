@@ -223,6 +223,8 @@ class Client:
 
     def _abandon(self) -> None:
         self._closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         with contextlib.suppress(Exception):
             self._paho.disconnect()
         self._drop_socket()
@@ -369,8 +371,13 @@ class Client:
         if self._closing or self._loop is None:
             return
         log.warning("%s: disconnected (%s); reconnecting with backoff", self.client_id, rc)
-        if self._reconnecting is None and self._first_connect is not None and self._first_connect.done():
+        if self._reconnecting is None and self._was_connected():
             self._reconnecting = self._loop.create_task(self._reconnect_forever())
+
+    def _was_connected(self) -> bool:
+        """Whether connect() succeeded: only then does a lost connection get re-established."""
+        fut = self._first_connect
+        return fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -392,7 +399,7 @@ class Client:
         self._settle(mid, rcs)
 
     def _settle(self, mid: int, result: Any) -> None:
-        # Never hold our lock while calling paho (it calls us with its own lock held).
+        # Everything runs on the loop; the lock is cheap insurance for the bookkeeping.
         with self._lock:
             fut = self._pending.pop(mid, None)
             if fut is None:

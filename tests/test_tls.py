@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -42,8 +43,11 @@ async def test_tls_refuses_an_unknown_ca(tls_broker, tmp_path):
 
 async def test_wrong_password_is_refused(tls_broker):
     settings = tls_broker.settings("probe").as_user("probe", "not-the-password")
+    client = Client(settings, name="guess")
     with pytest.raises(ConnectError, match=r"refused|Not authorized|password"):
-        await Client(settings, name="guess").connect(timeout=5)
+        await client.connect(timeout=5)
+    await asyncio.sleep(1.5)
+    assert client._reconnecting is None and client.connects == 0, "an abandoned client must not retry"
 
 
 async def test_anonymous_access_is_refused(tls_broker):
