@@ -22,16 +22,18 @@ from paho.mqtt.properties import (
     readBytes,
     readInt16,
     readInt32,
-    readUTF,
     writeBytes,
     writeInt16,
     writeInt32,
     writeUTF,
 )
+from paho.mqtt.properties import (
+    readUTF as _ORIGINAL_READ_UTF,
+)
 
 ORIGINALS = {name: Properties.__dict__[name] for name in (
-    "__setattr__", "getIdentFromName", "getNameFromIdent", "allowsMultiple", "clear", "isEmpty", "pack",
-    "readProperty", "writeProperty")}
+    "__init__", "__setattr__", "getIdentFromName", "getNameFromIdent", "allowsMultiple", "clear", "isEmpty",
+    "pack", "readProperty", "writeProperty")}
 
 _REFERENCE = Properties(PacketTypes.PUBLISH)
 _IDENT: dict[str, int] = {}
@@ -46,6 +48,34 @@ _MULTIPLE = frozenset({11, 38})
 BYTE, TWO, FOUR, VBI, BINARY, UTF8, PAIR = range(7)  # positions in paho's `types` list
 assert _REFERENCE.types == ["Byte", "Two Byte Integer", "Four Byte Integer", "Variable Byte Integer",
                             "Binary Data", "UTF-8 Encoded String", "UTF-8 String Pair"]
+
+
+def init(self: Properties, packetType: int) -> None:
+    """paho builds its three tables anew for every instance (three per message); they are
+    never changed, so every instance can share one copy."""
+    d = self.__dict__
+    d["packetType"] = packetType
+    d["types"] = _REFERENCE.types
+    d["names"] = _REFERENCE.names
+    d["properties"] = _REFERENCE.properties
+
+
+def read_utf(buffer: bytes, maxlen: int) -> tuple[str, int]:
+    """paho's `readUTF`, which checks every character in a Python loop. Strict UTF-8
+    decoding already refuses D800-DFFF; only NUL and U+FEFF need looking for, and only
+    when one is there does paho's own loop run, for its exact message."""
+    if "\x00" not in (text := _read_utf_fast(buffer, maxlen))[0] and "\ufeff" not in text[0]:
+        return text
+    return _ORIGINAL_READ_UTF(buffer, maxlen)
+
+
+def _read_utf_fast(buffer: bytes, maxlen: int) -> tuple[str, int]:
+    if maxlen < 2:
+        return _ORIGINAL_READ_UTF(buffer, maxlen)  # raises paho's error
+    length = readInt16(buffer)
+    if length > maxlen - 2:
+        return _ORIGINAL_READ_UTF(buffer, maxlen)  # raises paho's error
+    return buffer[2:2 + length].decode("utf-8"), length + 2
 
 
 def get_ident_from_name(self: Properties, compressedName: str) -> int:
@@ -146,14 +176,15 @@ def read_property(self: Properties, buffer: bytes, type: int, propslen: int) -> 
     if type == BINARY:
         return readBytes(buffer, propslen)
     if type == UTF8:
-        return readUTF(buffer, propslen)
-    value, valuelen = readUTF(buffer, propslen)
-    value1, valuelen1 = readUTF(buffer[valuelen:], propslen - valuelen)
+        return read_utf(buffer, propslen)
+    value, valuelen = read_utf(buffer, propslen)
+    value1, valuelen1 = read_utf(buffer[valuelen:], propslen - valuelen)
     return (value, value1), valuelen + valuelen1
 
 
 REPLACEMENTS = {
-    "__setattr__": set_attr, "getIdentFromName": get_ident_from_name, "getNameFromIdent": get_name_from_ident,
+    "__init__": init, "__setattr__": set_attr,
+    "getIdentFromName": get_ident_from_name, "getNameFromIdent": get_name_from_ident,
     "allowsMultiple": allows_multiple, "clear": clear, "isEmpty": is_empty, "pack": pack,
     "readProperty": read_property, "writeProperty": write_property,
 }

@@ -94,3 +94,32 @@ def test_the_replacements_are_installed():
     assert Properties.__setattr__ is speedups.set_attr
     p = Properties(PacketTypes.PUBLISH)
     assert p.getIdentFromName("ResponseTopic") == 8 and p.getIdentFromName("Nope") == -1
+
+
+@given(st.binary(max_size=40), st.integers(0, 45))
+def test_read_utf_identical(raw, maxlen):
+    from paho.mqtt import properties as pp
+
+    def outcome(fn):
+        try:
+            return ("ok", fn(raw, maxlen))
+        except Exception as exc:  # the same exception type and message
+            return (type(exc).__name__, str(exc))
+
+    assert outcome(speedups.read_utf) == outcome(pp.readUTF)
+
+
+@given(utf8, st.sampled_from(["", "\x00", "\ufeff", "a\x00\ufeff", "\ufeff\x00"]))
+def test_read_utf_identical_on_forbidden_characters(text, bad):
+    from paho.mqtt import properties as pp
+
+    data = (text + bad).encode()
+    raw = len(data).to_bytes(2, "big") + data
+
+    def outcome(fn):
+        try:
+            return ("ok", fn(raw, len(raw)))
+        except Exception as exc:
+            return (type(exc).__name__, str(exc))
+
+    assert outcome(speedups.read_utf) == outcome(pp.readUTF)
