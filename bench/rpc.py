@@ -50,7 +50,16 @@ if str(REPO) not in sys.path:  # `python bench/rpc.py` puts bench/, not the chec
 
 import psutil  # noqa: E402
 
-from bench.catalog import ECHO, ECHO_NAGLE, ECHO_PAHO, FULL_CATALOG, EchoRep, EchoReq  # noqa: E402
+from bench.catalog import (  # noqa: E402
+    ECHO,
+    ECHO_EVT,
+    ECHO_EVT_NAGLE,
+    ECHO_NAGLE,
+    ECHO_PAHO,
+    FULL_CATALOG,
+    EchoRep,
+    EchoReq,
+)
 from edge import BrokerSettings, Client  # noqa: E402
 from edge.broker import DevBroker  # noqa: E402
 from edge.message import Incoming  # noqa: E402
@@ -460,11 +469,21 @@ class Bench:
             print(f"{i + 1:>5}  {r.p50_ms:9.3f}/{r.p99_ms:<9.3f}  {p.p50_ms:7.3f}/{p.p99_ms:<8.3f}  "
                   f"{r.p50_ms / p.p50_ms:5.2f}  {nagle_p50}", flush=True)
 
+        # a handler that publishes an event, then replies: two writes per message
+        evt = Variant("runtime, event+reply", (me, self.node.proc.pid, broker))
+        evt_nagle = Variant("event+reply, no NODELAY", (me, self.children.pid("benchnagle"), broker))
+        if a.nagle_calls:
+            runtime(self.client, ECHO_EVT, 10)()
+            for _ in range(max(1, a.rounds // 2)):
+                evt.measure(runtime(self.client, ECHO_EVT, a.nagle_calls))
+                evt_nagle.measure(runtime(self.client_nagle, ECHO_EVT_NAGLE, a.nagle_calls))
+
         loaded_rss = rss_mb(self.node.proc.pid)
-        return self.report(rt, raw, nagle, (idle_rss, idle_uss, idle_pss), loaded_rss, len(payload))
+        return self.report(rt, raw, nagle, (idle_rss, idle_uss, idle_pss), loaded_rss, len(payload),
+                           (evt, evt_nagle))
 
     def report(self, rt: Variant, raw: Variant, nagle: Variant, idle: tuple[float, float | None, float | None],
-               loaded_rss: float, payload_bytes: int) -> dict[str, Any]:
+               loaded_rss: float, payload_bytes: int, event_pair: tuple[Variant, Variant]) -> dict[str, Any]:
         a = self.args
         idle_rss, idle_uss, idle_pss = idle
         ratio = rt.median("p50_ms") / raw.median("p50_ms")
@@ -479,7 +498,8 @@ class Bench:
         print(f"{'':<24} {'':>6} {'':>7} {'':>7} {'':>7} {'':>7}  {'CPU µs per call':^25}")
         print(f"{'variant':<24} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7} {'mean ms':>7} {'calls/s':>7}  "
               f"{'caller':>7} {'responder':>9} {'broker':>6}")
-        for v in (rt, raw, nagle):
+        evt, evt_nagle = event_pair
+        for v in (rt, raw, nagle, evt, evt_nagle):
             if v.rounds:
                 print(f"{v.label:<24} {v.calls:>6} {v.median('p50_ms'):7.3f} {v.median('p99_ms'):7.3f} "
                       f"{v.median('mean_ms'):7.3f} {v.median('calls_per_s'):7.0f}  "
@@ -501,6 +521,10 @@ class Bench:
             print(f"TCP_NODELAY speedup      {speedup:8.2f}x    p50 without / with "
                   f"({nagle.median('p50_ms'):.2f} / {rt.median('p50_ms'):.3f} ms); by the mean {speedup_mean:.2f}x; "
                   f"{stalls} of {nagle.calls} calls without it took > 20 ms")
+        evt_speedup = evt_nagle.median("p50_ms") / evt.median("p50_ms") if evt.rounds else None
+        if evt_speedup is not None:
+            print(f"  with an event first    {evt_speedup:8.2f}x    p50 without / with "
+                  f"({evt_nagle.median('p50_ms'):.2f} / {evt.median('p50_ms'):.3f} ms): two writes per message")
         r3 = lambda x: None if x is None else round(x, 3)  # noqa: E731
         return {
             "rpc_ratio_vs_paho": r3(ratio),
@@ -515,6 +539,9 @@ class Bench:
             "nodelay_off_p50_ms": r3(nagle.median("p50_ms")) if nagle.rounds else None,
             "nodelay_off_p99_ms": r3(nagle.median("p99_ms")) if nagle.rounds else None,
             "nodelay_off_stalls": f"{stalls}/{nagle.calls}",
+            "nodelay_speedup_event_then_reply": r3(evt_speedup),
+            "event_then_reply_p50_ms": r3(evt.median("p50_ms")) if evt.rounds else None,
+            "event_then_reply_no_nodelay_p50_ms": r3(evt_nagle.median("p50_ms")) if evt_nagle.rounds else None,
             "idle_node_rss_mb": round(idle_rss, 1),
             "idle_node_uss_mb": None if idle_uss is None else round(idle_uss, 1),
             "idle_node_pss_mb": None if idle_pss is None else round(idle_pss, 1),
