@@ -36,45 +36,39 @@ async def test_node_calls_node(run_node, connect, broker):
         assert pong.echo == "from echo"
 
 
-def _mosq(tool: str) -> str:
-    path = shutil.which(tool) or f"/usr/bin/{tool}"
-    return path
+async def pub_and_sub(broker, sub_args: list[str], pub_args: list[str]) -> bytes:
+    """The real `mosquitto_sub` waiting for one message while the real `mosquitto_pub` sends."""
+    s = broker.settings("operator")
+    common = ["-h", s.host, "-p", str(s.port), "-u", s.user, "-P", s.password, "-V", "5"]
+    sub = await asyncio.create_subprocess_exec(
+        shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub", *common, "-C", "1", "-W", "10", *sub_args,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    await asyncio.sleep(0.3)  # let the subscription reach the broker
+    pub = await asyncio.create_subprocess_exec(
+        shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub", *common, "-q", "1", *pub_args)
+    assert await pub.wait() == 0
+    out, err = await sub.communicate()
+    assert sub.returncode == 0, err
+    return out
 
 
 async def test_plain_mosquitto_pub_gets_reply_on_reply_topic(run_node, broker):
     """No response topic, no correlation data: the answer goes to reply/<node>/<verb>."""
-    s = broker.settings("operator")
-    common = ["-h", s.host, "-p", str(s.port), "-u", s.user, "-P", s.password, "-V", "5"]
     async with run_node(counter.node):
-        sub = await asyncio.create_subprocess_exec(
-            _mosq("mosquitto_sub"), *common, "-t", "trader/reply/counter/add", "-C", "1", "-W", "10",
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        await asyncio.sleep(0.3)  # let the subscription reach the broker
-        pub = await asyncio.create_subprocess_exec(
-            _mosq("mosquitto_pub"), *common, "-q", "1", "-t", "trader/cmd/counter/add", "-m", '{"amount": "5.25"}')
-        assert await pub.wait() == 0
-        out, err = await sub.communicate()
-        assert sub.returncode == 0, err
-        assert json.loads(out) == {"total": "5.25", "applied": 1}
+        out = await pub_and_sub(broker, ["-t", "trader/reply/counter/add"],
+                                ["-t", "trader/cmd/counter/add", "-m", '{"amount": "5.25"}'])
+    assert json.loads(out) == {"total": "5.25", "applied": 1}
 
 
 async def test_mosquitto_pub_with_v5_response_topic_and_correlation(run_node, broker):
-    s = broker.settings("operator")
-    common = ["-h", s.host, "-p", str(s.port), "-u", s.user, "-P", s.password, "-V", "5"]
     async with run_node(counter.node):
-        sub = await asyncio.create_subprocess_exec(
-            _mosq("mosquitto_sub"), *common, "-t", "trader/inbox/operator/shell/#", "-C", "1", "-W", "10",
-            "-F", "%t|%p", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        await asyncio.sleep(0.3)
-        pub = await asyncio.create_subprocess_exec(
-            _mosq("mosquitto_pub"), *common, "-q", "1", "-t", "trader/cmd/counter/add", "-m", '{"amount": "1"}',
-            "-D", "publish", "response-topic", "trader/inbox/operator/shell/1",
-            "-D", "publish", "correlation-data", "abc123")
-        assert await pub.wait() == 0
-        out, _ = await sub.communicate()
-        topic, payload = out.decode().strip().split("|", 1)
-        assert topic == "trader/inbox/operator/shell/1"
-        assert json.loads(payload)["total"] == "1"
+        out = await pub_and_sub(broker, ["-t", "trader/inbox/operator/shell/#", "-F", "%t|%p"],
+                                ["-t", "trader/cmd/counter/add", "-m", '{"amount": "1"}',
+                                 "-D", "publish", "response-topic", "trader/inbox/operator/shell/1",
+                                 "-D", "publish", "correlation-data", "abc123"])
+    topic, payload = out.decode().strip().split("|", 1)
+    assert topic == "trader/inbox/operator/shell/1"
+    assert json.loads(payload)["total"] == "1"
 
 
 BAD_INPUTS = [
