@@ -51,7 +51,6 @@ from schemas.topics import HEARTBEAT, PING, Catalog, Command, Topic, Topics, Wor
 
 from . import __version__
 from .client import Client, Will
-from .dedupe import DedupeStore
 from .errors import PublishRefused
 from .message import SCHEMA_VERSION, Incoming, Meta
 from .metrics import Metrics
@@ -145,7 +144,7 @@ class Node:
         self._stopping = False
         self._tasks: set[asyncio.Future[Any]] = set()
         self._answer: tuple[str, bytes, Meta] | None = None  # the reply of the message in hand
-        self._dedupe: DedupeStore | None = None
+        self._dedupe: Any = None  # a DedupeStore when the node has idempotent commands
         self._started = utcnow()
         self._board = ""
         self.ready: asyncio.Event | None = None  # set once the first birth is confirmed by the broker
@@ -206,7 +205,12 @@ class Node:
         state_dir = Path(state_dir or RUN_DIR / "state")
         state_dir.mkdir(parents=True, exist_ok=True)
         self.incarnation = _next_incarnation(state_dir / f"{self.ident}.incarnation")
-        self._dedupe = DedupeStore(state_dir / f"{self.ident}.dedupe.sqlite")
+        # only nodes with idempotent commands pay for the store (sqlite3 costs ~1 MB of RSS)
+        self._dedupe = None
+        if any(r.idempotent for r in self.commands.values()):
+            from .dedupe import DedupeStore
+
+            self._dedupe = DedupeStore(state_dir / f"{self.ident}.dedupe.sqlite")
         self.metrics = Metrics()
         self._started = utcnow()
         self.ready = ready or asyncio.Event()
@@ -264,7 +268,8 @@ class Node:
             with contextlib.suppress(Exception):
                 await handlers.run(stack.aclose())
             await handlers.stop()
-            self._dedupe.close()
+            if self._dedupe is not None:
+                self._dedupe.close()
             log.info("%s: offline", self.ident)
 
     async def _enter_lifespans(self, stack: contextlib.AsyncExitStack, ctx: Context) -> None:
@@ -409,7 +414,7 @@ class Node:
             await self._reject(msg, "handler_error", f"{type(exc).__name__}: {exc}", [], topics)
 
     async def _handle_command(self, msg: Incoming, verb: str, topics: Topics) -> None:
-        assert self._client is not None and self._dedupe is not None
+        assert self._client is not None
         route = self.commands.get(verb)
         if route is None:
             known = ", ".join(sorted(self.commands))
@@ -418,7 +423,7 @@ class Node:
             return
         entry = route.entry
         assert isinstance(entry, Command)
-        dedupe_key = msg.msg_id if route.idempotent else None
+        dedupe_key = msg.msg_id if route.idempotent and self._dedupe is not None else None
         if dedupe_key is not None:
             previous = self._dedupe.get(msg.topic, dedupe_key)
             if previous is not None:
