@@ -4,11 +4,11 @@ status and heartbeat, graceful shutdown, the local broker, the launcher and the 
 __version__ = "0.1.0"
 
 from .client import Client
-from .errors import CallTimeout, ConnectError, EdgeError, PublishRefused, RemoteError
+from .errors import CallTimeout, ConnectError, EdgeError, PublishRefused, Rejected, RemoteError
 from .node import Context, Node
 from .settings import BrokerSettings
 
 __all__ = [
     "BrokerSettings", "CallTimeout", "Client", "ConnectError", "Context", "EdgeError", "Node",
-    "PublishRefused", "RemoteError", "__version__",
+    "PublishRefused", "Rejected", "RemoteError", "__version__",
 ]

@@ -9,6 +9,11 @@ class EdgeError(Exception):
     """Base of every runtime error."""
 
 
+class Rejected(EdgeError):
+    """Raised by a handler to refuse a valid-looking request (unknown symbol, a limit):
+    the sender gets the message as an error reply of kind `refused`, nothing changes."""
+
+
 class ConnectError(EdgeError):
     """The broker could not be reached or refused the connection."""
 

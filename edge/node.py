@@ -51,7 +51,7 @@ from schemas.topics import HEARTBEAT, PING, Catalog, Command, Topic, Topics, Wor
 
 from . import __version__
 from .client import Client, Will
-from .errors import PublishRefused
+from .errors import PublishRefused, Rejected
 from .message import SCHEMA_VERSION, Incoming, Meta
 from .metrics import Metrics
 from .settings import RUN_DIR, BrokerSettings
@@ -133,6 +133,7 @@ class Node:
         self.commands: dict[str, Route] = {}
         self.events: dict[str, Route] = {}
         self._lifespans: list[Lifespan] = []
+        self._startups: list[Callable[[Context], Any]] = []
         self.ident = name
         self.incarnation = 0
         self.metrics = Metrics()
@@ -181,6 +182,12 @@ class Node:
         """Register an async generator that opens resources before the first message and
         closes them after the last (Starlette's lifespan)."""
         self._lifespans.append(contextlib.asynccontextmanager(fn))
+        return fn
+
+    def startup(self, fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
+        """Register `async def fn(ctx)` to run once connected, before the first message
+        (e.g. publish retained state); an exception is logged and the node goes on."""
+        self._startups.append(fn)
         return fn
 
     def handles(self, topics: Topics) -> list[str]:
@@ -245,6 +252,7 @@ class Node:
         try:
             await handlers.run(self._enter_lifespans(stack, ctx))
             await client.connect()
+            await handlers.run(self._run_startups(ctx))
             dispatcher = asyncio.run_coroutine_threadsafe(self._dispatch_forever(topics), handlers.loop)
             beat = asyncio.create_task(self._heartbeat_forever(topics), name=f"{self.ident}-heartbeat")
             log.info("%s: online (incarnation %d) on %s:%d", self.ident, self.incarnation,
@@ -271,6 +279,13 @@ class Node:
             if self._dedupe is not None:
                 self._dedupe.close()
             log.info("%s: offline", self.ident)
+
+    async def _run_startups(self, ctx: Context) -> None:
+        for fn in self._startups:
+            try:
+                await fn(ctx)
+            except Exception:
+                log.exception("%s: start-up step %s failed", self.ident, getattr(fn, "__name__", fn))
 
     async def _enter_lifespans(self, stack: contextlib.AsyncExitStack, ctx: Context) -> None:
         for lifespan in self._lifespans:
@@ -410,8 +425,7 @@ class Node:
         try:
             await self._invoke(route, payload, msg)
         except Exception as exc:
-            log.exception("%s: handler for %s raised", self.ident, msg.topic)
-            await self._reject(msg, "handler_error", f"{type(exc).__name__}: {exc}", [], topics)
+            await self._reject(msg, *_failure(exc, self.ident, msg.topic), [], topics)
 
     async def _handle_command(self, msg: Incoming, verb: str, topics: Topics) -> None:
         assert self._client is not None
@@ -442,8 +456,7 @@ class Node:
                 result = entry.reply.model_validate(result)
             body = result.model_dump_json().encode()
         except Exception as exc:
-            log.exception("%s: handler for %s raised", self.ident, msg.topic)
-            await self._reject(msg, "handler_error", f"{type(exc).__name__}: {exc}", [], topics, verb=verb)
+            await self._reject(msg, *_failure(exc, self.ident, msg.topic), [], topics, verb=verb)
             return
         if dedupe_key is not None:
             self._dedupe.put(msg.topic, dedupe_key, body)
@@ -531,6 +544,16 @@ class _HandlerThread:
 async def _new_queue() -> asyncio.Queue[Incoming]:
     """Created inside the handler loop, which it belongs to."""
     return asyncio.Queue()
+
+
+def _failure(exc: Exception, ident: str, topic: str) -> tuple[str, str]:
+    """(kind, reason) of a handler's exception: `Rejected` is a refusal the handler meant,
+    anything else a failure, logged with its traceback."""
+    if isinstance(exc, Rejected):
+        log.info("%s: refused %s: %s", ident, topic, exc)
+        return "refused", str(exc)
+    log.error("%s: handler for %s raised", ident, topic, exc_info=exc)
+    return "handler_error", f"{type(exc).__name__}: {exc}"
 
 
 def _kind(exc: ValidationError) -> str:

@@ -7,7 +7,8 @@ the AsyncAPI document and the JSON Schemas are all generated from this list.
 
 from __future__ import annotations
 
-from .topics import Catalog
+from . import universe as u
+from .topics import Catalog, command, event, state
 
 # Every node of the design has a broker user of its own, even before it has topics.
 NODES = frozenset({
@@ -18,6 +19,22 @@ NODES = frozenset({
 # Nodes that run as several workers; each instance `<node>_<k>` has its own status.
 SCALABLE = {"evaluator": 8}
 
-ENTRIES: tuple = ()
+# -- universe (core board): securities and prices ------------------------------------------
+UNIVERSE_ADD = command("universe", "add", u.AddSecurity, u.Security, idempotent=True,
+                       doc="add a security (refused if the symbol exists)")
+UNIVERSE_UPDATE = command("universe", "update", u.UpdateSecurity, u.Security, idempotent=True,
+                          doc="change a security's name, exchange, lot size, minimum trade or active flag")
+UNIVERSE_DEACTIVATE = command("universe", "deactivate", u.SymbolRef, u.Security, idempotent=True,
+                              doc="stop considering a security (its history is kept)")
+UNIVERSE_SYNC = command("universe", "sync", u.SyncPrices, u.SyncResult, idempotent=True,
+                        doc="fetch daily closes from a provider; a second sync of the same data changes nothing")
+UNIVERSE_HISTORY = command("universe", "history", u.GetHistory, u.History, doc="daily closes of one security")
+UNIVERSE_SECURITIES = state("universe", "securities", u.Universe, doc="every security, active or not")
+UNIVERSE_QUOTES = state("universe", "quotes", u.Quotes, doc="the latest close of every active security")
+PRICES_CHANGED = event("universe", "prices_changed", u.PricesChanged, doc="after a sync that changed prices")
+SYNC_PROGRESS = event("universe", "sync_progress", u.SyncProgress, qos=0, doc="while a sync runs")
+
+ENTRIES: tuple = (UNIVERSE_ADD, UNIVERSE_UPDATE, UNIVERSE_DEACTIVATE, UNIVERSE_SYNC, UNIVERSE_HISTORY,
+                  UNIVERSE_SECURITIES, UNIVERSE_QUOTES, PRICES_CHANGED, SYNC_PROGRESS)
 
 CATALOG = Catalog(entries=ENTRIES, nodes=NODES, scalable=SCALABLE)

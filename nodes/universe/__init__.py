@@ -1,0 +1,1 @@
+"""The universe node: securities and their daily prices (core board)."""

@@ -1,0 +1,88 @@
+"""The bundled offline price data: real daily adjusted closes of 19 US stocks and SPY.
+
+`nodes/universe/data/prices.csv.gz` is a trimmed copy (2000-01-03 to 2024-11-29, closes
+rounded to 6 decimals, one column per symbol, empty where a company was not listed)
+of the cookbook data of PyPortfolioOpt (MIT License, Copyright (c) 2018 Robert Andrew
+Martin; prices as published by Yahoo Finance). Only closing prices exist: nothing here
+invents open, high, low or volume. `python -m nodes.universe.bundle SOURCE_DIR` makes
+the file again from the original CSVs (`stock_prices.csv`, `spy_prices.csv`).
+
+Stdlib only: the universe node stays a thin process (no pandas).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import sys
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+DATA_DIR = Path(__file__).parent / "data"
+PRICES = DATA_DIR / "prices.csv.gz"
+SECURITIES = DATA_DIR / "securities.json"
+FIRST_DAY = "2000-01-03"
+DECIMALS = 6
+
+
+def securities() -> list[dict[str, str]]:
+    """The bundled universe's securities (symbol, name, currency, exchange, ...)."""
+    return json.loads(SECURITIES.read_text())
+
+
+def read(path: Path = PRICES) -> tuple[list[str], Iterator[tuple[date, list[Decimal | None]]]]:
+    """The symbols, and (day, closes) rows in the symbols' order (None: no price that day)."""
+    text = gzip.decompress(path.read_bytes()).decode()
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    symbols = header[1:]
+
+    def rows() -> Iterator[tuple[date, list[Decimal | None]]]:
+        for row in reader:
+            yield date.fromisoformat(row[0]), [Decimal(c) if c else None for c in row[1:]]
+
+    return symbols, rows()
+
+
+def history(symbol: str, path: Path = PRICES) -> list[tuple[date, Decimal]]:
+    symbols, rows = read(path)
+    if symbol not in symbols:
+        raise KeyError(symbol)
+    i = symbols.index(symbol)
+    return [(day, closes[i]) for day, closes in rows if closes[i] is not None]
+
+
+def build(source: Path, out: Path = PRICES) -> None:
+    """Make the bundled file from the original CSVs (run by hand; see the module doc)."""
+    def load(name: str) -> tuple[list[str], dict[str, list[str]]]:
+        with open(source / name, newline="") as f:
+            r = csv.reader(f)
+            head = next(r)
+            return head[1:], {row[0]: row[1:] for row in r}
+
+    stock_cols, stocks = load("stock_prices.csv")
+    spy_cols, spy = load("spy_prices.csv")
+    cols = [f"{c}.US" for c in stock_cols + spy_cols]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["date", *cols])
+    for day in sorted(d for d in stocks if d >= FIRST_DAY):
+        values = stocks[day] + spy.get(day, [""] * len(spy_cols))
+        w.writerow([day, *(_round(v) for v in values)])
+    out.write_bytes(gzip.compress(buf.getvalue().encode(), compresslevel=9, mtime=0))
+
+
+def _round(value: str) -> str:
+    if not value:
+        return ""
+    q = Decimal(value).quantize(Decimal(1).scaleb(-DECIMALS))
+    return format(q.normalize(), "f")
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1]))
+    print(f"wrote {PRICES} ({PRICES.stat().st_size / 1024:.0f} KiB)")

@@ -1,0 +1,157 @@
+"""The universe node's wiring: commands and state on the broker (the package's only
+module that imports `edge`). Configuration from the environment:
+
+| variable            | default   | meaning                                              |
+| ------------------- | --------- | ---------------------------------------------------- |
+| `UNIVERSE_PROVIDER` | `bundled` | where `sync` fetches prices unless a request says     |
+| `UNIVERSE_SEED`     | `bundled` | a new, empty store starts with the bundled securities (`none`: empty) |
+| `UNIVERSE_SYNC_ON_START` | `1`  | sync once at start when the store has no prices yet   |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal
+
+from pydantic import ValidationError
+
+from edge import Context, Node, Rejected
+from schemas import catalog as t
+from schemas.common import utcnow
+from schemas.universe import (
+    AddSecurity,
+    GetHistory,
+    History,
+    PricesChanged,
+    Quote,
+    Quotes,
+    Security,
+    SymbolRef,
+    SymbolSync,
+    SyncPrices,
+    SyncProgress,
+    SyncResult,
+    Universe,
+    UpdateSecurity,
+)
+
+from . import bundle
+from .providers import ProviderError, provider
+from .store import Store, UnknownSymbol
+
+node = Node("universe")
+
+
+@node.lifespan
+async def open_store(ctx: Context) -> AsyncIterator[None]:
+    store = Store(ctx.state_dir / "universe.sqlite")
+    if not store.securities() and os.environ.get("UNIVERSE_SEED", "bundled") == "bundled":
+        for s in bundle.securities():
+            store.put(Security(**s))
+    ctx.state["store"] = store
+    ctx.state["provider"] = os.environ.get("UNIVERSE_PROVIDER", "bundled")
+    yield
+    store.close()
+
+
+def _store(ctx: Context) -> Store:
+    return ctx.state["store"]
+
+
+@node.startup
+async def announce(ctx: Context) -> None:
+    """Retained state at once; prices too on a first start."""
+    await publish_universe(ctx)
+    if _store(ctx).count() == 0 and os.environ.get("UNIVERSE_SYNC_ON_START", "1") != "0":
+        await sync(SyncPrices(), ctx)
+    else:
+        await publish_quotes(ctx)
+
+
+async def publish_universe(ctx: Context) -> None:
+    await ctx.publish(t.UNIVERSE_SECURITIES, Universe(securities=_store(ctx).securities(), at=utcnow()))
+
+
+async def publish_quotes(ctx: Context) -> None:
+    store = _store(ctx)
+    quotes = {}
+    for s in store.securities(active_only=True):
+        last = store.latest(s.symbol)
+        if last is not None:
+            quotes[s.symbol] = Quote(symbol=s.symbol, day=last.day, close=last.close, currency=s.currency)
+    await ctx.publish(t.UNIVERSE_QUOTES, Quotes(quotes=quotes, at=utcnow()))
+
+
+def _known(ctx: Context, symbol: str) -> Security:
+    try:
+        return _store(ctx).get(symbol)
+    except UnknownSymbol as exc:
+        raise Rejected(str(exc)) from None
+
+
+@node.command(t.UNIVERSE_ADD)
+async def add(req: AddSecurity, ctx: Context) -> Security:
+    if not _store(ctx).add(req.security):
+        raise Rejected(f"{req.security.symbol} is in the universe already (change it with update)")
+    await publish_universe(ctx)
+    return req.security
+
+
+@node.command(t.UNIVERSE_UPDATE)
+async def update(req: UpdateSecurity, ctx: Context) -> Security:
+    current = _known(ctx, req.symbol)
+    changes = req.model_dump(exclude={"symbol"}, exclude_none=True)
+    try:
+        new = Security.model_validate({**current.model_dump(), **changes})  # the same checks as on add
+    except ValidationError as exc:
+        raise Rejected("; ".join(e["msg"] for e in exc.errors())) from None
+    if new != current:
+        _store(ctx).put(new)
+        await publish_universe(ctx)
+        await publish_quotes(ctx)
+    return new
+
+
+@node.command(t.UNIVERSE_DEACTIVATE)
+async def deactivate(req: SymbolRef, ctx: Context) -> Security:
+    return await update(UpdateSecurity(symbol=req.symbol, active=False), ctx)
+
+
+@node.command(t.UNIVERSE_SYNC)
+async def sync(req: SyncPrices, ctx: Context) -> SyncResult:
+    """Fetch everything first, then write it in one go: a provider failing halfway
+    changes nothing."""
+    store = _store(ctx)
+    symbols = [_known(ctx, s).symbol for s in req.symbols] or [s.symbol for s in store.securities(active_only=True)]
+    name = req.provider or ctx.state["provider"]
+    try:
+        source = provider(name)
+        fetched: dict[str, list[tuple[date, Decimal]]] = {}
+        for i, symbol in enumerate(symbols, 1):
+            fetched[symbol] = await ctx.run_blocking(source.fetch, symbol, req.start, req.end)
+            await ctx.publish(t.SYNC_PROGRESS, SyncProgress(done=i, total=len(symbols), symbol=symbol, changed=0))
+    except ProviderError as exc:
+        raise Rejected(f"{name}: {exc}; nothing was changed") from exc
+    try:
+        changed = store.write_many(fetched, source=name)
+    except ValueError as exc:
+        raise Rejected(f"{name} returned bad prices ({exc}); nothing was changed") from exc
+    results = [SymbolSync(symbol=s, rows=len(points), changed=changed[s],
+                          last_day=points[-1][0] if points else None) for s, points in fetched.items()]
+    total = sum(changed.values())
+    if total:
+        days = [r.last_day for r in results if r.last_day]
+        await ctx.publish(t.PRICES_CHANGED, PricesChanged(symbols=[s for s, n in changed.items() if n],
+                                                          changed=total, last_day=max(days) if days else None,
+                                                          at=utcnow()))
+    await publish_quotes(ctx)
+    return SyncResult(provider=name, results=results, changed=total)
+
+
+@node.command(t.UNIVERSE_HISTORY)
+async def history(req: GetHistory, ctx: Context) -> History:
+    security = _known(ctx, req.symbol)
+    return History(symbol=security.symbol, currency=security.currency,
+                   points=_store(ctx).history(security.symbol, req.start, req.end))

@@ -1,0 +1,140 @@
+"""The universe's SQLite store: securities and daily closes. No MQTT, no clock.
+
+Closes are stored as decimal text (never floats), keyed by (symbol, day); writing the
+same prices again changes nothing, and a corrected price replaces the old one. Each
+public method is one transaction: a failure leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from schemas.universe import PricePoint, Security
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS securities (
+    symbol    TEXT PRIMARY KEY,
+    name      TEXT NOT NULL,
+    currency  TEXT NOT NULL,
+    exchange  TEXT NOT NULL DEFAULT '',
+    lot_size  TEXT NOT NULL,
+    min_trade TEXT NOT NULL,
+    active    INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS prices (
+    symbol TEXT NOT NULL REFERENCES securities(symbol),
+    day    TEXT NOT NULL,
+    close  TEXT NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (symbol, day)
+) WITHOUT ROWID;
+"""
+
+
+class UnknownSymbol(KeyError):
+    def __str__(self) -> str:
+        return f"unknown symbol {self.args[0]!r}"
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- securities -------------------------------------------------------------------------------
+    def add(self, s: Security) -> bool:
+        """Add a security; False (and nothing changed) if its symbol exists already."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO securities VALUES (?,?,?,?,?,?,?) ON CONFLICT(symbol) DO NOTHING",
+                (s.symbol, s.name, s.currency, s.exchange, str(s.lot_size), str(s.min_trade), int(s.active)))
+            return cur.rowcount == 1
+
+    def put(self, s: Security) -> None:
+        """Insert or replace a security (its prices are kept)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO securities VALUES (?,?,?,?,?,?,?) ON CONFLICT(symbol) DO UPDATE SET "
+                "name=excluded.name, currency=excluded.currency, exchange=excluded.exchange, "
+                "lot_size=excluded.lot_size, min_trade=excluded.min_trade, active=excluded.active",
+                (s.symbol, s.name, s.currency, s.exchange, str(s.lot_size), str(s.min_trade), int(s.active)))
+
+    def get(self, symbol: str) -> Security:
+        row = self.db.execute("SELECT * FROM securities WHERE symbol=?", (symbol,)).fetchone()
+        if row is None:
+            raise UnknownSymbol(symbol)
+        return _security(row)
+
+    def securities(self, *, active_only: bool = False) -> list[Security]:
+        sql = "SELECT * FROM securities" + (" WHERE active=1" if active_only else "") + " ORDER BY symbol"
+        return [_security(r) for r in self.db.execute(sql)]
+
+    # -- prices -------------------------------------------------------------------------------------
+    def write_prices(self, symbol: str, points: Iterable[tuple[date, Decimal]], source: str) -> int:
+        """Store closes; returns how many were new or different (0 on a repeated sync)."""
+        return self.write_many({symbol: list(points)}, source)[symbol]
+
+    def write_many(self, prices: dict[str, list[tuple[date, Decimal]]], source: str) -> dict[str, int]:
+        """Store several symbols' closes in one transaction; per symbol, how many changed."""
+        for symbol in prices:
+            self.get(symbol)
+        changed: dict[str, int] = {}
+        with self._tx() as db:
+            for symbol, points in prices.items():
+                if any(c <= 0 or not c.is_finite() for _, c in points):
+                    raise ValueError(f"{symbol}: a close that is not a positive number")
+                before = db.total_changes
+                db.executemany(
+                    "INSERT INTO prices VALUES (?,?,?,?) ON CONFLICT(symbol, day) DO UPDATE SET "
+                    "close=excluded.close, source=excluded.source WHERE prices.close != excluded.close",
+                    [(symbol, d.isoformat(), format(c, "f"), source) for d, c in points])
+                changed[symbol] = db.total_changes - before
+        return changed
+
+    def history(self, symbol: str, start: date | None = None, end: date | None = None) -> list[PricePoint]:
+        self.get(symbol)
+        sql = "SELECT day, close FROM prices WHERE symbol=?"
+        args: list[str] = [symbol]
+        if start:
+            sql += " AND day>=?"
+            args.append(start.isoformat())
+        if end:
+            sql += " AND day<=?"
+            args.append(end.isoformat())
+        return [PricePoint(day=date.fromisoformat(d), close=Decimal(c))
+                for d, c in self.db.execute(sql + " ORDER BY day", args)]
+
+    def latest(self, symbol: str) -> PricePoint | None:
+        row = self.db.execute("SELECT day, close FROM prices WHERE symbol=? ORDER BY day DESC LIMIT 1",
+                              (symbol,)).fetchone()
+        return None if row is None else PricePoint(day=date.fromisoformat(row[0]), close=Decimal(row[1]))
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM prices").fetchone()[0])
+
+
+def _security(row: tuple) -> Security:
+    symbol, name, currency, exchange, lot_size, min_trade, active = row
+    return Security(symbol=symbol, name=name, currency=currency, exchange=exchange,
+                    lot_size=Decimal(lot_size), min_trade=Decimal(min_trade), active=bool(active))
