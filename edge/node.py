@@ -252,9 +252,9 @@ class Node:
         try:
             await handlers.run(self._enter_lifespans(stack, ctx))
             await client.connect()
+            beat = asyncio.create_task(self._heartbeat_forever(topics), name=f"{self.ident}-heartbeat")
             await handlers.run(self._run_startups(ctx))
             dispatcher = asyncio.run_coroutine_threadsafe(self._dispatch_forever(topics), handlers.loop)
-            beat = asyncio.create_task(self._heartbeat_forever(topics), name=f"{self.ident}-heartbeat")
             log.info("%s: online (incarnation %d) on %s:%d", self.ident, self.incarnation,
                      settings.host, settings.port)
             try:
@@ -363,8 +363,7 @@ class Node:
     async def _heartbeat_forever(self, topics: Topics) -> None:
         assert self._client is not None
         m = self.metrics
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
+        while True:  # the first one at once, then every heartbeat_s
             beat = rt.Heartbeat(node=self.ident, incarnation=self.incarnation, at=utcnow(),
                                 uptime_s=m.uptime(), rss_mb=m.rss_mb(), cpu_percent=m.cpu_percent(),
                                 msgs_in=self._client.msgs_in, msgs_out=self._client.msgs_out,
@@ -372,6 +371,7 @@ class Node:
                                 latency_p99_ms=m.percentile(0.99), queue=self._queue.qsize())
             with contextlib.suppress(Exception):
                 await self._client.emit(HEARTBEAT, beat, node=self.ident)
+            await asyncio.sleep(self.heartbeat_s)
 
     # -- dispatch ------------------------------------------------------------------------------
     async def _dispatch_forever(self, topics: Topics) -> None:
