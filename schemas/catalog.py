@@ -7,6 +7,7 @@ the AsyncAPI document and the JSON Schemas are all generated from this list.
 
 from __future__ import annotations
 
+from . import scoring as sc
 from . import universe as u
 from .topics import Catalog, command, event, state
 
@@ -34,7 +35,12 @@ UNIVERSE_QUOTES = state("universe", "quotes", u.Quotes, doc="the latest close of
 PRICES_CHANGED = event("universe", "prices_changed", u.PricesChanged, doc="after a sync that changed prices")
 SYNC_PROGRESS = event("universe", "sync_progress", u.SyncProgress, qos=0, doc="while a sync runs")
 
+# -- scoring (core board) ---------------------------------------------------------------------
+SCORING_RESCORE = command("scoring", "rescore", sc.Rescore, sc.Scores, doc="score now (also after every price change)")
+SCORES = state("scoring", "scores", sc.Scores, doc="every security's composite score with its parts")
+
 ENTRIES: tuple = (UNIVERSE_ADD, UNIVERSE_UPDATE, UNIVERSE_DEACTIVATE, UNIVERSE_SYNC, UNIVERSE_HISTORY,
-                  UNIVERSE_SECURITIES, UNIVERSE_QUOTES, PRICES_CHANGED, SYNC_PROGRESS)
+                  UNIVERSE_SECURITIES, UNIVERSE_QUOTES, PRICES_CHANGED, SYNC_PROGRESS,
+                  SCORING_RESCORE, SCORES)
 
 CATALOG = Catalog(entries=ENTRIES, nodes=NODES, scalable=SCALABLE)

@@ -1,0 +1,1 @@
+"""The scoring node: a documented composite score per security (core board)."""
