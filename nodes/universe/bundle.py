@@ -49,11 +49,13 @@ def read(path: Path = PRICES) -> tuple[list[str], Iterator[tuple[date, list[Deci
 
 
 def history(symbol: str, path: Path = PRICES) -> list[tuple[date, Decimal]]:
-    symbols, rows = read(path)
-    if symbol not in symbols:
+    """One symbol's closes, oldest first (parses only that column)."""
+    reader = csv.reader(io.StringIO(gzip.decompress(path.read_bytes()).decode()))
+    header = next(reader)
+    if symbol not in header[1:]:
         raise KeyError(symbol)
-    i = symbols.index(symbol)
-    return [(day, closes[i]) for day, closes in rows if closes[i] is not None]
+    i = header.index(symbol)
+    return [(date.fromisoformat(row[0]), Decimal(row[i])) for row in reader if row[i]]
 
 
 def build(source: Path, out: Path = PRICES) -> None:

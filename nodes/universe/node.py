@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from datetime import date
-from decimal import Decimal
 
 from pydantic import ValidationError
 
@@ -121,25 +119,28 @@ async def deactivate(req: SymbolRef, ctx: Context) -> Security:
 
 @node.command(t.UNIVERSE_SYNC)
 async def sync(req: SyncPrices, ctx: Context) -> SyncResult:
-    """Fetch everything first, then write it in one go: a provider failing halfway
-    changes nothing."""
+    """All symbols in one transaction, fetched and written one at a time: a provider
+    failing halfway changes nothing, and only one symbol's prices are in memory."""
     store = _store(ctx)
     symbols = [_known(ctx, s).symbol for s in req.symbols] or [s.symbol for s in store.securities(active_only=True)]
     name = req.provider or ctx.state["provider"]
+    results: list[SymbolSync] = []
     try:
         source = provider(name)
-        fetched: dict[str, list[tuple[date, Decimal]]] = {}
-        for i, symbol in enumerate(symbols, 1):
-            fetched[symbol] = await ctx.run_blocking(source.fetch, symbol, req.start, req.end)
-            await ctx.publish(t.SYNC_PROGRESS, SyncProgress(done=i, total=len(symbols), symbol=symbol, changed=0))
+        with store.batch(name) as write:  # one transaction: every symbol's prices, or none
+            for i, symbol in enumerate(symbols, 1):
+                points = source.fetch(symbol, req.start, req.end)
+                n = write(symbol, points)
+                results.append(SymbolSync(symbol=symbol, rows=len(points), changed=n,
+                                          last_day=points[-1][0] if points else None))
+                await ctx.publish(t.SYNC_PROGRESS, SyncProgress(done=i, total=len(symbols), symbol=symbol,
+                                                                changed=n))
+                del points
     except ProviderError as exc:
         raise Rejected(f"{name}: {exc}; nothing was changed") from exc
-    try:
-        changed = store.write_many(fetched, source=name)
     except ValueError as exc:
         raise Rejected(f"{name} returned bad prices ({exc}); nothing was changed") from exc
-    results = [SymbolSync(symbol=s, rows=len(points), changed=changed[s],
-                          last_day=points[-1][0] if points else None) for s, points in fetched.items()]
+    changed = {r.symbol: r.changed for r in results}
     total = sum(changed.values())
     if total:
         days = [r.last_day for r in results if r.last_day]

@@ -8,7 +8,7 @@ public method is one transaction: a failure leaves the store as it was.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
@@ -97,20 +97,28 @@ class Store:
 
     def write_many(self, prices: dict[str, list[tuple[date, Decimal]]], source: str) -> dict[str, int]:
         """Store several symbols' closes in one transaction; per symbol, how many changed."""
-        for symbol in prices:
-            self.get(symbol)
-        changed: dict[str, int] = {}
+        with self.batch(source) as write:
+            return {symbol: write(symbol, points) for symbol, points in prices.items()}
+
+    @contextmanager
+    def batch(self, source: str) -> Iterator[Callable[[str, Iterable[tuple[date, Decimal]]], int]]:
+        """One transaction for many symbols, written one at a time (so that only one
+        symbol's prices are in memory): all of them are stored, or none."""
         with self._tx() as db:
-            for symbol, points in prices.items():
-                if any(c <= 0 or not c.is_finite() for _, c in points):
-                    raise ValueError(f"{symbol}: a close that is not a positive number")
+            def write(symbol: str, points: Iterable[tuple[date, Decimal]]) -> int:
+                self.get(symbol)
+                rows = []
+                for d, c in points:
+                    if c <= 0 or not c.is_finite():
+                        raise ValueError(f"{symbol}: a close that is not a positive number ({c} on {d})")
+                    rows.append((symbol, d.isoformat(), format(c, "f"), source))
                 before = db.total_changes
                 db.executemany(
                     "INSERT INTO prices VALUES (?,?,?,?) ON CONFLICT(symbol, day) DO UPDATE SET "
-                    "close=excluded.close, source=excluded.source WHERE prices.close != excluded.close",
-                    [(symbol, d.isoformat(), format(c, "f"), source) for d, c in points])
-                changed[symbol] = db.total_changes - before
-        return changed
+                    "close=excluded.close, source=excluded.source WHERE prices.close != excluded.close", rows)
+                return db.total_changes - before
+
+            yield write
 
     def history(self, symbol: str, start: date | None = None, end: date | None = None) -> list[PricePoint]:
         self.get(symbol)
