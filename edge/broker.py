@@ -201,7 +201,7 @@ class DevBroker:
         assert self.proc is not None
         info = LocalBroker(host=self.host, port=self.port, tls_port=self.tls_port or None,
                            cafile=str(self.tls.cafile) if self.tls else None, pid=self.proc.pid,
-                           root=self.root, passwords=dict(self.passwords))
+                           root=self.root, passwords=dict(self.passwords), owner=os.getpid())
         path = self.run_dir / BROKER_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

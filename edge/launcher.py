@@ -7,6 +7,8 @@ them, then stops the broker: nothing is left behind.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -28,6 +30,13 @@ log = logging.getLogger("edge.launcher")
 STOP_TIMEOUT_S = 10.0
 
 
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM when the launcher dies, even by SIGKILL (Linux), so
+    a killed `edge up` leaves no node behind (each still says offline on SIGTERM)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class Child:
     placement: inventory.Placement
@@ -42,7 +51,8 @@ class Child:
     def start(self) -> None:
         logf = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen([sys.executable, "-m", "edge.run", self.spec], env=self.env, cwd=REPO_ROOT,
-                                     stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
+                                     stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                     preexec_fn=die_with_parent)
         logf.close()
         self.started_at = time.monotonic()
 
@@ -66,6 +76,15 @@ class Launcher:
         if self.external is not None:
             return self.external
         running = LocalBroker.load(self.run_dir)
+        if running is not None and running.orphaned:
+            log.warning("stopping the broker (pid %d) that a killed `edge up` left behind", running.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(running.pid, signal.SIGTERM)
+            for _ in range(100):
+                if LocalBroker.load(self.run_dir) is None:
+                    break
+                time.sleep(0.05)
+            running = LocalBroker.load(self.run_dir)
         if running is not None:
             raise SystemExit(f"edge: a broker from this checkout is already running (pid {running.pid}, "
                              f"port {running.port}): stop that `make up` first")

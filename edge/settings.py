@@ -75,6 +75,12 @@ class LocalBroker:
     pid: int
     root: str
     passwords: dict[str, str]
+    owner: int = 0  # the pid of the `edge up` that started it
+
+    @property
+    def orphaned(self) -> bool:
+        """Its `edge up` is gone (killed with SIGKILL, say): nobody will stop it."""
+        return self.owner > 0 and not _alive(self.owner)
 
     def settings(self, user: str = "operator") -> BrokerSettings:
         if user not in self.passwords:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -111,13 +112,43 @@ async def test_launcher_starts_supervises_and_stops_a_board(tmp_path):
     assert LocalBroker.load(tmp_path / "run") is None and launcher.broker.proc is None
 
 
+def test_nodes_die_with_a_killed_launcher(tmp_path):
+    """`edge up` killed with SIGKILL: its nodes get SIGTERM from the kernel and go offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
+    env.update(EDGE_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "up", "--inventory", str(write_inventory(tmp_path)),
+                             "--catalog", "tests.conftest:FULL_CATALOG"], env=env, cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            if "stop          : Ctrl-C" in line:
+                break
+        _wait_status(env, {"counter", "echo_1", "echo_2"})
+        nodes = [c for c in psutil.Process(proc.pid).children() if "edge.run" in " ".join(c.cmdline())]
+        assert len(nodes) == 3
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        _, alive = psutil.wait_procs(nodes, timeout=20)
+        assert alive == [], f"nodes left behind: {alive}"
+        # the broker drops root, which clears its death signal; the next `edge up` stops it
+        orphan = LocalBroker.load(tmp_path / "run")
+        assert orphan is not None and orphan.orphaned
+        again = Launcher([], run_dir=tmp_path / "run", catalog=FULL_CATALOG)
+        again.start_broker()
+        assert not psutil.pid_exists(orphan.pid) or psutil.Process(orphan.pid).status() == psutil.STATUS_ZOMBIE
+        again.stop()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def test_edge_up_runs_in_the_foreground_and_stops_everything_on_ctrl_c(tmp_path):
     """The real `edge up` (what `make up` runs): banner, nodes online, Ctrl-C stops all."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
     env.update(EDGE_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "up", "--inventory", str(write_inventory(tmp_path)),
                              "--catalog", "tests.conftest:FULL_CATALOG"], env=env, cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         lines = []
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -134,8 +165,9 @@ def test_edge_up_runs_in_the_foreground_and_stops_everything_on_ctrl_c(tmp_path)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # a failed assertion: leave nothing behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 0, out
     assert "stopped every node and the broker" in out
     assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
