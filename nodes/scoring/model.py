@@ -34,6 +34,7 @@ import pandas_ta as ta
 
 HORIZON_DAYS = 1260  # 5 years of trading days
 MIN_DAYS = 252  # one year: enough for EMA 200 and a year of returns
+INDICATOR_DAYS = 600  # the indicators look at the last 600 closes: EMA 200 has settled by then
 WEIGHTS = {"cagr": 0.15, "sharpe": 0.15, "sortino": 0.10, "drawdown": 0.10, "calmar": 0.05, "alpha": 0.05,
            "trend": 0.20, "rsi": 0.10, "bollinger": 0.10}
 assert abs(sum(WEIGHTS.values()) - 1.0) < 1e-12
@@ -75,6 +76,7 @@ def statistics(returns: pd.DataFrame, benchmark: pd.Series) -> pd.DataFrame:
 
 def indicators(close: pd.Series) -> dict[str, float]:
     """pandas-ta indicators on the last day (closes only: no high/low/volume needed)."""
+    close = close.iloc[-INDICATOR_DAYS:]
     ema50 = ta.ema(close, length=50).iloc[-1]
     ema200 = ta.ema(close, length=200).iloc[-1]
     rsi = ta.rsi(close, length=14).iloc[-1]
