@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -43,10 +42,7 @@ from schemas.scoring import Scores  # noqa: E402
 
 
 def bundled() -> tuple[pd.DataFrame, pd.Series]:
-    symbols, rows = bundle.read()
-    rows = list(rows)
-    df = pd.DataFrame([[math.nan if c is None else float(c) for c in r] for _, r in rows],
-                      index=pd.to_datetime([d for d, _ in rows]), columns=symbols)
+    df = bundle.frame()
     return df.drop(columns=["SPY.US"]), df["SPY.US"]
 
 

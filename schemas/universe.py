@@ -13,6 +13,11 @@ from .common import Currency, Message, Money, Quantity, Symbol, UtcDateTime
 Provider = Literal["bundled"]  # yfinance and Tradernet candles come next (issue 4)
 
 
+def _check_range(start: date | None, end: date | None) -> None:
+    if start and end and start > end:
+        raise ValueError(f"start {start} is after end {end}")
+
+
 class Security(Message):
     """A security the system may hold: what Tradernet calls it and how it trades."""
 
@@ -88,8 +93,7 @@ class SyncPrices(Message):
 
     @model_validator(mode="after")
     def _range(self) -> SyncPrices:
-        if self.start and self.end and self.start > self.end:
-            raise ValueError(f"start {self.start} is after end {self.end}")
+        _check_range(self.start, self.end)
         return self
 
 
@@ -131,8 +135,7 @@ class GetHistory(Message):
 
     @model_validator(mode="after")
     def _range(self) -> GetHistory:
-        if self.start and self.end and self.start > self.end:
-            raise ValueError(f"start {self.start} is after end {self.end}")
+        _check_range(self.start, self.end)
         return self
 
 

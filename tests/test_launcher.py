@@ -114,11 +114,7 @@ async def test_launcher_starts_supervises_and_stops_a_board(tmp_path):
 
 def test_nodes_die_with_a_killed_launcher(tmp_path):
     """`edge up` killed with SIGKILL: its nodes get SIGTERM from the kernel and go offline."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
-    env.update(EDGE_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "up", "--inventory", str(write_inventory(tmp_path)),
-                             "--catalog", "tests.conftest:FULL_CATALOG"], env=env, cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    env, proc = edge_up(tmp_path)
     try:
         for line in proc.stdout:  # type: ignore[union-attr]
             if "stop          : Ctrl-C" in line:
@@ -144,11 +140,7 @@ def test_nodes_die_with_a_killed_launcher(tmp_path):
 
 def test_edge_up_runs_in_the_foreground_and_stops_everything_on_ctrl_c(tmp_path):
     """The real `edge up` (what `make up` runs): banner, nodes online, Ctrl-C stops all."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
-    env.update(EDGE_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "up", "--inventory", str(write_inventory(tmp_path)),
-                             "--catalog", "tests.conftest:FULL_CATALOG"], env=env, cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    env, proc = edge_up(tmp_path)
     try:
         lines = []
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -176,6 +168,16 @@ def test_edge_up_runs_in_the_foreground_and_stops_everything_on_ctrl_c(tmp_path)
     # every node said offline itself (retained in the broker's persistence)
     offline = _statuses_after(tmp_path / "run")
     assert offline == {"counter": "shutdown", "echo_1": "shutdown", "echo_2": "shutdown"}
+
+
+def edge_up(tmp_path: Path) -> tuple[dict[str, str], subprocess.Popen[str]]:
+    """The real `edge up` on the test inventory, in a process group of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
+    env.update(EDGE_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "up", "--inventory", str(write_inventory(tmp_path)),
+                             "--catalog", "tests.conftest:FULL_CATALOG"], env=env, cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return env, proc
 
 
 def _wait_status(env: dict[str, str], idents: set[str], timeout: float = 30) -> dict:

@@ -19,10 +19,7 @@ from schemas.scoring import Rescore, Scores
 
 @pytest.fixture(scope="module")
 def prices() -> tuple[pd.DataFrame, pd.Series]:
-    symbols, rows = bundle.read()
-    rows = list(rows)
-    df = pd.DataFrame([[math.nan if c is None else float(c) for c in r] for _, r in rows],
-                      index=pd.to_datetime([d for d, _ in rows]), columns=symbols)
+    df = bundle.frame()
     return df.drop(columns=["SPY.US"]), df["SPY.US"]
 
 

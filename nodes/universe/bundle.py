@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 DATA_DIR = Path(__file__).parent / "data"
 PRICES = DATA_DIR / "prices.csv.gz"
@@ -56,6 +57,17 @@ def history(symbol: str, path: Path = PRICES) -> list[tuple[date, Decimal]]:
         raise KeyError(symbol)
     i = header.index(symbol)
     return [(date.fromisoformat(row[0]), Decimal(row[i])) for row in reader if row[i]]
+
+
+def frame(path: Path = PRICES) -> Any:
+    """All closes as a pandas DataFrame (dates x symbols, NaN before a listing), for the
+    scoring tests and benchmarks. pandas is imported here only: the node never calls it."""
+    import pandas as pd
+
+    symbols, rows = read(path)
+    rows_ = list(rows)
+    return pd.DataFrame([[float("nan") if c is None else float(c) for c in r] for _, r in rows_],
+                        index=pd.to_datetime([d for d, _ in rows_]), columns=symbols)
 
 
 def build(source: Path, out: Path = PRICES) -> None:
