@@ -20,7 +20,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -423,10 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     if getattr(args, "inventory", "unset") is None:
         from .inventory import DEFAULT_INVENTORY
         args.inventory = DEFAULT_INVENTORY
-    start = time.monotonic()
-    code = args.func(args)
-    _ = start
-    sys.exit(code)
+    sys.exit(args.func(args))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import contextlib
 import functools
 import logging
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,7 +137,6 @@ class Client:
         self._subs: dict[str, _Sub] = {}
         self._by_sid: dict[int, _Sub] = {}
         self._next_sid = 1
-        self._lock = threading.Lock()
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._early: dict[int, Any] = {}
         self._calls: dict[bytes, asyncio.Future[Incoming]] = {}
@@ -178,11 +176,6 @@ class Client:
         c.on_publish = self._on_publish
         c.on_subscribe = self._on_subscribe
         return c
-
-    def set_will(self, will: Will) -> None:
-        """Change the last will; it takes effect at the next connect."""
-        self._will = will
-        self._paho.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
 
     # -- lifecycle ------------------------------------------------------------------
     async def connect(self, timeout: float = 10.0) -> None:
@@ -356,8 +349,7 @@ class Client:
         receive_max = getattr(properties, "ReceiveMaximum", None) if properties else None
         if receive_max:  # paho ignores it (and cannot change its own cap once connected)
             self.inflight_limit = min(self.max_inflight, int(receive_max))
-        with self._lock:
-            subs = list(self._subs.values())
+        subs = list(self._subs.values())
         for sub in subs:
             client.subscribe(sub.filter, options=self._options(sub), properties=self._sub_props(sub))
         self.connects += 1
@@ -399,12 +391,10 @@ class Client:
         self._settle(mid, rcs)
 
     def _settle(self, mid: int, result: Any) -> None:
-        # Everything runs on the loop; the lock is cheap insurance for the bookkeeping.
-        with self._lock:
-            fut = self._pending.pop(mid, None)
-            if fut is None:
-                self._early[mid] = result
-                return
+        fut = self._pending.pop(mid, None)
+        if fut is None:
+            self._early[mid] = result
+            return
         self._call_soon(_resolve, fut, result)
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -468,13 +458,12 @@ class Client:
                         auto_ack: bool = True, timeout: float = 10.0) -> None:
         """Subscribe now and after every reconnect. `callback` runs in the asyncio loop;
         with `auto_ack=False` it must call `ack` itself once the message is handled."""
-        with self._lock:
-            old = self._subs.get(topic_filter)
-            sid = old.sid if old else self._next_sid
-            self._next_sid += old is None
-            sub = _Sub(topic_filter, qos, callback, auto_ack, sid)
-            self._subs[topic_filter] = sub
-            self._by_sid[sid] = sub
+        old = self._subs.get(topic_filter)
+        sid = old.sid if old else self._next_sid
+        self._next_sid += old is None
+        sub = _Sub(topic_filter, qos, callback, auto_ack, sid)
+        self._subs[topic_filter] = sub
+        self._by_sid[sid] = sub
         if not self.is_connected():
             return  # the connect callback subscribes
         rc, mid = self._paho.subscribe(topic_filter, options=self._options(sub), properties=self._sub_props(sub))
@@ -489,16 +478,14 @@ class Client:
             return  # the connection dropped: the connect callback subscribes again
         for code in codes:
             if code.is_failure:
-                with self._lock:
-                    self._subs.pop(topic_filter, None)
-                    self._by_sid.pop(sub.sid, None)
+                self._subs.pop(topic_filter, None)
+                self._by_sid.pop(sub.sid, None)
                 raise SubscribeRefused(topic_filter, str(code))
 
     async def unsubscribe(self, topic_filter: str) -> None:
-        with self._lock:
-            sub = self._subs.pop(topic_filter, None)
-            if sub is not None:
-                self._by_sid.pop(sub.sid, None)
+        sub = self._subs.pop(topic_filter, None)
+        if sub is not None:
+            self._by_sid.pop(sub.sid, None)
         if self.is_connected():
             self._paho.unsubscribe(topic_filter)
 
@@ -540,8 +527,7 @@ class Client:
         props = (meta or Meta(source=self.name)).to_properties()
         if qos == 0:
             info = self._paho.publish(topic, payload, qos=0, retain=retain, properties=props)
-            with self._lock:
-                self._early.pop(info.mid, None)
+            self._early.pop(info.mid, None)
             self.msgs_out += 1
             return None
         try:
@@ -587,11 +573,10 @@ class Client:
         """The future of a packet id's acknowledgement (which may have come already)."""
         assert self._loop is not None, "connect() first"
         fut = self._loop.create_future()
-        with self._lock:
-            if mid in self._early:
-                fut.set_result(self._early.pop(mid))
-            else:
-                self._pending[mid] = fut
+        if mid in self._early:
+            fut.set_result(self._early.pop(mid))
+        else:
+            self._pending[mid] = fut
         return fut
 
     async def _wait(self, mid: int, timeout: float, what: str) -> Any:
@@ -602,9 +587,8 @@ class Client:
         except TimeoutError:
             raise CallTimeout(f"no {what} within {timeout}s") from None
         finally:
-            with self._lock:
-                if self._pending.get(mid) is fut:
-                    del self._pending[mid]
+            if self._pending.get(mid) is fut:
+                del self._pending[mid]
 
     async def emit(self, entry: Topic, message: BaseModel, *, node: str | None = None,
                    meta: Meta | None = None) -> None:

@@ -105,10 +105,6 @@ class Context:
         return await self.node.on_io(self.client.call(entry, request, node=node, timeout=timeout,
                                                       retries=retries, trace_id=self.trace_id))
 
-    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run CPU-heavy or blocking work in a thread so heartbeats go on."""
-        return await asyncio.to_thread(fn, *args)
-
 
 class Node:
     """Collects handlers (like Starlette's routes, they can be listed) and runs them."""
@@ -140,7 +136,6 @@ class Node:
         self._client: Client | None = None
         self._ctx: Context | None = None
         self._io_loop: asyncio.AbstractEventLoop | None = None
-        self._handler_loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[Incoming] | None = None
         self._stopping = False
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -233,7 +228,6 @@ class Node:
         # Handlers run in a thread with an event loop of its own; this loop only does the
         # network (paho) and the lifecycle, so no handler can hold up keep-alives or acks.
         handlers = _HandlerThread(f"{self.ident}-handlers")
-        self._handler_loop = handlers.loop
         self._queue = await handlers.run(_new_queue())
         enqueue = functools.partial(handlers.loop.call_soon_threadsafe, self._queue.put_nowait)
 
@@ -252,7 +246,7 @@ class Node:
         try:
             await handlers.run(self._enter_lifespans(stack, ctx))
             await client.connect()
-            beat = asyncio.create_task(self._heartbeat_forever(topics), name=f"{self.ident}-heartbeat")
+            beat = asyncio.create_task(self._heartbeat_forever(), name=f"{self.ident}-heartbeat")
             await handlers.run(self._run_startups(ctx))
             dispatcher = asyncio.run_coroutine_threadsafe(self._dispatch_forever(topics), handlers.loop)
             log.info("%s: online (incarnation %d) on %s:%d", self.ident, self.incarnation,
@@ -360,7 +354,7 @@ class Node:
             return
         self._background(self._announce())
 
-    async def _heartbeat_forever(self, topics: Topics) -> None:
+    async def _heartbeat_forever(self) -> None:
         assert self._client is not None
         m = self.metrics
         while True:  # the first one at once, then every heartbeat_s

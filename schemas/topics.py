@@ -311,10 +311,3 @@ class Topics:
             return None
         parts = topic[len(prefix):].split("/")
         return (parts[0], parts[1]) if len(parts) == 2 else None
-
-    def node_of(self, topic: str) -> str | None:
-        """The node a `node/<node>/...` topic is about."""
-        prefix = f"{self.root}/node/"
-        if not topic.startswith(prefix):
-            return None
-        return topic[len(prefix):].split("/")[0]

@@ -63,7 +63,8 @@ async def rescore(req: Rescore, ctx: Context) -> Scores:
     closes = await _closes(sorted(set(symbols) | {benchmark}), ctx) if symbols else pd.DataFrame()
     if symbols and (benchmark not in closes or closes[benchmark].dropna().empty):
         raise Rejected(f"the benchmark {benchmark} has no prices: sync it first")
-    results = await ctx.run_blocking(model.score_universe, closes[symbols], closes[benchmark]) if symbols else []
+    # the handler thread: blocking here delays no keep-alive
+    results = model.score_universe(closes[symbols], closes[benchmark]) if symbols else []
     scores = Scores(scores=[SecurityScore(symbol=r.symbol, status=r.status, score=r.score, parts=r.parts,
                                           stats=r.stats, days=r.days) for r in results],
                     as_of=closes.index.max().date() if len(closes.index) else None,
