@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from .common import Currency, Message, Money, Quantity, Symbol, UtcDateTime
 
-Provider = Literal["bundled"]  # yfinance and Tradernet candles come next (issue 4)
+Provider = Literal["bundled", "yfinance", "tradernet"]
 
 
 def _check_range(start: date | None, end: date | None) -> None:

@@ -1,17 +1,26 @@
 """The universe node's wiring: commands and state on the broker (the package's only
 module that imports `edge`). Configuration from the environment:
 
-| variable            | default   | meaning                                              |
-| ------------------- | --------- | ---------------------------------------------------- |
-| `UNIVERSE_PROVIDER` | `bundled` | where `sync` fetches prices unless a request says     |
-| `UNIVERSE_SEED`     | `bundled` | a new, empty store starts with the bundled securities (`none`: empty) |
-| `UNIVERSE_SYNC_ON_START` | `1`  | sync once at start when the store has no prices yet   |
+| variable                 | default   | meaning                                                   |
+| ------------------------ | --------- | --------------------------------------------------------- |
+| `UNIVERSE_PROVIDER`      | `bundled` | where `sync` fetches unless a request says: `bundled`,    |
+|                          |           | `yfinance` or `tradernet` (their settings: providers.py)  |
+| `UNIVERSE_SEED`          | `bundled` | a new, empty store starts with the bundled securities     |
+|                          |           | (`none`: empty)                                           |
+| `UNIVERSE_SYNC_ON_START` | `1`       | sync once at start when the store has no prices yet       |
 """
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -36,7 +45,7 @@ from schemas.universe import (
 )
 
 from . import bundle
-from .providers import ProviderError, provider
+from .providers import ProviderError, fetch_in_child, provider
 from .store import Store, UnknownSymbol
 
 node = Node("universe")
@@ -117,6 +126,29 @@ async def deactivate(req: SymbolRef, ctx: Context) -> Security:
     return await update(UpdateSecurity(symbol=req.symbol, active=False), ctx)
 
 
+Fetch = Callable[[str, date | None, date | None], "asyncio.Future[list[tuple[date, Decimal]]]"]
+
+
+@contextmanager
+def fetcher(name: str, ctx: Context) -> Iterator[Fetch]:
+    """`bundled` in this process; a network provider in one child process for the sync, so
+    yfinance's pandas and tradernet-sdk never stay in the node (spawned, not forked: the
+    node has threads)."""
+    loop = asyncio.get_running_loop()
+    if name == "bundled":
+        source = provider(name, ctx.state_dir)
+        yield lambda symbol, start, end: loop.run_in_executor(None, source.fetch, symbol, start, end)
+        return
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    job = partial(fetch_in_child, name, ctx.state_dir, dict(os.environ))
+    try:
+        yield lambda symbol, start, end: loop.run_in_executor(pool, job, symbol, start, end)
+    except BaseException:  # refused or cancelled: do not wait for a fetch still in flight
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 @node.command(t.UNIVERSE_SYNC)
 async def sync(req: SyncPrices, ctx: Context) -> SyncResult:
     """All symbols in one transaction, fetched and written one at a time: a provider
@@ -126,10 +158,9 @@ async def sync(req: SyncPrices, ctx: Context) -> SyncResult:
     name = req.provider or ctx.state["provider"]
     results: list[SymbolSync] = []
     try:
-        source = provider(name)
-        with store.batch(name) as write:  # one transaction: every symbol's prices, or none
+        with fetcher(name, ctx) as fetch, store.batch(name) as write:  # every symbol's prices, or none
             for i, symbol in enumerate(symbols, 1):
-                points = source.fetch(symbol, req.start, req.end)
+                points = await fetch(symbol, req.start, req.end)
                 n = write(symbol, points)
                 results.append(SymbolSync(symbol=symbol, rows=len(points), changed=n,
                                           last_day=points[-1][0] if points else None))
@@ -140,6 +171,9 @@ async def sync(req: SyncPrices, ctx: Context) -> SyncResult:
         raise Rejected(f"{name}: {exc}; nothing was changed") from exc
     except ValueError as exc:
         raise Rejected(f"{name} returned bad prices ({exc}); nothing was changed") from exc
+    except (BrokenExecutor, OSError, ImportError) as exc:  # the child died, or could not start
+        raise Rejected(f"{name}: the provider's process failed ({type(exc).__name__}: {exc}); "
+                       f"nothing was changed") from exc
     changed = {r.symbol: r.changed for r in results}
     total = sum(changed.values())
     if total:

@@ -1,16 +1,41 @@
 """Where prices come from. One interface; each provider is real code used for real.
 
-`bundled` (the default) reads the real daily closes shipped in `data/prices.csv.gz`
-and works offline. (yfinance and Tradernet candles through tradernet-sdk come next.)
+| provider    | source                                      | closes                              |
+| ----------- | ------------------------------------------- | ----------------------------------- |
+| `bundled`   | `data/prices.csv.gz` in this package        | adjusted (dividends and splits)      |
+| `yfinance`  | Yahoo Finance's chart API through yfinance  | adjusted (`auto_adjust=True`)        |
+| `tradernet` | Tradernet's `getHloc` through tradernet-sdk | as traded (Tradernet does not adjust) |
+
+Every close is a Decimal rounded to 6 places; a missing, non-finite or non-positive close
+is refused, never stored. `bundled` runs in the node's own process (stdlib only); the two
+network providers import yfinance (with pandas, ~100 MB) or tradernet-sdk (~57 MB), so the
+node runs them in a child process for the length of one sync (`fetch_in_child`) and stays
+thin at rest.
+
+Configuration (environment of the universe node):
+
+| variable                   | meaning                                                              |
+| -------------------------- | -------------------------------------------------------------------- |
+| `UNIVERSE_YF_PROXY`        | HTTPS proxy for Yahoo (`http://host:port`); default: none             |
+| `UNIVERSE_YF_CAFILE`       | CA bundle to trust instead of the system's (a TLS-inspecting proxy)  |
+| `TRADERNET_PUBLIC_KEY`, `TRADERNET_PRIVATE_KEY`, `TRADERNET_URL` | see `nodes.brokers.tradernet_api` |
 """
 
 from __future__ import annotations
 
-from datetime import date
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from datetime import date, timedelta
 from decimal import Decimal
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from . import bundle
+
+NAMES = ("bundled", "yfinance", "tradernet")
+PLACES = Decimal("0.000001")
 
 
 class ProviderError(RuntimeError):
@@ -25,15 +50,27 @@ class PriceProvider(Protocol):
         ...
 
 
+def to_close(value: Any, where: str) -> Decimal:
+    """A close as a Decimal of 6 places: from the float's shortest repr, so 237.33 stays 237.33."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ProviderError(f"{where}: {value!r} is not a price")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProviderError(f"{where}: {value!r} is not a price")
+    close = Decimal(repr(value) if isinstance(value, float) else value).quantize(PLACES)
+    if close <= 0:
+        raise ProviderError(f"{where}: {value!r} is not a price")
+    return close
+
+
 class BundledProvider:
     name = "bundled"
 
-    def __init__(self, path: object = None) -> None:
+    def __init__(self, path: Path | None = None) -> None:
         self.path = bundle.PRICES if path is None else path
 
     def fetch(self, symbol: str, start: date | None, end: date | None) -> list[tuple[date, Decimal]]:
         try:
-            points = bundle.history(symbol, self.path)  # type: ignore[arg-type]
+            points = bundle.history(symbol, self.path)
         except KeyError:
             raise ProviderError(f"the bundled data has no prices for {symbol}") from None
         except (OSError, ValueError) as exc:
@@ -41,7 +78,102 @@ class BundledProvider:
         return [(d, c) for d, c in points if (start is None or d >= start) and (end is None or d <= end)]
 
 
-def provider(name: str) -> PriceProvider:
+def yahoo_ticker(symbol: str) -> str:
+    """Tradernet's `AAPL.US` is Yahoo's `AAPL` (`BRK.B.US` is `BRK-B`). Other markets'
+    suffixes do not map one to one: those symbols are refused, not guessed."""
+    base, _, market = symbol.rpartition(".")
+    if market != "US" or not base:
+        raise ProviderError(f"yfinance: no Yahoo ticker is known for {symbol} (only .US symbols map); "
+                            f"use the tradernet provider for it")
+    return base.replace(".", "-")
+
+
+class YFinanceProvider:
+    """Daily adjusted closes from Yahoo through yfinance (its own session, cookie and crumb)."""
+
+    name = "yfinance"
+    first_day = date(1990, 1, 1)
+
+    def __init__(self, cache_dir: Path, proxy: str | None = None, cafile: str | None = None) -> None:
+        import yfinance as yf
+        from curl_cffi import requests as curl
+
+        # yfinance 1.x still uses pandas APIs that pandas 3 deprecates: its warnings, not ours
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"yfinance\.")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"yfinance\.")
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        yf.set_tz_cache_location(str(cache_dir))  # not ~/.cache: the node's own state folder
+        yf.config.debug.hide_exceptions = False  # raise, never return an empty frame silently
+        self._yf = yf
+        options: dict[str, Any] = {"impersonate": "chrome"}  # what yfinance itself uses
+        if proxy:
+            options["proxies"] = {"http": proxy, "https": proxy}
+        if cafile:
+            options["verify"] = cafile
+        self._session = curl.Session(**options)
+
+    def fetch(self, symbol: str, start: date | None, end: date | None) -> list[tuple[date, Decimal]]:
+        ticker = yahoo_ticker(symbol)
+        first, last = start or self.first_day, end or date.today()
+        try:
+            frame = self._yf.Ticker(ticker, session=self._session).history(
+                start=first.isoformat(), end=(last + timedelta(days=1)).isoformat(),  # yfinance's end is exclusive
+                interval="1d", auto_adjust=True, actions=False)
+        except Exception as exc:  # yfinance raises its own, curl's and pandas' errors alike
+            raise ProviderError(f"yfinance {ticker}: {type(exc).__name__}: {exc}") from exc
+        if "Close" not in frame:
+            raise ProviderError(f"yfinance {ticker}: the answer has no closes")
+        out: dict[date, Decimal] = {}
+        for stamp, value in frame["Close"].items():
+            if value != value:  # NaN: Yahoo had no bar that day
+                continue
+            out[stamp.date()] = to_close(float(value), f"yfinance {ticker} on {stamp.date()}")
+        return [(d, c) for d, c in sorted(out.items()) if first <= d <= last]
+
+
+class TradernetProvider:
+    """Daily closes from Tradernet's candles (`getHloc`) through tradernet-sdk."""
+
+    name = "tradernet"
+    first_day = date(2000, 1, 1)
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        from nodes.brokers import tradernet_api as api
+
+        self._api = api
+        try:
+            self._client = api.client(api.Credentials.from_env(dict(env)))
+        except api.TradernetError as exc:
+            raise ProviderError(str(exc)) from None
+
+    def fetch(self, symbol: str, start: date | None, end: date | None) -> list[tuple[date, Decimal]]:
+        try:
+            return self._api.daily_closes(self._client, symbol, start or self.first_day, end or date.today())
+        except self._api.TradernetError as exc:
+            raise ProviderError(str(exc)) from exc
+
+
+def provider(name: str, state_dir: Path, env: Mapping[str, str] | None = None) -> PriceProvider:
+    """The provider called `name`, configured from `env` (default: this process's)."""
+    env = os.environ if env is None else env
     if name == "bundled":
         return BundledProvider()
-    raise ProviderError(f"unknown provider {name!r}")
+    if name == "yfinance":
+        return YFinanceProvider(state_dir / "yfinance", env.get("UNIVERSE_YF_PROXY") or None,
+                                env.get("UNIVERSE_YF_CAFILE") or None)
+    if name == "tradernet":
+        return TradernetProvider(env)
+    raise ProviderError(f"unknown provider {name!r} (known: {', '.join(NAMES)})")
+
+
+# -- in a child process ---------------------------------------------------------------------------
+_child: dict[str, PriceProvider] = {}
+
+
+def fetch_in_child(name: str, state_dir: Path, env: dict[str, str], symbol: str, start: date | None,
+                   end: date | None) -> list[tuple[date, Decimal]]:
+    """Run in a worker process: one provider per process, made on the first call and kept
+    for the others of the same sync (yfinance's cookie and crumb, one HTTP session)."""
+    if name not in _child:
+        _child[name] = provider(name, state_dir, env)
+    return _child[name].fetch(symbol, start, end)
