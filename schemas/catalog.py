@@ -8,6 +8,7 @@ the AsyncAPI document and the JSON Schemas are all generated from this list.
 from __future__ import annotations
 
 from . import scoring as sc
+from . import trading as tr
 from . import universe as u
 from .topics import Catalog, command, event, state
 
@@ -39,8 +40,27 @@ SYNC_PROGRESS = event("universe", "sync_progress", u.SyncProgress, qos=0, doc="w
 SCORING_RESCORE = command("scoring", "rescore", sc.Rescore, sc.Scores, doc="score now (also after every price change)")
 SCORES = state("scoring", "scores", sc.Scores, doc="every security's composite score with its parts")
 
+# -- trading (execution board): orders through the outbox ---------------------------------------
+# Only the planner (and a human operator) may order; the broker's ACL denies everyone else.
+ORDER_SENDERS = ("planning", "operator")
+HALT_SENDERS = ("operator", "dashboard")
+TRADING_ORDER = command("trading", "order", tr.PlaceOrder, tr.Order, senders=ORDER_SENDERS, idempotent=True,
+                        doc="place an order; the same client_order_id again is the same order, never a second one")
+TRADING_CANCEL = command("trading", "cancel", tr.OrderRef, tr.Order, senders=ORDER_SENDERS, idempotent=True,
+                         doc="cancel an order that is not finished")
+TRADING_GET = command("trading", "get", tr.OrderRef, tr.Order, doc="one order with every step of its life")
+TRADING_ORDERS = command("trading", "orders", tr.ListOrders, tr.Orders, doc="the latest orders, newest first")
+TRADING_HALT = command("trading", "halt", tr.Halt, tr.Halted, senders=HALT_SENDERS, idempotent=True,
+                       doc="stop sending anything to the broker until resumed")
+TRADING_RESUME = command("trading", "resume", tr.Resume, tr.Halted, senders=HALT_SENDERS, idempotent=True,
+                         doc="clear the halt flag")
+TRADING_HALTED = state("trading", "halted", tr.Halted, doc="whether trading is halted, why and since when")
+ORDER_UPDATED = event("trading", "order", tr.Order, doc="an order was written, sent, filled, rejected or cancelled")
+
 ENTRIES: tuple = (UNIVERSE_ADD, UNIVERSE_UPDATE, UNIVERSE_DEACTIVATE, UNIVERSE_SYNC, UNIVERSE_HISTORY,
                   UNIVERSE_SECURITIES, UNIVERSE_QUOTES, PRICES_CHANGED, SYNC_PROGRESS,
-                  SCORING_RESCORE, SCORES)
+                  SCORING_RESCORE, SCORES,
+                  TRADING_ORDER, TRADING_CANCEL, TRADING_GET, TRADING_ORDERS, TRADING_HALT, TRADING_RESUME,
+                  TRADING_HALTED, ORDER_UPDATED)
 
 CATALOG = Catalog(entries=ENTRIES, nodes=NODES, scalable=SCALABLE)

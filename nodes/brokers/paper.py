@@ -1,0 +1,177 @@
+"""The paper broker: a simulated account in SQLite that fills at the latest quote.
+
+A market order fills at once at the quote moved against the trader by `slippage` (buys
+pay more, sells get less); a limit order fills at that price if the limit allows it, and
+is otherwise cancelled (paper orders never rest in a book). Each fill pays the fee
+schedule's fee in the order's currency. A buy needs the cash for value + fee, a sell the
+shares: otherwise the order is rejected, as a real broker would. Cash is kept per
+currency and never converted (as at Freedom24: buying a USD share needs USD).
+
+The account file stands for the broker's side: the trading node places orders in it and
+the portfolio node reads it, as both would talk to Tradernet. Every method is one
+transaction (SQLite WAL, `BEGIN IMMEDIATE`), so the two processes never see half a fill.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from .base import Account, BrokerError, BrokerOrder, CashMove, OrderSpec, Position
+from .fees import FeeSchedule
+from .fx import Rates
+
+PRICE = Decimal("0.000001")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cash (currency TEXT PRIMARY KEY, amount TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS positions (
+    symbol TEXT PRIMARY KEY, quantity TEXT NOT NULL, average_price TEXT NOT NULL, currency TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    ref INTEGER PRIMARY KEY, client_order_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    quantity TEXT NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL, filled TEXT NOT NULL,
+    price TEXT, fee TEXT NOT NULL, note TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cash_moves (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, amount TEXT NOT NULL, currency TEXT NOT NULL,
+    at TEXT NOT NULL, note TEXT NOT NULL, symbol TEXT);
+"""
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(self, path: Path | str, fees: FeeSchedule | None = None, fx: Rates | None = None,
+                 slippage: Decimal = Decimal("0.001")) -> None:
+        self.fees, self.fx, self.slippage = fees or FeeSchedule(), fx or Rates(), slippage
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # a fill survives a power cut
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- orders -----------------------------------------------------------------------------------
+    def place(self, order: OrderSpec) -> BrokerOrder:
+        with self._tx() as db:
+            seen = self._find(db, order.ref)
+            if seen is not None:
+                return seen
+            status, filled, price, fee, note = self._fill(db, order)
+            db.execute("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (order.ref, order.client_order_id, order.symbol, order.side, str(order.quantity),
+                        order.currency, status, str(filled), None if price is None else str(price), str(fee),
+                        note, _now()))
+            return self._find(db, order.ref)  # type: ignore[return-value]
+
+    def _fill(self, db: sqlite3.Connection, o: OrderSpec) -> tuple[str, Decimal, Decimal | None, Decimal, str]:
+        if o.quote <= 0:
+            return "rejected", Decimal(0), None, Decimal(0), "no valid quote to fill against"
+        sign = 1 if o.side == "buy" else -1
+        price = (o.quote * (1 + sign * self.slippage)).quantize(PRICE, ROUND_HALF_UP)
+        if o.limit_price is not None and sign * (price - o.limit_price) > 0:
+            return "cancelled", Decimal(0), None, Decimal(0), (
+                f"the fill price {price} is beyond the limit {o.limit_price} (paper orders do not rest)")
+        value = price * o.quantity
+        fee = self.fees.fee(value, o.currency, self.fx)
+        cash = self._cash(db, o.currency)
+        held = self._position(db, o.symbol)
+        if o.side == "buy":
+            if cash < value + fee:
+                return "rejected", Decimal(0), None, Decimal(0), (
+                    f"insufficient cash: {o.currency} {value + fee} needed, {cash} available")
+            old_q = held.quantity if held else Decimal(0)
+            old_avg = held.average_price if held else Decimal(0)
+            new_q = old_q + o.quantity
+            avg = ((old_q * old_avg + value) / new_q).quantize(PRICE, ROUND_HALF_UP)
+            self._set_cash(db, o.currency, cash - value - fee)
+            db.execute("INSERT INTO positions VALUES (?,?,?,?) ON CONFLICT(symbol) DO UPDATE SET "
+                       "quantity=excluded.quantity, average_price=excluded.average_price",
+                       (o.symbol, str(new_q), str(avg), o.currency))
+        else:
+            if held is None or held.quantity < o.quantity:
+                return "rejected", Decimal(0), None, Decimal(0), (
+                    f"not enough shares: {o.quantity} to sell, {held.quantity if held else 0} held")
+            left = held.quantity - o.quantity
+            self._set_cash(db, o.currency, cash + value - fee)
+            if left == 0:
+                db.execute("DELETE FROM positions WHERE symbol=?", (o.symbol,))
+            else:
+                db.execute("UPDATE positions SET quantity=? WHERE symbol=?", (str(left), o.symbol))
+        return "filled", o.quantity, price, fee, ""
+
+    def find(self, ref: int) -> BrokerOrder | None:
+        return self._find(self.db, ref)
+
+    @staticmethod
+    def _find(db: sqlite3.Connection, ref: int) -> BrokerOrder | None:
+        row = db.execute("SELECT ref, status, filled, price, fee, note FROM orders WHERE ref=?", (ref,)).fetchone()
+        if row is None:
+            return None
+        return BrokerOrder(ref=row[0], broker_order_id=f"paper-{row[0]}", status=row[1],
+                           filled_quantity=Decimal(row[2]), average_price=None if row[3] is None else Decimal(row[3]),
+                           fee=Decimal(row[4]), note=row[5])
+
+    def cancel(self, ref: int) -> BrokerOrder:
+        found = self.find(ref)
+        if found is None:
+            raise BrokerError(f"the paper broker has no order {ref}")
+        return found  # paper orders are final at once: nothing is left to cancel
+
+    # -- account ----------------------------------------------------------------------------------
+    def deposit(self, amount: Decimal, currency: str, note: str = "deposit") -> Decimal:
+        """Credit cash (paper only: a real account is funded from the bank); the new balance."""
+        if amount <= 0:
+            raise BrokerError("a deposit must be above 0")
+        with self._tx() as db:
+            balance = self._cash(db, currency) + amount
+            self._set_cash(db, currency, balance)
+            db.execute("INSERT INTO cash_moves (kind, amount, currency, at, note) VALUES ('deposit',?,?,?,?)",
+                       (str(amount), currency, _now(), note))
+            return balance
+
+    def account(self) -> Account:
+        with self._tx() as db:  # one snapshot of positions and cash
+            positions = {r[0]: Position(r[0], Decimal(r[1]), Decimal(r[2]), r[3])
+                         for r in db.execute("SELECT symbol, quantity, average_price, currency FROM positions")}
+            cash = {r[0]: Decimal(r[1]) for r in db.execute("SELECT currency, amount FROM cash")}
+        return Account(positions=positions, cash=cash)
+
+    def cash_moves(self, since: datetime | None = None) -> list[CashMove]:
+        rows = self.db.execute("SELECT kind, amount, currency, at, note, symbol FROM cash_moves WHERE at >= ? "
+                               "ORDER BY id", ((since or datetime.min.replace(tzinfo=UTC)).isoformat(),))
+        return [CashMove(r[0], Decimal(r[1]), r[2], datetime.fromisoformat(r[3]), r[4], r[5]) for r in rows]
+
+    @staticmethod
+    def _cash(db: sqlite3.Connection, currency: str) -> Decimal:
+        row = db.execute("SELECT amount FROM cash WHERE currency=?", (currency,)).fetchone()
+        return Decimal(row[0]) if row else Decimal(0)
+
+    @staticmethod
+    def _set_cash(db: sqlite3.Connection, currency: str, amount: Decimal) -> None:
+        db.execute("INSERT INTO cash VALUES (?,?) ON CONFLICT(currency) DO UPDATE SET amount=excluded.amount",
+                   (currency, str(amount)))
+
+    @staticmethod
+    def _position(db: sqlite3.Connection, symbol: str) -> Position | None:
+        row = db.execute("SELECT symbol, quantity, average_price, currency FROM positions WHERE symbol=?",
+                         (symbol,)).fetchone()
+        return Position(row[0], Decimal(row[1]), Decimal(row[2]), row[3]) if row else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

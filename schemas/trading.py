@@ -1,0 +1,105 @@
+"""Messages of the trading node: orders, their life in the outbox, the halt flag."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .common import Currency, Id, Message, Money, Quantity, Symbol, UtcDateTime
+
+Side = Literal["buy", "sell"]
+Mode = Literal["research", "paper", "live"]
+OrderStatus = Literal["new", "submitted", "partially_filled", "filled", "rejected", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"filled", "rejected", "cancelled"})
+
+
+class PlaceOrder(Message):
+    """An order for the trading node. `client_order_id` is the order's identity: the same
+    id sent again (a redelivery, a plan approved twice, a retry) is the same order and never
+    a second one; the planner derives it from the plan and the step (`plan-42:3`)."""
+
+    client_order_id: Id
+    symbol: Symbol
+    side: Side
+    quantity: Quantity = Field(description="shares; a whole number of lots")
+    currency: Currency = Field(description="the security's trading currency (checked)")
+    limit_price: Money | None = Field(default=None, description="none: a market order")
+    plan_id: Id | None = None
+    reason: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _positive(self) -> PlaceOrder:
+        if self.quantity <= 0:
+            raise ValueError("quantity must be above 0")
+        if self.limit_price is not None and self.limit_price <= 0:
+            raise ValueError("limit_price must be above 0")
+        return self
+
+    def same_order(self, other: PlaceOrder) -> bool:
+        """The fields that make an order (not its reason text)."""
+        keep = {"client_order_id", "symbol", "side", "quantity", "currency", "limit_price", "plan_id"}
+        return self.model_dump(include=keep) == other.model_dump(include=keep)
+
+
+class OrderRef(Message):
+    client_order_id: Id
+
+
+class OrderStep(Message):
+    status: OrderStatus
+    at: UtcDateTime
+    note: str = ""
+
+
+class Order(Message):
+    """An order as the outbox knows it, with every step it went through."""
+
+    client_order_id: Id
+    ref: int = Field(description="the outbox's number for it; Tradernet's user_order_id")
+    broker_order_id: str | None = None
+    mode: Mode
+    symbol: Symbol
+    side: Side
+    quantity: Quantity
+    currency: Currency
+    limit_price: Money | None = None
+    reference_price: Money = Field(description="the latest quote when it was accepted")
+    plan_id: Id | None = None
+    reason: str = ""
+    status: OrderStatus
+    filled_quantity: Quantity = Decimal(0)
+    average_price: Money | None = None
+    fee: Money = Decimal(0)
+    note: str = Field(default="", description="why it was rejected or cancelled, or the last word on it")
+    created: UtcDateTime
+    updated: UtcDateTime
+    steps: list[OrderStep] = Field(default_factory=list)
+
+
+class ListOrders(Message):
+    status: OrderStatus | None = None
+    plan_id: Id | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class Orders(Message):
+    orders: list[Order]
+
+
+class Halt(Message):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Resume(Message):
+    reason: str = Field(default="", max_length=500)
+
+
+class Halted(Message):
+    """Retained on `state/trading/halted`: while `halted`, nothing is sent to the broker."""
+
+    halted: bool
+    reason: str = ""
+    at: UtcDateTime
+    mode: Mode
