@@ -145,10 +145,13 @@ class PaperBroker:
             return balance
 
     def account(self) -> Account:
-        with self._tx() as db:  # one snapshot of positions and cash
-            positions = {r[0]: Position(r[0], Decimal(r[1]), Decimal(r[2]), r[3])
-                         for r in db.execute("SELECT symbol, quantity, average_price, currency FROM positions")}
-            cash = {r[0]: Decimal(r[1]) for r in db.execute("SELECT currency, amount FROM cash")}
+        self.db.execute("BEGIN")  # a read snapshot (WAL): consistent, and never waits for a writer
+        try:
+            positions = {r[0]: Position(r[0], Decimal(r[1]), Decimal(r[2]), r[3]) for r in
+                         self.db.execute("SELECT symbol, quantity, average_price, currency FROM positions")}
+            cash = {r[0]: Decimal(r[1]) for r in self.db.execute("SELECT currency, amount FROM cash")}
+        finally:
+            self.db.execute("COMMIT")
         return Account(positions=positions, cash=cash)
 
     def cash_moves(self, since: datetime | None = None) -> list[CashMove]:

@@ -1,0 +1,322 @@
+"""The trading node on a real broker, with real SQLite files: the paper account, and the
+real tradernet-sdk against the fake Tradernet API. Never the same order twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge import Client, PublishRefused, RemoteError
+from nodes.brokers import LiveRefused
+from nodes.brokers.paper import PaperBroker
+from nodes.trading.node import node as trading
+from schemas import catalog as t
+from schemas.common import utcnow
+from schemas.trading import Halt, Halted, ListOrders, Order, OrderRef, PlaceOrder, Resume
+from schemas.universe import Quote, Quotes, Security, Universe
+from tests.fakes import tradernet
+from tests.test_fuzz import LoopThread
+
+D = Decimal
+DAY = "2024-11-29"
+SECURITIES = [Security(symbol="AAPL.US", name="Apple", currency="USD", min_trade=D(200)),
+              Security(symbol="MA.US", name="Mastercard", currency="USD")]
+CLOSES = {"AAPL.US": D("237.33"), "MA.US": D("500")}
+
+
+def buy(cid: str = "plan-1:1", qty: str = "10", symbol: str = "AAPL.US", **kw) -> PlaceOrder:
+    return PlaceOrder(client_order_id=cid, symbol=symbol, side="buy", quantity=D(qty), currency="USD", **kw)
+
+
+@pytest.fixture
+def paper_env(tmp_path, monkeypatch) -> Path:
+    account = tmp_path / "paper.sqlite"
+    monkeypatch.setenv("PAPER_ACCOUNT", str(account))
+    broker = PaperBroker(account)
+    broker.deposit(D(10000), "USD")
+    broker.close()
+    return account
+
+
+@pytest.fixture
+async def market(connect):
+    """The universe's retained securities and quotes, as the universe node publishes them."""
+    universe = await connect("universe")
+    await universe.emit(t.UNIVERSE_SECURITIES, Universe(securities=SECURITIES, at=utcnow()))
+    await universe.emit(t.UNIVERSE_QUOTES, Quotes(quotes={s: Quote(symbol=s, day=DAY, close=c, currency="USD")
+                                                          for s, c in CLOSES.items()}, at=utcnow()))
+    return universe
+
+
+@pytest.fixture
+async def operator(connect) -> Client:
+    return await connect("operator")
+
+
+def paper_orders(account: Path) -> list[tuple]:
+    with sqlite3.connect(account) as db:
+        return db.execute("SELECT ref, client_order_id, status, filled FROM orders ORDER BY ref").fetchall()
+
+
+async def test_a_paper_order_fills_and_every_step_is_logged(run_node, market, operator, paper_env, probe):
+    events = await probe.collect(probe.topics.of(t.ORDER_UPDATED))
+    async with run_node(trading):
+        await asyncio.sleep(0.3)
+        order = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
+        assert order.status == "filled" and order.filled_quantity == 10 and order.mode == "paper"
+        assert order.average_price == D("237.567330")  # the quote, 0.1 % against the buyer
+        assert order.reference_price == D("237.33") and order.fee > 0
+        assert [s.status for s in order.steps] == ["new", "filled"]
+        assert await operator.call(t.TRADING_GET, OrderRef(client_order_id="plan-1:1")) == order
+        seen = [Order.model_validate_json((await events.next()).payload).status for _ in range(2)]
+        assert seen == ["new", "filled"]
+    assert paper_orders(paper_env) == [(1, "plan-1:1", "filled", "10")]
+
+
+async def test_the_same_order_twice_is_one_order(run_node, market, operator, paper_env):
+    async with run_node(trading):
+        await asyncio.sleep(0.3)
+        first = await operator.call(t.TRADING_ORDER, buy())
+        again = await operator.call(t.TRADING_ORDER, buy(reason="the same plan approved again"))  # a new msg-id
+        assert again == first
+        with pytest.raises(RemoteError, match=r"client_order_id plan-1:1 names another order already"):
+            await operator.call(t.TRADING_ORDER, buy(qty="20"))
+        listed = await operator.call(t.TRADING_ORDERS, ListOrders())
+        assert [o.client_order_id for o in listed.orders] == ["plan-1:1"]
+    assert len(paper_orders(paper_env)) == 1
+    account = PaperBroker(paper_env).account()
+    assert account.positions["AAPL.US"].quantity == 10
+
+
+@pytest.mark.parametrize(("payload", "kind", "says"), [
+    ({"quantity": "-5"}, "invalid", "quantity must be above 0"),
+    ({"quantity": 5.0}, "invalid", "got a JSON float"),
+    ({"limit_price": 237.3}, "invalid", "got a JSON float"),
+    ({"currency": "usd"}, "invalid", "currency"),
+    ({"currency": "EUR"}, "refused", "trades in USD, not EUR"),
+    ({"symbol": "nope"}, "invalid", "symbol"),
+    ({"symbol": "TSLA.US"}, "refused", "unknown symbol TSLA.US"),
+    ({"quantity": "100"}, "refused", "above the maximum of 5000"),
+    ({"quantity": "1000"}, "refused", "not enough cash"),
+    ({"limit_price": "300"}, "refused", "from the quote"),
+    ({"side": "short"}, "invalid", "side"),
+])
+async def test_bad_orders_get_a_clear_error_and_change_nothing(run_node, market, operator, paper_env, payload,
+                                                                kind, says):
+    body = {**buy().model_dump(mode="json"), **payload}
+    async with run_node(trading):
+        await asyncio.sleep(0.3)
+        reply = await operator.request(operator.topics.command("trading", "order"), json.dumps(body).encode())
+        assert reply.user["status"] == "error"
+        text = reply.payload.decode()
+        assert f'"kind":"{kind}"' in text and says in text, text
+        assert (await operator.call(t.TRADING_ORDERS, ListOrders())).orders == []
+    assert paper_orders(paper_env) == []
+
+
+async def test_halt_stops_sending_and_resume_clears_it(run_node, market, operator, paper_env, probe, broker):
+    flags = await probe.collect(probe.topics.of(t.TRADING_HALTED))
+    async with run_node(trading):
+        assert Halted.model_validate_json((await flags.next()).payload).halted is False
+        halted = await operator.call(t.TRADING_HALT, Halt(reason="checking the account"))
+        assert halted.halted and Halted.model_validate_json((await flags.next()).payload).halted
+        with pytest.raises(RemoteError, match=r"trading is halted since .*: checking the account"):
+            await operator.call(t.TRADING_ORDER, buy())
+        await operator.call(t.TRADING_RESUME, Resume())
+        assert (await operator.call(t.TRADING_ORDER, buy())).status == "filled"
+        # and with a plain mosquitto_pub, as an operator would in a hurry
+        s = broker.settings("operator")
+        subprocess.run([shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub", "-h", s.host, "-p", str(s.port),
+                        "-u", s.user, "-P", s.password, "-V", "mqttv5", "-q", "1",
+                        "-t", operator.topics.command("trading", "halt"), "-m", '{"reason": "by hand"}'],
+                       check=True, timeout=10)
+        flag = Halted.model_validate_json((await flags.until(
+            lambda m: Halted.model_validate_json(m.payload).halted, timeout=10)).payload)
+        assert flag.reason == "by hand"
+        with pytest.raises(RemoteError, match="halted"):
+            await operator.call(t.TRADING_ORDER, buy("plan-1:2"))
+    async with run_node(trading):  # the flag survives a restart
+        with pytest.raises(RemoteError, match="halted"):
+            await operator.call(t.TRADING_ORDER, buy("plan-1:2"))
+
+
+async def test_only_planning_and_the_operator_may_order(run_node, market, connect, paper_env):
+    scoring = await connect("scoring")
+    planning = await connect("planning")
+    async with run_node(trading):
+        await asyncio.sleep(0.3)
+        with pytest.raises(PublishRefused, match="Not authorized"):
+            await scoring.publish(scoring.topics.command("trading", "order"), buy(), qos=1)
+        with pytest.raises(PublishRefused, match="Not authorized"):
+            await scoring.publish(scoring.topics.command("trading", "halt"), Halt(reason="x"), qos=1)
+        assert (await planning.call(t.TRADING_ORDER, buy())).status == "filled"
+    assert [r[1] for r in paper_orders(paper_env)] == ["plan-1:1"]
+
+
+async def test_research_mode_never_sends(run_node, market, operator, paper_env, monkeypatch):
+    monkeypatch.setenv("TRADING_MODE", "research")
+    async with run_node(trading):
+        with pytest.raises(RemoteError, match="mode research: orders are never sent"):
+            await operator.call(t.TRADING_ORDER, buy())
+    assert paper_orders(paper_env) == []
+
+
+async def test_live_refuses_to_start_without_its_switch(run_node, monkeypatch):
+    monkeypatch.setenv("TRADING_MODE", "live")
+    with pytest.raises(LiveRefused, match="TRADING_ALLOW_LIVE=yes"):
+        async with run_node(trading):
+            pass
+
+
+# -- kill -9 between writing an order and the broker's answer -------------------------------------------
+def _outbox_status(state: Path, cid: str) -> str | None:
+    path = state / "trading.sqlite"
+    if not path.exists():
+        return None
+    with sqlite3.connect(path, timeout=5) as db:
+        row = db.execute("SELECT status FROM orders WHERE client_order_id=?", (cid,)).fetchone()
+    return row[0] if row else None
+
+
+async def _until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_paper_kill_9_after_writing_ends_with_one_order(spawn, broker, market, operator, paper_env, tmp_path):
+    state = tmp_path / "state"
+    env = {"PAPER_ACCOUNT": str(paper_env)}
+    node = await spawn("trading", "trading", state_dir=state, extra_env=env)
+    await asyncio.sleep(0.5)
+    lock = sqlite3.connect(paper_env, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the paper broker cannot answer: the node waits after writing
+    request = asyncio.ensure_future(operator.request(operator.topics.command("trading", "order"),
+                                                     buy().model_dump_json().encode(), timeout=60))
+    await _until(lambda: _outbox_status(state, "plan-1:1") == "new")
+    node.kill9()
+    lock.execute("ROLLBACK")
+    lock.close()
+    request.cancel()
+    node = await spawn("trading", "trading", state_dir=state, extra_env=env)  # reconciles, then the redelivery
+    await _until(lambda: _outbox_status(state, "plan-1:1") == "filled")
+    again = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
+    assert again.status == "filled" and [s.status for s in again.steps] == ["new", "filled"]
+    assert paper_orders(paper_env) == [(1, "plan-1:1", "filled", "10")]
+    node.terminate()
+
+
+async def test_tradernet_kill_9_before_the_answer_ends_with_one_order(spawn, broker, market, operator, tmp_path):
+    state = tmp_path / "state"
+    with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
+        fake.cash["USD"] = D(10000)
+        fake.hold_s = 30  # booked at the broker, the answer never comes back in time
+        env = {**fake.env(), "TRADING_MODE": "live", "TRADING_ALLOW_LIVE": "yes", "TRADING_MARKET_HOURS": "always"}
+        node = await spawn("trading", "trading", state_dir=state, extra_env=env)
+        await asyncio.sleep(0.5)
+        request = asyncio.ensure_future(operator.request(operator.topics.command("trading", "order"),
+                                                         buy().model_dump_json().encode(), timeout=60))
+        await _until(lambda: len(fake.placed(1)) == 1)
+        node.kill9()
+        request.cancel()
+        fake.hold_s = 0
+        node = await spawn("trading", "trading", state_dir=state, extra_env=env)
+        await _until(lambda: _outbox_status(state, "plan-1:1") == "filled")
+        again = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
+        assert again.status == "filled" and again.broker_order_id == str(fake.placed(1)[0]["id"])
+        assert len(fake.accepted("putTradeOrder")) == 1 and len(fake.placed(1)) == 1
+        node.terminate()
+
+
+async def test_a_live_order_through_the_sdk(run_node, market, operator, monkeypatch):
+    with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
+        fake.cash["USD"] = D(10000)
+        for k, v in {**fake.env(), "TRADING_MODE": "live", "TRADING_ALLOW_LIVE": "yes",
+                     "TRADING_MARKET_HOURS": "always"}.items():
+            monkeypatch.setenv(k, v)
+        async with run_node(trading):
+            await asyncio.sleep(0.3)
+            filled = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
+            assert filled.status == "filled" and filled.mode == "live" and filled.average_price == D("237.33")
+            working = await operator.call(t.TRADING_ORDER, buy("plan-1:2", qty="1", symbol="MA.US",
+                                                               limit_price=D("490")), timeout=10)
+            assert working.status == "submitted"
+            cancelled = await operator.call(t.TRADING_CANCEL, OrderRef(client_order_id="plan-1:2"), timeout=10)
+            assert cancelled.status == "cancelled" and fake.placed(2)[0]["stat"] == 31
+        assert all(p["action_id"] == 1 for p in fake.accepted("putTradeOrder"))  # cash, never margin
+
+
+# -- hypothesis: any payload on the order command ----------------------------------------------------------
+amounts = st.one_of(st.decimals(allow_nan=True, allow_infinity=True).map(str), st.floats(), st.integers(),
+                    st.text(max_size=8), st.none())
+order_payloads = st.fixed_dictionaries(
+    {"client_order_id": st.sampled_from(["f-1", "f-2", "", "x" * 200, "ok:1"]),
+     "symbol": st.sampled_from(["AAPL.US", "MA.US", "TSLA.US", "aapl", ""]),
+     "side": st.sampled_from(["buy", "sell", "hold"]),
+     "quantity": amounts, "currency": st.sampled_from(["USD", "EUR", "usd"])},
+    optional={"limit_price": amounts, "extra": st.integers()})
+
+
+@pytest.fixture
+def fuzz_trading(broker, tmp_path, paper_env):
+    lt = LoopThread()
+    stop, ready = asyncio.Event(), asyncio.Event()
+
+    async def start():
+        universe = Client(broker.settings("universe"), name="fuzz-universe")
+        await universe.connect()
+        await universe.emit(t.UNIVERSE_SECURITIES, Universe(securities=SECURITIES, at=utcnow()))
+        await universe.emit(t.UNIVERSE_QUOTES, Quotes(quotes={s: Quote(symbol=s, day=DAY, close=c, currency="USD")
+                                                              for s, c in CLOSES.items()}, at=utcnow()))
+        task = asyncio.ensure_future(trading.run(broker.settings("trading"), state_dir=tmp_path / "s", stop=stop,
+                                                 ready=ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        client = Client(broker.settings("operator"), name="fuzzer")
+        await client.connect()
+        return task, client, universe
+
+    task, client, universe = lt.run(start())
+    yield lt, client
+    lt.loop.call_soon_threadsafe(stop.set)
+    lt.run(asyncio.wait_for(asyncio.shield(task), 15))
+    lt.run(client.close())
+    lt.run(universe.close())
+    lt.close()
+
+
+@settings(deadline=None)
+@given(body=order_payloads)
+def test_any_order_payload_is_answered_and_only_valid_orders_reach_the_broker(fuzz_trading, paper_env, body):
+    lt, client = fuzz_trading
+    reply = lt.run(client.request(client.topics.command("trading", "order"), json.dumps(body).encode(), timeout=10))
+    assert reply.user.get("status") in ("ok", "error")
+    if reply.user["status"] == "ok":
+        order = Order.model_validate_json(reply.payload)
+        assert order.status in ("filled", "rejected")
+    else:
+        assert json.loads(reply.payload)["error"]
+    placed = paper_orders(paper_env)
+    assert len({r[1] for r in placed}) == len(placed)  # never two broker orders for one client id
+    pong = lt.run(client.request(client.topics.ping("trading"), b"{}", timeout=10))
+    assert pong.user.get("status") == "ok"
+
+
+def test_the_trading_node_stays_free_of_heavy_libraries():
+    code = ("import sys, nodes.trading.node; "
+            "print(sorted(m for m in ('pandas', 'numpy', 'tradernet', 'pypfopt') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent.parent)
+    assert out.stdout.strip() == "[]"
