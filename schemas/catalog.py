@@ -7,6 +7,7 @@ the AsyncAPI document and the JSON Schemas are all generated from this list.
 
 from __future__ import annotations
 
+from . import portfolio as pf
 from . import scoring as sc
 from . import trading as tr
 from . import universe as u
@@ -57,10 +58,24 @@ TRADING_RESUME = command("trading", "resume", tr.Resume, tr.Halted, senders=HALT
 TRADING_HALTED = state("trading", "halted", tr.Halted, doc="whether trading is halted, why and since when")
 ORDER_UPDATED = event("trading", "order", tr.Order, doc="an order was written, sent, filled, rejected or cancelled")
 
+# -- portfolio (execution board): the account and its value --------------------------------------
+PORTFOLIO_SYNC = command("portfolio", "sync", pf.SyncPortfolio, pf.Summary,
+                         doc="read the account from the broker and publish its summary")
+PORTFOLIO_DEPOSIT = command("portfolio", "deposit", pf.Deposit, pf.DepositResult, idempotent=True,
+                            senders=("operator", "dashboard", "scheduler"),
+                            doc="paper: credit cash to the account (a retry credits once)")
+PORTFOLIO_DEPOSIT_CHECK = command("portfolio", "deposit_check", pf.DepositCheck, pf.DepositPlanState,
+                                  idempotent=True, doc="credit this month's planned deposit if due (paper)")
+PORTFOLIO_VALUATIONS = command("portfolio", "valuations", pf.GetValuations, pf.Valuations,
+                               doc="the account's value per day")
+PORTFOLIO_SUMMARY = state("portfolio", "summary", pf.Summary,
+                          doc="positions, cash per currency and the value in the base currency")
+
 ENTRIES: tuple = (UNIVERSE_ADD, UNIVERSE_UPDATE, UNIVERSE_DEACTIVATE, UNIVERSE_SYNC, UNIVERSE_HISTORY,
                   UNIVERSE_SECURITIES, UNIVERSE_QUOTES, PRICES_CHANGED, SYNC_PROGRESS,
                   SCORING_RESCORE, SCORES,
                   TRADING_ORDER, TRADING_CANCEL, TRADING_GET, TRADING_ORDERS, TRADING_HALT, TRADING_RESUME,
-                  TRADING_HALTED, ORDER_UPDATED)
+                  TRADING_HALTED, ORDER_UPDATED,
+                  PORTFOLIO_SYNC, PORTFOLIO_DEPOSIT, PORTFOLIO_DEPOSIT_CHECK, PORTFOLIO_VALUATIONS, PORTFOLIO_SUMMARY)
 
 CATALOG = Catalog(entries=ENTRIES, nodes=NODES, scalable=SCALABLE)

@@ -207,3 +207,14 @@ async def wait_online(broker: DevBroker, ident: str, pid: int, spawned: Spawned 
             if status.state == "online" and status.pid == pid:
                 return status
     raise AssertionError(f"{ident} (pid {pid}) did not come online: {spawned.output() if spawned else ''}")
+
+
+@pytest.fixture
+async def market(connect: Callable[..., Any]) -> Client:
+    """The universe's retained securities and quotes (`tests/market.py`), as the universe
+    node publishes them, for the execution board's nodes."""
+    from tests.market import publish_market
+
+    universe = await connect("universe")
+    await publish_market(universe)
+    return universe

@@ -23,21 +23,12 @@ from nodes.brokers import LiveRefused
 from nodes.brokers.paper import PaperBroker
 from nodes.trading.node import node as trading
 from schemas import catalog as t
-from schemas.common import utcnow
-from schemas.trading import Halt, Halted, ListOrders, Order, OrderRef, PlaceOrder, Resume
-from schemas.universe import Quote, Quotes, Security, Universe
+from schemas.trading import Halt, Halted, ListOrders, Order, OrderRef, Resume
 from tests.fakes import tradernet
+from tests.market import CLOSES, buy, publish_market
 from tests.test_fuzz import LoopThread
 
 D = Decimal
-DAY = "2024-11-29"
-SECURITIES = [Security(symbol="AAPL.US", name="Apple", currency="USD", min_trade=D(200)),
-              Security(symbol="MA.US", name="Mastercard", currency="USD")]
-CLOSES = {"AAPL.US": D("237.33"), "MA.US": D("500")}
-
-
-def buy(cid: str = "plan-1:1", qty: str = "10", symbol: str = "AAPL.US", **kw) -> PlaceOrder:
-    return PlaceOrder(client_order_id=cid, symbol=symbol, side="buy", quantity=D(qty), currency="USD", **kw)
 
 
 @pytest.fixture
@@ -48,16 +39,6 @@ def paper_env(tmp_path, monkeypatch) -> Path:
     broker.deposit(D(10000), "USD")
     broker.close()
     return account
-
-
-@pytest.fixture
-async def market(connect):
-    """The universe's retained securities and quotes, as the universe node publishes them."""
-    universe = await connect("universe")
-    await universe.emit(t.UNIVERSE_SECURITIES, Universe(securities=SECURITIES, at=utcnow()))
-    await universe.emit(t.UNIVERSE_QUOTES, Quotes(quotes={s: Quote(symbol=s, day=DAY, close=c, currency="USD")
-                                                          for s, c in CLOSES.items()}, at=utcnow()))
-    return universe
 
 
 @pytest.fixture
@@ -166,7 +147,7 @@ async def test_only_planning_and_the_operator_may_order(run_node, market, connec
 
 
 async def test_research_mode_never_sends(run_node, market, operator, paper_env, monkeypatch):
-    monkeypatch.setenv("TRADING_MODE", "research")
+    monkeypatch.setenv("EDGE_MODE", "research")
     async with run_node(trading):
         with pytest.raises(RemoteError, match="mode research: orders are never sent"):
             await operator.call(t.TRADING_ORDER, buy())
@@ -174,7 +155,7 @@ async def test_research_mode_never_sends(run_node, market, operator, paper_env, 
 
 
 async def test_live_refuses_to_start_without_its_switch(run_node, monkeypatch):
-    monkeypatch.setenv("TRADING_MODE", "live")
+    monkeypatch.setenv("EDGE_MODE", "live")
     with pytest.raises(LiveRefused, match="TRADING_ALLOW_LIVE=yes"):
         async with run_node(trading):
             pass
@@ -224,7 +205,7 @@ async def test_tradernet_kill_9_before_the_answer_ends_with_one_order(spawn, bro
     with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
         fake.cash["USD"] = D(10000)
         fake.hold_s = 30  # booked at the broker, the answer never comes back in time
-        env = {**fake.env(), "TRADING_MODE": "live", "TRADING_ALLOW_LIVE": "yes", "TRADING_MARKET_HOURS": "always"}
+        env = {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes", "TRADING_MARKET_HOURS": "always"}
         node = await spawn("trading", "trading", state_dir=state, extra_env=env)
         await asyncio.sleep(0.5)
         request = asyncio.ensure_future(operator.request(operator.topics.command("trading", "order"),
@@ -244,7 +225,7 @@ async def test_tradernet_kill_9_before_the_answer_ends_with_one_order(spawn, bro
 async def test_a_live_order_through_the_sdk(run_node, market, operator, monkeypatch):
     with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
         fake.cash["USD"] = D(10000)
-        for k, v in {**fake.env(), "TRADING_MODE": "live", "TRADING_ALLOW_LIVE": "yes",
+        for k, v in {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes",
                      "TRADING_MARKET_HOURS": "always"}.items():
             monkeypatch.setenv(k, v)
         async with run_node(trading):
@@ -278,9 +259,7 @@ def fuzz_trading(broker, tmp_path, paper_env):
     async def start():
         universe = Client(broker.settings("universe"), name="fuzz-universe")
         await universe.connect()
-        await universe.emit(t.UNIVERSE_SECURITIES, Universe(securities=SECURITIES, at=utcnow()))
-        await universe.emit(t.UNIVERSE_QUOTES, Quotes(quotes={s: Quote(symbol=s, day=DAY, close=c, currency="USD")
-                                                              for s, c in CLOSES.items()}, at=utcnow()))
+        await publish_market(universe)
         task = asyncio.ensure_future(trading.run(broker.settings("trading"), state_dir=tmp_path / "s", stop=stop,
                                                  ready=ready))
         await asyncio.wait_for(ready.wait(), 10)

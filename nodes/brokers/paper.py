@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS orders (
     price TEXT, fee TEXT NOT NULL, note TEXT NOT NULL, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cash_moves (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, amount TEXT NOT NULL, currency TEXT NOT NULL,
-    at TEXT NOT NULL, note TEXT NOT NULL, symbol TEXT);
+    at TEXT NOT NULL, note TEXT NOT NULL, symbol TEXT, key TEXT UNIQUE);
 """
 
 
@@ -133,16 +133,18 @@ class PaperBroker:
         return found  # paper orders are final at once: nothing is left to cancel
 
     # -- account ----------------------------------------------------------------------------------
-    def deposit(self, amount: Decimal, currency: str, note: str = "deposit") -> Decimal:
-        """Credit cash (paper only: a real account is funded from the bank); the new balance."""
+    def deposit(self, amount: Decimal, currency: str, note: str = "deposit", key: str | None = None) -> bool:
+        """Credit cash (paper only: a real account is funded from the bank). A `key` makes it
+        happen once: the same key again credits nothing and returns False."""
         if amount <= 0:
             raise BrokerError("a deposit must be above 0")
         with self._tx() as db:
-            balance = self._cash(db, currency) + amount
-            self._set_cash(db, currency, balance)
-            db.execute("INSERT INTO cash_moves (kind, amount, currency, at, note) VALUES ('deposit',?,?,?,?)",
-                       (str(amount), currency, _now(), note))
-            return balance
+            if key is not None and db.execute("SELECT 1 FROM cash_moves WHERE key=?", (key,)).fetchone():
+                return False
+            self._set_cash(db, currency, self._cash(db, currency) + amount)
+            db.execute("INSERT INTO cash_moves (kind, amount, currency, at, note, key) VALUES ('deposit',?,?,?,?,?)",
+                       (str(amount), currency, _now(), note, key))
+            return True
 
     def account(self) -> Account:
         self.db.execute("BEGIN")  # a read snapshot (WAL): consistent, and never waits for a writer

@@ -13,7 +13,8 @@ rates (`nodes/brokers/fx.py`) and the broker's settings (`nodes/brokers/__init__
 
 | variable                | default   | meaning                                                        |
 | ----------------------- | --------- | -------------------------------------------------------------- |
-| `TRADING_MODE`          | `paper`   | `research` (never sends), `paper`, `live` (Tradernet)          |
+| `EDGE_MODE`             | `paper`   | `research` (never sends), `paper`, `live` (Tradernet); the     |
+|                         |           | whole system's mode (`edge up --mode`, Ansible's `edge_mode`)  |
 | `TRADING_ALLOW_LIVE`    |           | must be `yes` for `live`: the explicit switch                  |
 | `TRADING_STALE_ORDER_S` | `3600`    | an order written but never sent, older than this at a restart, |
 |                         |           | is cancelled instead of sent (its price is stale)             |
@@ -65,9 +66,9 @@ def _desk(ctx: Context) -> Desk:
 @node.lifespan
 async def open_desk(ctx: Context) -> AsyncIterator[None]:
     env = os.environ
-    mode = env.get("TRADING_MODE", "paper")
+    mode = env.get("EDGE_MODE", "paper")
     if mode not in ("research", "paper", "live"):
-        raise ValueError(f"TRADING_MODE={mode!r}: use research, paper or live")
+        raise ValueError(f"EDGE_MODE={mode!r}: use research, paper or live")
     broker = open_broker(mode, ctx.state_dir, env)  # live without its switch or keys: refuses, says why
     outbox = Outbox(ctx.state_dir / "trading.sqlite")
     ctx.state["desk"] = Desk(mode, outbox, broker, Limits.from_env(env, market_hours="exchange" if mode == "live"
@@ -202,7 +203,7 @@ async def place(req: PlaceOrder, ctx: Context) -> Order:
                 return await _send(ctx, existing, resumed=True)
         return existing
     if desk.mode == "research":
-        raise Rejected("mode research: orders are never sent (set TRADING_MODE=paper or live)")
+        raise Rejected("mode research: orders are never sent (set EDGE_MODE=paper or live)")
     halted = desk.halted()
     if halted.halted:
         raise Rejected(f"trading is halted since {halted.at:%Y-%m-%d %H:%M} UTC: {halted.reason}; nothing was placed")

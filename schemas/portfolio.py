@@ -1,0 +1,99 @@
+"""Messages of the portfolio node: the account's positions, cash and value."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import Field, model_validator
+
+from .common import Currency, Message, Money, Quantity, Symbol, UtcDateTime
+from .trading import Mode
+
+
+class Holding(Message):
+    symbol: Symbol
+    quantity: Quantity
+    average_price: Money
+    currency: Currency
+    price: Money | None = Field(default=None, description="the latest close; none: not priced")
+    value: Money | None = Field(default=None, description="quantity x price, in `currency`")
+    value_base: Money | None = Field(default=None, description="value in the base currency")
+    weight: Money | None = Field(default=None, description="share of the total value (0..1)")
+
+
+class CashBalance(Message):
+    currency: Currency
+    amount: Money
+    amount_base: Money
+
+
+class Summary(Message):
+    """Retained on `state/portfolio/summary`. A holding without a price is listed in
+    `unpriced` and left out of the totals, never valued at a guess."""
+
+    base: Currency
+    mode: Mode
+    broker: str
+    positions: list[Holding]
+    cash: list[CashBalance]
+    positions_base: Money
+    cash_base: Money
+    total_base: Money
+    unpriced: list[Symbol] = Field(default_factory=list)
+    fx: dict[str, Money] = Field(description="value of one unit of each currency in the base currency")
+    fx_source: str
+    deposits_base: Money = Field(description="every deposit so far, in the base currency")
+    dividends_base: Money = Field(description="every dividend the broker reported, in the base currency")
+    at: UtcDateTime
+
+
+class SyncPortfolio(Message):
+    """Read the account from the broker now (also on a schedule and after every order)."""
+
+
+class Deposit(Message):
+    amount: Money
+    currency: Currency
+    note: str = Field(default="deposit", max_length=200)
+
+    @model_validator(mode="after")
+    def _positive(self) -> Deposit:
+        if self.amount <= 0:
+            raise ValueError("amount must be above 0")
+        return self
+
+
+class DepositResult(Message):
+    currency: Currency
+    amount: Money
+    balance: Money = Field(description="the cash in that currency after the deposit")
+
+
+class DepositCheck(Message):
+    """Credit this month's planned deposit if it is due and not yet made (paper)."""
+
+
+class DepositPlanState(Message):
+    amount: Money
+    currency: Currency
+    day: int
+    month: str = Field(description="YYYY-MM checked")
+    credited: bool = Field(description="this month's deposit is in the account")
+    note: str = ""
+
+
+class GetValuations(Message):
+    start: date | None = None
+    end: date | None = None
+
+
+class ValuationPoint(Message):
+    day: date
+    total_base: Money
+    positions_base: Money
+    cash_base: Money
+
+
+class Valuations(Message):
+    base: Currency
+    points: list[ValuationPoint]

@@ -1,0 +1,129 @@
+"""The portfolio node on a real broker: the paper account it shares with the trading
+node, deposits, valuation at the universe's closes, Tradernet through the SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from edge import RemoteError
+from nodes.brokers.base import Account, Position
+from nodes.brokers.fx import Rates
+from nodes.brokers.paper import PaperBroker
+from nodes.portfolio.node import node as portfolio
+from nodes.portfolio.valuation import summarise
+from nodes.trading.node import node as trading
+from schemas import catalog as t
+from schemas.portfolio import Deposit, DepositCheck, GetValuations, Summary, SyncPortfolio
+from tests.fakes import tradernet
+from tests.market import CLOSES, buy
+
+D = Decimal
+
+
+@pytest.fixture
+def account(tmp_path, monkeypatch):
+    path = tmp_path / "paper.sqlite"
+    monkeypatch.setenv("PAPER_ACCOUNT", str(path))
+    return path
+
+
+def test_valuation_in_the_base_currency():
+    acct = Account(positions={"AAPL.US": Position("AAPL.US", D(10), D(200), "USD"),
+                              "X.US": Position("X.US", D(1), D(5), "USD")},
+                   cash={"USD": D("1056.50"), "EUR": D(100)})
+    s = summarise(acct, {"AAPL.US": D("211.30")}, Rates(), mode="paper", broker="paper", deposits_base=D(0),
+                  dividends_base=D(0), at=datetime.now(UTC))
+    # 10 x 211.30 = USD 2113.00 = EUR 2000.00 at 1.0565; cash USD 1056.50 = EUR 1000 + EUR 100
+    assert s.positions_base == D("2000.00") and s.cash_base == D("1100.00") and s.total_base == D("3100.00")
+    assert s.unpriced == ["X.US"]  # listed, not valued at a guess
+    aapl = next(h for h in s.positions if h.symbol == "AAPL.US")
+    assert aapl.weight == D("0.645161") and aapl.value == D("2113.00")
+    assert s.fx["EUR"] == 1 and "ECB" in s.fx_source
+
+
+async def test_a_new_paper_account_starts_with_its_first_deposit(run_node, market, probe, account):
+    summaries = await probe.collect(probe.topics.of(t.PORTFOLIO_SUMMARY))
+    async with run_node(portfolio):
+        s = Summary.model_validate_json((await summaries.next(10)).payload)
+        assert s.cash[0].currency == "USD" and s.cash[0].amount == D(10000) and s.mode == "paper"
+        assert s.total_base == (D(10000) / D("1.0565")).quantize(D("0.01"))
+        check = await probe.client.call(t.PORTFOLIO_DEPOSIT_CHECK, DepositCheck())
+        assert check.credited and "first deposit" in check.note
+    async with run_node(portfolio):  # a restart deposits nothing more
+        s = await probe.client.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+        assert s.cash[0].amount == D(10000)
+
+
+async def test_deposits_are_credited_once(run_node, market, connect, account):
+    operator = await connect("operator")
+    async with run_node(portfolio):
+        result = await operator.call(t.PORTFOLIO_DEPOSIT, Deposit(amount=D("250.50"), currency="EUR"))
+        assert result.balance == D("250.50")
+        msg = operator.topics.command("portfolio", "deposit")
+        body = Deposit(amount=D(100), currency="EUR").model_dump_json().encode()
+        first = await operator.request(msg, body, msg_id="dep-1")
+        again = await operator.request(msg, body, msg_id="dep-1")  # a redelivery of the same command
+        assert json.loads(first.payload) == json.loads(again.payload)
+        s = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+        assert {c.currency: c.amount for c in s.cash} == {"EUR": D("350.50"), "USD": D(10000)}
+        for bad in ('{"amount": "-5", "currency": "EUR"}', '{"amount": 5.5, "currency": "EUR"}',
+                    '{"amount": "5", "currency": "euro"}'):
+            reply = await operator.request(msg, bad.encode())
+            assert reply.user["status"] == "error" and b'"kind":"invalid"' in reply.payload
+        assert {c.currency: c.amount for c in (await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())).cash} == {
+            "EUR": D("350.50"), "USD": D(10000)}
+
+
+async def test_the_monthly_plan_credits_a_month_once(run_node, market, probe, account, monkeypatch):
+    monkeypatch.setenv("PORTFOLIO_FIRST_DEPOSIT", "0")  # no first deposit: this month is due
+    monkeypatch.setenv("PORTFOLIO_MONTHLY_DEPOSIT", "750 USD")
+    async with run_node(portfolio):
+        again = await probe.client.call(t.PORTFOLIO_DEPOSIT_CHECK, DepositCheck())
+        assert again.credited and again.note == "credited earlier this month"
+        s = await probe.client.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+        assert s.cash[0].amount == D(750) and s.deposits_base == (D(750) / D("1.0565")).quantize(D("0.01"))
+
+
+async def test_orders_move_the_portfolio_and_its_history(run_node, market, connect, probe, account):
+    operator = await connect("operator")
+    summaries = await probe.collect(probe.topics.of(t.PORTFOLIO_SUMMARY))
+    async with run_node(portfolio), run_node(trading):
+        await asyncio.sleep(0.5)
+        filled = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
+        s = Summary.model_validate_json((await summaries.until(
+            lambda m: Summary.model_validate_json(m.payload).positions, timeout=10)).payload)
+        aapl = s.positions[0]
+        assert aapl.quantity == 10 and aapl.price == CLOSES["AAPL.US"]
+        cash_usd = D(10000) - filled.average_price * 10 - filled.fee
+        assert s.cash[0].amount == cash_usd
+        history = await operator.call(t.PORTFOLIO_VALUATIONS, GetValuations())
+        assert history.base == "EUR" and history.points[-1].day == datetime.now(UTC).date()
+        assert history.points[-1].total_base == s.total_base
+
+
+async def test_live_reads_tradernet_and_refuses_deposits(run_node, market, probe, connect, monkeypatch):
+    with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
+        fake.cash["USD"] = D("5000.25")
+        fake.positions["MA.US"] = [D(2), D(450)]
+        for k, v in {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes"}.items():
+            monkeypatch.setenv(k, v)
+        async with run_node(portfolio):
+            await asyncio.sleep(0.3)
+            s = await probe.client.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+            assert s.broker == "tradernet" and s.cash[0].amount == D("5000.25")
+            assert s.positions[0].symbol == "MA.US" and s.positions[0].value == D("1000.00")
+            operator = await connect("operator")
+            with pytest.raises(RemoteError, match="bank transfer"):
+                await operator.call(t.PORTFOLIO_DEPOSIT, Deposit(amount=D(1), currency="USD"))
+        assert fake.accepted("getPositionJson")
+
+
+def test_paper_keys_make_a_deposit_happen_once(tmp_path):
+    paper = PaperBroker(tmp_path / "p.sqlite")
+    assert paper.deposit(D(1), "EUR", key="k") and not paper.deposit(D(1), "EUR", key="k")
+    assert paper.account().cash == {"EUR": D(1)}
