@@ -7,6 +7,7 @@ the AsyncAPI document and the JSON Schemas are all generated from this list.
 
 from __future__ import annotations
 
+from . import optimization as op
 from . import portfolio as pf
 from . import scoring as sc
 from . import trading as tr
@@ -71,11 +72,18 @@ PORTFOLIO_VALUATIONS = command("portfolio", "valuations", pf.GetValuations, pf.V
 PORTFOLIO_SUMMARY = state("portfolio", "summary", pf.Summary,
                           doc="positions, cash per currency and the value in the base currency")
 
+# -- optimization (execution board): target weights ---------------------------------------------
+OPTIMIZATION_OPTIMIZE = command("optimization", "optimize", op.Optimize, op.Targets,
+                                doc="compute target weights now (also after every price change)")
+OPTIMIZATION_TARGETS = state("optimization", "targets", op.Targets,
+                             doc="target weights, the method actually used, every fallback, the inputs' dates")
+
 ENTRIES: tuple = (UNIVERSE_ADD, UNIVERSE_UPDATE, UNIVERSE_DEACTIVATE, UNIVERSE_SYNC, UNIVERSE_HISTORY,
                   UNIVERSE_SECURITIES, UNIVERSE_QUOTES, PRICES_CHANGED, SYNC_PROGRESS,
                   SCORING_RESCORE, SCORES,
                   TRADING_ORDER, TRADING_CANCEL, TRADING_GET, TRADING_ORDERS, TRADING_HALT, TRADING_RESUME,
                   TRADING_HALTED, ORDER_UPDATED,
-                  PORTFOLIO_SYNC, PORTFOLIO_DEPOSIT, PORTFOLIO_DEPOSIT_CHECK, PORTFOLIO_VALUATIONS, PORTFOLIO_SUMMARY)
+                  PORTFOLIO_SYNC, PORTFOLIO_DEPOSIT, PORTFOLIO_DEPOSIT_CHECK, PORTFOLIO_VALUATIONS, PORTFOLIO_SUMMARY,
+                  OPTIMIZATION_OPTIMIZE, OPTIMIZATION_TARGETS)
 
 CATALOG = Catalog(entries=ENTRIES, nodes=NODES, scalable=SCALABLE)

@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 import pandas as pd
 
 from edge import Context, Node, Rejected
+from nodes import history
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.scoring import Rescore, Scores, SecurityScore
-from schemas.universe import GetHistory, PricesChanged, Universe
+from schemas.universe import PricesChanged, Universe
 
 from . import model
 
@@ -41,15 +42,6 @@ async def on_prices(event: PricesChanged, ctx: Context) -> None:
     await rescore(Rescore(), ctx)
 
 
-async def _closes(symbols: list[str], ctx: Context) -> pd.DataFrame:
-    series = {}
-    for symbol in symbols:
-        h = await ctx.call(t.UNIVERSE_HISTORY, GetHistory(symbol=symbol), timeout=60)
-        series[symbol] = pd.Series([float(p.close) for p in h.points],
-                                   index=pd.to_datetime([p.day for p in h.points]), dtype="float64")
-    return pd.DataFrame(series).sort_index()
-
-
 @node.command(t.SCORING_RESCORE)
 async def rescore(req: Rescore, ctx: Context) -> Scores:
     universe: Universe | None = ctx.state["universe"]
@@ -60,7 +52,7 @@ async def rescore(req: Rescore, ctx: Context) -> Scores:
     active = sorted(s.symbol for s in universe.securities if s.active) if universe else []
     symbols = list(req.symbols) or active
     benchmark = ctx.state["benchmark"]
-    closes = await _closes(sorted(set(symbols) | {benchmark}), ctx) if symbols else pd.DataFrame()
+    closes = await history.closes(sorted(set(symbols) | {benchmark}), ctx) if symbols else pd.DataFrame()
     if symbols and (benchmark not in closes or closes[benchmark].dropna().empty):
         raise Rejected(f"the benchmark {benchmark} has no prices: sync it first")
     # the handler thread: blocking here delays no keep-alive

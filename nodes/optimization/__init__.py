@@ -1,0 +1,1 @@
+"""The optimization node: target weights with PyPortfolioOpt (execution board)."""
