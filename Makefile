@@ -28,6 +28,8 @@ soak: deps
 
 bench: deps
 	$(BIN)/python bench/rpc.py
+	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/optimization.py
 
 lint: deps
 	$(BIN)/ruff check .

@@ -213,7 +213,8 @@ async def place(req: PlaceOrder, ctx: Context) -> Order:
     if reasons:
         raise Rejected("; ".join(reasons))
     order = desk.outbox.create(req, desk.mode, situation.quote or Decimal(0), situation.value_base)
-    await ctx.publish(t.ORDER_UPDATED, order)
+    # No event for `new`: the broker's answer follows at once, and its event (with every
+    # step, `new` included) is the one that matters; one broker round trip less per order.
     return await _send(ctx, order, resumed=False)
 
 

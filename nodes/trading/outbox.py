@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS order_steps (
     note   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS order_steps_ref ON order_steps(ref);
+CREATE INDEX IF NOT EXISTS orders_created ON orders(created);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
