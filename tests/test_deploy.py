@@ -147,6 +147,9 @@ class Ansible:
         return Run(argv, proc)
 
 
+NODE_ENV = {"universe": {"UNIVERSE_PROVIDER": "yfinance", "UNIVERSE_SYNC_ON_START": "0"}}
+
+
 def _extra_vars(d: Deployment, src: Path) -> dict[str, Any]:
     per_host = f"{d.root}/{{{{ inventory_hostname }}}}"
     return {
@@ -168,6 +171,7 @@ def _extra_vars(d: Deployment, src: Path) -> dict[str, Any]:
         "edge_broker_port": d.port,
         "edge_broker_tls_port": d.tls_port,
         "edge_broker_tls_bind": "127.0.0.1",
+        "edge_node_env": NODE_ENV,
     }
 
 
@@ -298,7 +302,7 @@ def test_units_per_placed_and_built_node(deployment: Deployment) -> None:
             assert stat.S_IMODE(Path(envfile).stat().st_mode) == 0o600
             creds = dict(line.split("=", 1) for line in Path(envfile).read_text().splitlines()
                          if line and not line.startswith("#"))
-            assert creds == {"MQTT_USER": p.node, "MQTT_PASS": d.password(p.node)}
+            assert creds == {"MQTT_USER": p.node, "MQTT_PASS": d.password(p.node), **NODE_ENV.get(p.node, {})}
     assert seen_boards == ({"core"} if d.name == "single-board" else {"core", "execution"})
 
 
