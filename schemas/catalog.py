@@ -57,7 +57,8 @@ TRADING_HALT = command("trading", "halt", tr.Halt, tr.Halted, senders=HALT_SENDE
 TRADING_RESUME = command("trading", "resume", tr.Resume, tr.Halted, senders=HALT_SENDERS, idempotent=True,
                          doc="clear the halt flag")
 TRADING_HALTED = state("trading", "halted", tr.Halted, doc="whether trading is halted, why and since when")
-ORDER_UPDATED = event("trading", "order", tr.Order, doc="an order was sent, filled, rejected or cancelled (with every step so far)")
+ORDER_UPDATED = event("trading", "order", tr.Order,
+                      doc="an order was sent, filled, rejected or cancelled (with every step so far)")
 
 # -- portfolio (execution board): the account and its value --------------------------------------
 PORTFOLIO_SYNC = command("portfolio", "sync", pf.SyncPortfolio, pf.Summary,
