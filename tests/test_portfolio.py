@@ -127,3 +127,20 @@ def test_paper_keys_make_a_deposit_happen_once(tmp_path):
     paper = PaperBroker(tmp_path / "p.sqlite")
     assert paper.deposit(D(1), "EUR", key="k") and not paper.deposit(D(1), "EUR", key="k")
     assert paper.account().cash == {"EUR": D(1)}
+
+
+@pytest.mark.parametrize(("verb", "payload", "says"), [
+    ("sync", {"now": True}, "extra"),
+    ("valuations", {"start": "yesterday"}, "start"),
+    ("deposit_check", {"month": "2024-01"}, "extra"),
+    ("deposit", {"amount": "0", "currency": "EUR"}, "amount must be above 0"),
+])
+async def test_bad_input_on_the_other_commands(run_node, market, connect, account, verb, payload, says):
+    operator = await connect("operator")
+    async with run_node(portfolio):
+        before = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+        reply = await operator.request(operator.topics.command("portfolio", verb), json.dumps(payload).encode())
+        assert reply.user["status"] == "error" and b'"kind":"invalid"' in reply.payload and says.encode() in \
+            reply.payload, reply.payload
+        after = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+        assert after.cash == before.cash and after.positions == before.positions

@@ -107,6 +107,25 @@ async def test_bad_orders_get_a_clear_error_and_change_nothing(run_node, market,
     assert paper_orders(paper_env) == []
 
 
+@pytest.mark.parametrize(("verb", "payload", "kind", "says"), [
+    ("get", {"client_order_id": "nope"}, "refused", "no order nope"),
+    ("cancel", {"client_order_id": "nope"}, "refused", "no order nope"),
+    ("get", {"client_order_id": ""}, "invalid", "client_order_id"),
+    ("orders", {"limit": 0}, "invalid", "limit"),
+    ("orders", {"status": "lost"}, "invalid", "status"),
+    ("halt", {"reason": ""}, "invalid", "reason"),
+    ("halt", {}, "invalid", "reason"),
+    ("resume", {"reason": 5}, "invalid", "reason"),
+    ("sell_everything", {}, "unknown_verb", "sell_everything"),
+])
+async def test_bad_input_on_every_other_command(run_node, market, operator, paper_env, verb, payload, kind, says):
+    async with run_node(trading):
+        reply = await operator.request(operator.topics.command("trading", verb), json.dumps(payload).encode())
+        text = reply.payload.decode()
+        assert reply.user["status"] == "error" and f'"kind":"{kind}"' in text and says in text, text
+        assert (await operator.call(t.TRADING_ORDERS, ListOrders())).orders == []
+
+
 async def test_halt_stops_sending_and_resume_clears_it(run_node, market, operator, paper_env, probe, broker):
     flags = await probe.collect(probe.topics.of(t.TRADING_HALTED))
     async with run_node(trading):
@@ -191,8 +210,11 @@ async def test_paper_kill_9_after_writing_ends_with_one_order(spawn, broker, mar
     node.kill9()
     lock.execute("ROLLBACK")
     lock.close()
-    request.cancel()
     node = await spawn("trading", "trading", state_dir=state, extra_env=env)  # reconciles, then the redelivery
+    # the command was never acknowledged: the broker redelivers it (QoS 1, persistent session)
+    # and the first request gets its answer from the new process
+    redelivered = await request
+    assert redelivered.user["status"] == "ok" and Order.model_validate_json(redelivered.payload).status == "filled"
     await _until(lambda: _outbox_status(state, "plan-1:1") == "filled")
     again = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
     assert again.status == "filled" and [s.status for s in again.steps] == ["new", "filled"]
@@ -212,9 +234,10 @@ async def test_tradernet_kill_9_before_the_answer_ends_with_one_order(spawn, bro
                                                          buy().model_dump_json().encode(), timeout=60))
         await _until(lambda: len(fake.placed(1)) == 1)
         node.kill9()
-        request.cancel()
         fake.hold_s = 0
         node = await spawn("trading", "trading", state_dir=state, extra_env=env)
+        redelivered = await request  # the unacknowledged command, redelivered to the new process
+        assert Order.model_validate_json(redelivered.payload).status == "filled"
         await _until(lambda: _outbox_status(state, "plan-1:1") == "filled")
         again = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
         assert again.status == "filled" and again.broker_order_id == str(fake.placed(1)[0]["id"])
