@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 DEFAULT_BASE = "EUR"
-DEFAULT_RATES = {"USD": Decimal(1) / Decimal("1.0565")}
+DEFAULT_RATES = {"USD": (Decimal(1) / Decimal("1.0565")).quantize(Decimal("1E-10"))}  # 0.9465215334
 DEFAULT_SOURCE = "static: ECB euro reference rate of 2024-11-29 (EUR 1 = USD 1.0565)"
 
 
