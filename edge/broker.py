@@ -54,6 +54,13 @@ def mosquitto_binary() -> str:
     raise BrokerError("mosquitto is not installed: apt-get install mosquitto mosquitto-clients")
 
 
+def new_password() -> str:
+    """A random password that no command line takes for an option (never a leading `-`)."""
+    while (password := secrets.token_urlsafe(18)).startswith("-"):
+        pass
+    return password
+
+
 def hash_passwords(path: Path, passwords: dict[str, str]) -> None:
     """Write `user:password` lines and hash them in place with `mosquitto_passwd -U`."""
     path.write_text("".join(f"{u}:{p}\n" for u, p in sorted(passwords.items())))
@@ -111,7 +118,7 @@ class DevBroker:
             self.tls_port = self.tls_port or free_port(self.host)
         everyone = users(self.catalog) + list(self.extra_users)
         for user in everyone:
-            self.passwords.setdefault(user, secrets.token_urlsafe(18))
+            self.passwords.setdefault(user, new_password())
         self.data_dir = self._broker_dir()
         password_file = self.data_dir / "passwd"
         hash_passwords(password_file, {u: self.passwords[u] for u in everyone})

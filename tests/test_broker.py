@@ -47,3 +47,10 @@ def test_two_brokers_side_by_side(tmp_path):
     """Free ports and separate folders: tests and `make up` never collide."""
     with DevBroker(tmp_path / "a", catalog=FULL_CATALOG) as a, DevBroker(tmp_path / "b", catalog=FULL_CATALOG) as b:
         assert a.port != b.port and a.proc.poll() is None and b.proc.poll() is None
+
+
+def test_generated_passwords_never_look_like_an_option():
+    """A password starting with `-` breaks `--password X` and `mosquitto_pub -P X`."""
+    from edge.broker import new_password
+
+    assert not any(new_password().startswith("-") for _ in range(2000))

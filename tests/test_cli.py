@@ -109,7 +109,7 @@ async def test_explicit_connection_flags(broker, run_node):
     s = broker.settings("operator")
     async with run_node(counter.node):
         res = await edge(env, "call", "counter", "ping", "{}", "--host", s.host, "--port", str(s.port),
-                         "--user", "operator", "--password", s.password)
+                         "--user", "operator", f"--password={s.password}")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["node"] == "counter"
 
