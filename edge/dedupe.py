@@ -7,9 +7,10 @@ message id, and a second delivery gets that same reply without running the handl
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
+
+from .sqlite import connect
 
 KEEP_S = 14 * 24 * 3600
 
@@ -17,9 +18,7 @@ KEEP_S = 14 * 24 * 3600
 class DedupeStore:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = connect(self.path, synchronous="FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS handled ("
             " topic TEXT NOT NULL, msg_id TEXT NOT NULL, reply BLOB NOT NULL,"

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from edge import Context
+from edge import Context, Rejected
 from schemas import catalog as t
-from schemas.universe import GetHistory
+from schemas.universe import GetHistory, Universe
+
+
+def chosen(universe: Universe | None, requested: list[str]) -> list[str]:
+    """The requested symbols, each of which must be in the universe, or every active one."""
+    known = {s.symbol: s for s in universe.securities} if universe else {}
+    unknown = [s for s in requested if s not in known]
+    if unknown:
+        raise Rejected(f"not in the universe: {', '.join(unknown)}")
+    return sorted(set(requested)) or sorted(s for s, sec in known.items() if sec.active)
 
 
 async def closes(symbols: list[str], ctx: Context) -> pd.DataFrame:

@@ -139,6 +139,11 @@ def test_a_tradernet_market_order_is_a_cash_order_with_our_number(fake, live):
     assert account.cash["USD"] == D(10000) - 3 * D("237.33")
 
 
+def test_tradernet_quotes(fake, live):
+    assert live.quote("AAPL.US") == D("237.33") and live.quote("NOPE.US") is None
+    assert fake.accepted("getStockQuotesJson")[-1] == {"tickers": "NOPE.US"}
+
+
 def test_a_tradernet_limit_order_works_until_cancelled(fake, live):
     working = live.place(spec(8, qty="1", limit="200"))
     assert working.status == "submitted" and working.filled_quantity == 0

@@ -263,6 +263,24 @@ async def test_a_live_order_through_the_sdk(run_node, market, operator, monkeypa
         assert all(p["action_id"] == 1 for p in fake.accepted("putTradeOrder"))  # cash, never margin
 
 
+async def test_the_same_order_twice_is_one_order_at_tradernet(run_node, market, operator, monkeypatch):
+    with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
+        fake.cash["USD"] = D(10000)
+        for k, v in {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes",
+                     "TRADING_MARKET_HOURS": "always"}.items():
+            monkeypatch.setenv(k, v)
+        async with run_node(trading):
+            await asyncio.sleep(0.3)
+            first = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
+            again = await operator.call(t.TRADING_ORDER, buy(reason="approved again"), timeout=10)  # new msg-id
+            topic = operator.topics.command("trading", "order")
+            body = buy().model_dump_json().encode()
+            r1 = await operator.request(topic, body, msg_id="same-delivery")
+            r2 = await operator.request(topic, body, msg_id="same-delivery")  # a redelivery of one message
+            assert again == first == Order.model_validate_json(r1.payload) == Order.model_validate_json(r2.payload)
+        assert len(fake.accepted("putTradeOrder")) == 1 and len(fake.placed(first.ref)) == 1
+
+
 # -- hypothesis: any payload on the order command ----------------------------------------------------------
 amounts = st.one_of(st.decimals(allow_nan=True, allow_infinity=True).map(str), st.floats(), st.integers(),
                     st.text(max_size=8), st.none())

@@ -78,6 +78,11 @@ class Broker(Protocol):
         """The broker's view of the order `ref`, or None if it never reached the broker."""
         ...
 
+    def quote(self, symbol: str) -> Decimal | None:
+        """The broker's latest price, or None where it has none of its own (paper: the
+        universe's latest close is the price)."""
+        ...
+
     def cancel(self, ref: int) -> BrokerOrder:
         ...
 

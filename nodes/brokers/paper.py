@@ -14,12 +14,13 @@ transaction (SQLite WAL, `BEGIN IMMEDIATE`), so the two processes never see half
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+
+from edge.sqlite import connect, transaction
 
 from .base import Account, BrokerError, BrokerOrder, CashMove, OrderSpec, Position
 from .fees import FeeSchedule
@@ -47,23 +48,13 @@ class PaperBroker:
     def __init__(self, path: Path | str, fees: FeeSchedule | None = None, fx: Rates | None = None,
                  slippage: Decimal = Decimal("0.001")) -> None:
         self.fees, self.fx, self.slippage = fees or FeeSchedule(), fx or Rates(), slippage
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a fill survives a power cut
-        self.db.executescript(SCHEMA)
+        self.db = connect(path, synchronous="FULL", schema=SCHEMA)  # a fill survives a power cut
 
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.db)
 
     # -- orders -----------------------------------------------------------------------------------
     def place(self, order: OrderSpec) -> BrokerOrder:
@@ -125,6 +116,9 @@ class PaperBroker:
         return BrokerOrder(ref=row[0], broker_order_id=f"paper-{row[0]}", status=row[1],
                            filled_quantity=Decimal(row[2]), average_price=None if row[3] is None else Decimal(row[3]),
                            fee=Decimal(row[4]), note=row[5])
+
+    def quote(self, symbol: str) -> Decimal | None:
+        return None  # paper fills at the universe's latest close, which the order carries
 
     def cancel(self, ref: int) -> BrokerOrder:
         found = self.find(ref)

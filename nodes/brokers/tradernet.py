@@ -13,6 +13,8 @@ is an error, and an order status code it does not know leaves the order unfinish
 (`submitted`, polled again), never guessed filled. Check it with one small order on a
 real account before trusting it with more.
 
+Quotes: `getStockQuotesJson` answers `result.q`, a list of `{c: ticker, ltp: last price, ...}`.
+
 Status codes (`stat`): 21 filled, 31 cancelled, 70 rejected; any other code is an order
 still working (`partially_filled` once its trades add up to more than nothing).
 """
@@ -130,6 +132,19 @@ class TradernetBroker:
         for o in history:
             if _user_order_id(o) == ref:
                 return to_broker_order(ref, o)
+        return None
+
+    def quote(self, symbol: str) -> Decimal | None:
+        """The last trade price (`ltp`) from getStockQuotesJson; None if Tradernet has none."""
+        answer = self._call(f"getStockQuotesJson {symbol}", "get_quotes", [symbol])
+        result = answer.get("result", answer)
+        listed = result.get("q") if isinstance(result, dict) else None
+        if not isinstance(listed, list):
+            raise BrokerError(f"getStockQuotesJson {symbol}: cannot read the quotes")
+        for q in listed:
+            if isinstance(q, dict) and q.get("c") == symbol and q.get("ltp") not in (None, 0, ""):
+                price = _dec(q["ltp"], symbol)
+                return price if price > 0 else None
         return None
 
     def cancel(self, ref: int) -> BrokerOrder:

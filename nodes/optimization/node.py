@@ -72,12 +72,7 @@ async def on_prices(event: PricesChanged, ctx: Context) -> None:
 
 @node.command(t.OPTIMIZATION_OPTIMIZE)
 async def optimize(req: Optimize, ctx: Context) -> Targets:
-    universe: Universe | None = ctx.state["universe"]
-    known = {s.symbol: s for s in universe.securities} if universe else {}
-    unknown = [s for s in req.symbols if s not in known]
-    if unknown:
-        raise Rejected(f"not in the universe: {', '.join(unknown)}")
-    symbols = sorted(set(req.symbols)) or sorted(s for s, sec in known.items() if sec.active)
+    symbols = history.chosen(ctx.state["universe"], list(req.symbols))
     if not symbols:
         raise Rejected("the universe has no active securities yet")
     base: model.Settings = ctx.state["settings"]

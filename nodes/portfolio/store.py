@@ -3,11 +3,11 @@ of the day wins). Deposits live in the account itself (the broker's side)."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from edge.sqlite import connect
 from schemas.portfolio import ValuationPoint
 
 SCHEMA = """
@@ -19,9 +19,7 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 class PortfolioStore:
     def __init__(self, path: Path | str) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        self.db = connect(path, schema=SCHEMA)
 
     def close(self) -> None:
         self.db.close()

@@ -44,13 +44,7 @@ async def on_prices(event: PricesChanged, ctx: Context) -> None:
 
 @node.command(t.SCORING_RESCORE)
 async def rescore(req: Rescore, ctx: Context) -> Scores:
-    universe: Universe | None = ctx.state["universe"]
-    known = {s.symbol for s in universe.securities} if universe else set()
-    unknown = [s for s in req.symbols if s not in known]
-    if unknown:
-        raise Rejected(f"not in the universe: {', '.join(unknown)}")
-    active = sorted(s.symbol for s in universe.securities if s.active) if universe else []
-    symbols = list(req.symbols) or active
+    symbols = history.chosen(ctx.state["universe"], list(req.symbols))
     benchmark = ctx.state["benchmark"]
     closes = await history.closes(sorted(set(symbols) | {benchmark}), ctx) if symbols else pd.DataFrame()
     if symbols and (benchmark not in closes or closes[benchmark].dropna().empty):

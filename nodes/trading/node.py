@@ -166,7 +166,10 @@ async def _ensure_reconciled(ctx: Context) -> None:
 
 
 def _situation(desk: Desk, req: PlaceOrder) -> Situation:
-    quote = desk.quotes.get(req.symbol)
+    try:  # the broker's own last price where it has one (live), else the universe's last close
+        quote = desk.broker.quote(req.symbol) or desk.quotes.get(req.symbol)
+    except BrokerError as exc:
+        raise Rejected(f"no price for {req.symbol} from the broker ({exc}); nothing was sent") from exc
     price = req.limit_price if req.limit_price is not None else quote
     value = (price or Decimal(0)) * req.quantity
     try:

@@ -10,14 +10,14 @@ has answered for survives a power cut.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from edge.sqlite import connect, transaction
 from schemas.trading import FINISHED, Halted, Order, OrderStep, PlaceOrder
 
 SCHEMA = """
@@ -54,24 +54,13 @@ COLUMNS = ("ref, client_order_id, request, mode, reference_price, status, broker
 
 class Outbox:
     def __init__(self, path: Path | str) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
+        self.db = connect(path, synchronous="FULL", foreign_keys=True, schema=SCHEMA)
 
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.db)
 
     # -- orders -----------------------------------------------------------------------------------
     def create(self, req: PlaceOrder, mode: str, reference_price: Decimal, value_base: Decimal,

@@ -7,6 +7,7 @@ public method is one transaction: a failure leaves the store as it was.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from edge.sqlite import connect, transaction
 from schemas.universe import PricePoint, Security
 
 SCHEMA = """
@@ -43,24 +45,13 @@ class UnknownSymbol(KeyError):
 
 class Store:
     def __init__(self, path: Path | str) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
+        self.db = connect(path, foreign_keys=True, schema=SCHEMA)
 
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.db)
 
     # -- securities -------------------------------------------------------------------------------
     def add(self, s: Security) -> bool:

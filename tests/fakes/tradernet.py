@@ -12,7 +12,8 @@ and is recorded as refused. Commands so far:
 - an order book with an account: `putTradeOrder` (a market order, or a limit order the
   quote reaches, fills at once at the latest close if the cash or shares are there; a
   limit order that does not is left working; margin orders are refused),
-  `getNotifyOrderJson`, `getOrdersHistory`, `delTradeOrder` and `getPositionJson`.
+  `getNotifyOrderJson`, `getOrdersHistory`, `delTradeOrder`, `getPositionJson` and
+  `getStockQuotesJson` (the latest close as the last price).
   `hold_s` holds the answer to `putTradeOrder` after the order is booked (a node can be
   killed while it waits).
 
@@ -34,6 +35,8 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from tests.fakes import running
 
 PUBLIC, PRIVATE = "fake-public-key", "fake-private-key"
 CLOCK_SKEW_S = 300
@@ -144,6 +147,11 @@ class FakeTradernet:
                 return {"result": True}
         return {"errMsg": "Order not found", "code": 5}
 
+    def get_stock_quotes_json(self, p: dict[str, Any]) -> dict[str, Any]:
+        tickers = str(p.get("tickers", "")).split(",")
+        return {"result": {"q": [{"c": s, "ltp": float(self.quote(s)), "bbp": float(self.quote(s)),
+                                  "bap": float(self.quote(s))} for s in tickers if self.quote(s) is not None]}}
+
     def get_position_json(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"result": {"ps": {
             "pos": [{"i": s, "q": float(q), "bal_price_a": float(a), "curr": "USD"} for s, (q, a) in
@@ -153,7 +161,8 @@ class FakeTradernet:
     def handler(self, cmd: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
         return {"getHloc": self.get_hloc, "putTradeOrder": self.put_trade_order,
                 "getNotifyOrderJson": self.get_notify_order_json, "getOrdersHistory": self.get_orders_history,
-                "delTradeOrder": self.del_trade_order, "getPositionJson": self.get_position_json}.get(cmd)
+                "delTradeOrder": self.del_trade_order, "getPositionJson": self.get_position_json,
+                "getStockQuotesJson": self.get_stock_quotes_json}.get(cmd)
 
     def placed(self, user_order_id: int) -> list[dict[str, Any]]:
         return [o for o in self.orders if o["user_order_id"] == user_order_id]
@@ -218,10 +227,5 @@ class _Server(ThreadingHTTPServer):
 def serve(prices: dict[str, list[tuple[date, Decimal]]], **options: Any) -> Iterator[FakeTradernet]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.fake = FakeTradernet(prices, url=f"http://127.0.0.1:{server.server_address[1]}", **options)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(server):
         yield server.fake
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from tests.certs import make_tls
+from tests.fakes import running
 
 HOSTS = ("fc.yahoo.com", "query1.finance.yahoo.com", "query2.finance.yahoo.com", "guce.yahoo.com",
          "consent.yahoo.com")
@@ -160,10 +160,5 @@ def serve(prices: dict[str, list[tuple[date, Decimal]]], folder: Path) -> Iterat
     server = _Server(("127.0.0.1", 0), _Handler)
     server.fake = FakeYahoo(prices, proxy=f"http://127.0.0.1:{server.server_address[1]}", cafile=files.cafile)
     server.tls = tls
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(server):
         yield server.fake
-    finally:
-        server.shutdown()
-        server.server_close()
