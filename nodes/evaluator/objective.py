@@ -1,0 +1,167 @@
+"""The planner's objective: how good the portfolio at the end of an action sequence is.
+Pure numpy, vectorised over a batch of sequences; `score_loop` is the same objective
+one sequence at a time in plain Python, the benchmark's baseline and the tests' check.
+
+For a sequence, apply its actions to the holdings (quantities in shares, prices and fees
+in the base currency); with V the total value after fees (holdings + cash) and w the
+weights of the holdings (w = value / V):
+
+| part            | formula                                  | meaning                                        |
+| --------------- | ---------------------------------------- | ---------------------------------------------- |
+| `distance`      | sum over securities of abs(w - target)   | how far from the optimiser's targets (0..2)    |
+| `return`        | w . mu                                   | expected annual return of the end portfolio    |
+| `risk`          | sqrt(w' Cov w)                           | expected annual volatility                     |
+| `diversification` | (1 / sum w^2) / n                      | effective number of holdings, per security     |
+| `cost`          | fees / V                                 | what the sequence pays its broker              |
+
+    score = -distance_w x distance + return_w x return - risk_w x risk
+            + diversification_w x diversification - cost_w x cost
+
+with default weights 1, 0.5, 0.5, 0.1 and 10 (`DEFAULT_WEIGHTS`): closeness to the targets
+leads (the optimiser already balanced return and risk), expected return and risk refine
+it, diversification breaks ties, and each 0.1 % of the portfolio paid in fees costs as much
+as 1 percentage point of distance. Cash counts in V but has no weight term: uninvested
+cash is distance from the targets. A sequence that would end with negative cash or a
+negative holding scores -inf (the generator never makes one; the evaluator checks anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_WEIGHTS = {"distance": 1.0, "return": 0.5, "risk": 0.5, "diversification": 0.1, "cost": 10.0}
+PARTS = ("distance", "return", "risk", "diversification", "cost")
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """A cycle's problem as numpy arrays (built once per cycle and worker)."""
+
+    price: np.ndarray  # n, base currency
+    quantity: np.ndarray  # n
+    cash: float
+    targets: np.ndarray  # n
+    mu: np.ndarray  # n
+    cov: np.ndarray  # n x n
+    action_symbol: np.ndarray  # a, int
+    action_quantity: np.ndarray  # a, signed
+    action_fee: np.ndarray  # a
+    weights: dict[str, float]
+
+    @property
+    def n(self) -> int:
+        return len(self.price)
+
+
+def encode_cov(cov: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(cov, dtype="<f8").tobytes()).decode()
+
+
+def decode_cov(text: str, n: int) -> np.ndarray:
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) != 8 * n * n:
+        raise ValueError(f"cov_b64 holds {len(raw) // 8} values, {n * n} expected")
+    return np.frombuffer(raw, dtype="<f8").reshape(n, n)
+
+
+def arrays(problem: object) -> Arrays:
+    """From a `schemas.planning.Problem`."""
+    p = problem
+    n = len(p.symbols)  # type: ignore[attr-defined]
+    return Arrays(price=np.asarray(p.price_base, float), quantity=np.asarray(p.quantity, float),  # type: ignore[attr-defined]
+                  cash=float(p.cash_base), targets=np.asarray(p.targets, float), mu=np.asarray(p.mu, float),  # type: ignore[attr-defined]
+                  cov=decode_cov(p.cov_b64, n), action_symbol=np.asarray(p.action_symbol, int),  # type: ignore[attr-defined]
+                  action_quantity=np.asarray(p.action_quantity, float),  # type: ignore[attr-defined]
+                  action_fee=np.asarray(p.action_fee_base, float), weights={**DEFAULT_WEIGHTS, **p.weights})  # type: ignore[attr-defined]
+
+
+def pad(sequences: list[list[int]], k: int | None = None) -> np.ndarray:
+    """Sequences as a B x K int matrix, -1 where a sequence is shorter."""
+    k = k or max((len(s) for s in sequences), default=0)
+    out = np.full((len(sequences), max(k, 1)), -1, dtype=np.int64)
+    for i, s in enumerate(sequences):
+        out[i, : len(s)] = s
+    return out
+
+
+def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Scores (B) and parts (each B) of a B x K matrix of action indexes (-1: none).
+
+    Every sequence changes at most K of the n holdings, so the quadratic terms are
+    expanded around the current portfolio v0 (values in the base currency), with dv the
+    sequence's changes: v'Cv = v0'Cv0 + 2 dv'(Cv0) + dv'C dv, and the same for v'v. That
+    costs B x K x K instead of B x n x n; only the distance needs every holding (B x n)."""
+    b = seqs.shape[0]
+    valid = seqs >= 0
+    idx = np.where(valid, seqs, 0)
+    if np.any(idx >= len(a.action_symbol)):
+        raise ValueError("a sequence names an action the cycle does not have")
+    sym = a.action_symbol[idx]  # B x K
+    dq = np.where(valid, a.action_quantity[idx], 0.0)  # B x K shares, signed
+    dv = dq * a.price[sym]  # B x K value changes
+    fee = np.where(valid, a.action_fee[idx], 0.0).sum(axis=1)  # B
+    v0 = a.quantity * a.price
+    cv0 = a.cov @ v0
+    flat = (np.arange(b)[:, None] * a.n + sym).ravel()  # scatter-add the changes (bincount adds duplicates)
+    values = np.bincount(flat, weights=dv.ravel(), minlength=b * a.n).reshape(b, a.n) + v0  # B x n
+    cash = a.cash - dv.sum(axis=1) - fee
+    total = values.sum(axis=1) + cash
+    pair_cov = a.cov[sym[:, :, None], sym[:, None, :]]  # B x K x K
+    var_v = v0 @ cv0 + 2 * (dv * cv0[sym]).sum(axis=1) + np.einsum("bk,bkl,bl->b", dv, pair_cov, dv)
+    same = (sym[:, :, None] == sym[:, None, :]).astype(float)
+    sq_v = v0 @ v0 + 2 * (dv * v0[sym]).sum(axis=1) + np.einsum("bk,bkl,bl->b", dv, same, dv)
+    parts = {
+        "distance": np.abs(values / total[:, None] - a.targets).sum(axis=1),
+        "return": (v0 @ a.mu + (dv * a.mu[sym]).sum(axis=1)) / total,
+        "risk": np.sqrt(np.maximum(var_v, 0.0)) / total,
+        "diversification": total**2 / np.maximum(sq_v, 1e-12) / a.n,
+        "cost": fee / total,
+    }
+    w = a.weights
+    score = (-w["distance"] * parts["distance"] + w["return"] * parts["return"] - w["risk"] * parts["risk"]
+             + w["diversification"] * parts["diversification"] - w["cost"] * parts["cost"])
+    infeasible = (cash < -1e-9) | np.any(values < -1e-9, axis=1)
+    return np.where(infeasible, -np.inf, score), parts
+
+
+def score_loop(a: Arrays, sequences: list[list[int]]) -> list[float]:
+    """The same objective, one sequence at a time in plain Python (the baseline)."""
+    price, cov, mu, targets = a.price.tolist(), a.cov.tolist(), a.mu.tolist(), a.targets.tolist()
+    base_qty = a.quantity.tolist()
+    act_sym, act_q, act_fee = a.action_symbol.tolist(), a.action_quantity.tolist(), a.action_fee.tolist()
+    k = a.weights
+    n = len(price)
+    out = []
+    for seq in sequences:
+        qty = list(base_qty)
+        cash, fees = a.cash, 0.0
+        for i in seq:
+            s = act_sym[i]
+            qty[s] += act_q[i]
+            cash -= act_q[i] * price[s] + act_fee[i]
+            fees += act_fee[i]
+        values = [q * p for q, p in zip(qty, price, strict=True)]
+        total = sum(values) + cash
+        w = [v / total for v in values]
+        distance = sum(abs(wi - ti) for wi, ti in zip(w, targets, strict=True))
+        ret = sum(wi * m for wi, m in zip(w, mu, strict=True))
+        held = [i for i in range(n) if w[i] != 0.0]
+        var = sum(w[i] * w[j] * cov[i][j] for i in held for j in held)
+        risk = math.sqrt(max(var, 0.0))
+        div = 1.0 / max(sum(wi * wi for wi in w), 1e-12) / n
+        cost = fees / total
+        score = (-k["distance"] * distance + k["return"] * ret - k["risk"] * risk
+                 + k["diversification"] * div - k["cost"] * cost)
+        out.append(-math.inf if cash < -1e-9 or min(qty) < -1e-9 else score)
+    return out
+
+
+def best(scores: np.ndarray, first: int, top: int = 5) -> list[tuple[int, float]]:
+    """The `top` best (cycle index, score), best first; ties go to the lower index, so that
+    the answer does not depend on how the work was split."""
+    order = np.lexsort((np.arange(len(scores)), -scores))[:top]
+    return [(first + int(i), float(scores[i])) for i in order if np.isfinite(scores[i])]

@@ -1,0 +1,1 @@
+"""The generator: feasible action sequences from the candidates (core board)."""
