@@ -101,9 +101,29 @@ class Context:
         await self.node.on_io(self.client.emit(entry, message, node=node, meta=meta))
 
     async def call(self, entry: Command, request: BaseModel, *, node: str | None = None,
-                   timeout: float = 5.0, retries: int = 0) -> Any:
+                   timeout: float = 5.0, retries: int = 0, trace_id: str | None = None) -> Any:
         return await self.node.on_io(self.client.call(entry, request, node=node, timeout=timeout,
-                                                      retries=retries, trace_id=self.trace_id))
+                                                      retries=retries, trace_id=trace_id or self.trace_id))
+
+    async def listen(self, entry: Topic, on_message: Callable[[Any], None], *, node: str | None = None) -> None:
+        """Receive a topic beside the node's one-message-at-a-time queue, for a handler that
+        waits for other messages (a coordinator collecting its workers' results while its
+        cycle command runs). `on_message(model)` runs on the handlers' loop; a payload that
+        fails validation is reported on `error/<node>` like any other and dropped."""
+        loop = asyncio.get_running_loop()
+        topic = self.client.topics.of(entry, node)
+        this = self.node
+
+        def arrived(msg: Incoming) -> None:
+            try:
+                model = entry.model.model_validate_json(msg.payload)
+            except ValidationError as exc:
+                this._background(this._reject(msg, _kind(exc), _reason(exc, entry), exc.errors(),
+                                              self.client.topics))  # we are on the network loop already
+                return
+            loop.call_soon_threadsafe(on_message, model)
+
+        await self.node.on_io(self.client.subscribe(topic, arrived, qos=entry.qos))
 
 
 class Node:

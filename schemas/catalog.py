@@ -8,11 +8,12 @@ the AsyncAPI document and the JSON Schemas are all generated from this list.
 from __future__ import annotations
 
 from . import optimization as op
+from . import planning as pl
 from . import portfolio as pf
 from . import scoring as sc
 from . import trading as tr
 from . import universe as u
-from .topics import Catalog, command, event, state
+from .topics import Catalog, command, event, state, work
 
 # Every node of the design has a broker user of its own, even before it has topics.
 NODES = frozenset({
@@ -44,7 +45,7 @@ SCORES = state("scoring", "scores", sc.Scores, doc="every security's composite s
 
 # -- trading (execution board): orders through the outbox ---------------------------------------
 # Only the planner (and a human operator) may order; the broker's ACL denies everyone else.
-ORDER_SENDERS = ("planning", "operator")
+ORDER_SENDERS = ("planning", "operator")  # the scheduler and the dashboard go through planning
 HALT_SENDERS = ("operator", "dashboard")
 TRADING_ORDER = command("trading", "order", tr.PlaceOrder, tr.Order, senders=ORDER_SENDERS, idempotent=True,
                         doc="place an order; the same client_order_id again is the same order, never a second one")
@@ -78,6 +79,37 @@ OPTIMIZATION_OPTIMIZE = command("optimization", "optimize", op.Optimize, op.Targ
                                 doc="compute target weights now (also after every price change)")
 OPTIMIZATION_TARGETS = state("optimization", "targets", op.Targets,
                              doc="target weights, the method actually used, every fallback, the inputs' dates")
+OPTIMIZATION_INPUTS = state("optimization", "inputs", op.Inputs,
+                            doc="the expected returns and covariance behind the targets (for the evaluators)")
+
+# -- the planner (core board; evaluators anywhere) ------------------------------------------------
+OPPORTUNITY_CANDIDATES = command("opportunity", "candidates", pl.CandidatesRequest, pl.Candidates,
+                                 doc="candidate actions from the latest scores, targets and portfolio")
+GENERATOR_SEQUENCES = command("generator", "sequences", pl.SequencesRequest, pl.Sequences,
+                              doc="feasible action sequences from candidates")
+EVALUATOR_BATCH = work("evaluator", "batch", pl.Batch, dispatchers=("coordinator",),
+                       doc="sequences to score; the evaluators share it through $share/evaluator/")
+EVALUATOR_RESULT = event("evaluator", "result", pl.BatchResult, doc="a batch's best sequences and their scores")
+COORDINATOR_CYCLE = command("coordinator", "cycle", pl.CycleRequest, pl.CycleResult,
+                            senders=("operator", "dashboard", "scheduler"),
+                            doc="run a planning cycle and propose its best plan")
+COORDINATOR_PROBLEM = state("coordinator", "problem", pl.Problem,
+                            doc="the running cycle's problem; an evaluator joining mid-cycle reads it here")
+CYCLE_PROGRESS = event("coordinator", "progress", pl.CycleProgress, qos=0,
+                       doc="batches done of total and the best so far, while a cycle runs")
+PLANNING_PROPOSE = command("planning", "propose", pl.ProposePlan, pl.Plan, senders=("coordinator",),
+                           idempotent=True, doc="keep a plan (approved at once when approval is automatic)")
+PLANNING_APPROVE = command("planning", "approve", pl.PlanRef, pl.Plan, senders=("operator", "dashboard"),
+                           idempotent=True, doc="approve a plan: its orders go to trading, exactly once")
+PLANNING_REJECT = command("planning", "reject", pl.PlanRef, pl.Plan, senders=("operator", "dashboard"),
+                          idempotent=True, doc="reject a proposed plan")
+PLANNING_GET = command("planning", "get", pl.PlanRef, pl.Plan, doc="one plan")
+PLANNING_PLANS = command("planning", "plans", pl.ListPlans, pl.Plans, doc="the latest plans, newest first")
+LATEST_PLAN = state("planning", "latest_plan", pl.Plan, doc="the latest plan with its evaluation and reasons")
+SCHEDULER_RUN = command("scheduler", "run", pl.RunJob, pl.Job, senders=("operator", "dashboard"),
+                        doc="run a job now")
+SCHEDULE = state("scheduler", "schedule", pl.Schedule, doc="every job with its next run and its last result")
+JOB_RAN = event("scheduler", "job", pl.JobRan, doc="a job ran (ok or failed, and when it runs next)")
 
 ENTRIES: tuple = (UNIVERSE_ADD, UNIVERSE_UPDATE, UNIVERSE_DEACTIVATE, UNIVERSE_SYNC, UNIVERSE_HISTORY,
                   UNIVERSE_SECURITIES, UNIVERSE_QUOTES, PRICES_CHANGED, SYNC_PROGRESS,
@@ -85,6 +117,9 @@ ENTRIES: tuple = (UNIVERSE_ADD, UNIVERSE_UPDATE, UNIVERSE_DEACTIVATE, UNIVERSE_S
                   TRADING_ORDER, TRADING_CANCEL, TRADING_GET, TRADING_ORDERS, TRADING_HALT, TRADING_RESUME,
                   TRADING_HALTED, ORDER_UPDATED,
                   PORTFOLIO_SYNC, PORTFOLIO_DEPOSIT, PORTFOLIO_DEPOSIT_CHECK, PORTFOLIO_VALUATIONS, PORTFOLIO_SUMMARY,
-                  OPTIMIZATION_OPTIMIZE, OPTIMIZATION_TARGETS)
+                  OPTIMIZATION_OPTIMIZE, OPTIMIZATION_TARGETS, OPTIMIZATION_INPUTS,
+                  OPPORTUNITY_CANDIDATES, GENERATOR_SEQUENCES, EVALUATOR_BATCH, EVALUATOR_RESULT, COORDINATOR_CYCLE,
+                  COORDINATOR_PROBLEM, CYCLE_PROGRESS, PLANNING_PROPOSE, PLANNING_APPROVE, PLANNING_REJECT,
+                  PLANNING_GET, PLANNING_PLANS, LATEST_PLAN, SCHEDULER_RUN, SCHEDULE, JOB_RAN)
 
 CATALOG = Catalog(entries=ENTRIES, nodes=NODES, scalable=SCALABLE)

@@ -61,3 +61,15 @@ class Targets(Message):
     observations: int
     excluded: list[Excluded]
     computed_at: UtcDateTime
+
+
+class Inputs(Message):
+    """Retained on `state/optimization/inputs`: the expected returns and covariance the
+    targets came from, for the planner's evaluators (annual; covariance as float64,
+    little-endian, row-major, base64)."""
+
+    symbols: list[Symbol]
+    mu: list[float]
+    cov_b64: str
+    inputs_to: date | None
+    computed_at: UtcDateTime

@@ -42,6 +42,20 @@ class CandidatesRequest(Message):
     cycle_id: Id
 
 
+class SequencesRequest(Message):
+    cycle_id: Id
+    actions: list[Action] = Field(max_length=2000)
+    cash: dict[str, Money] = Field(description="cash per currency at the start")
+    max_actions: int | None = Field(default=None, ge=1, le=10)
+    max_sequences: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class Sequences(Message):
+    cycle_id: Id
+    sequences: list[list[int]]
+    search: str = Field(description="how they were found and where the search stopped")
+
+
 class Problem(Message):
     """Everything an evaluator needs for one cycle, sent once per cycle and worker.
 
@@ -127,6 +141,14 @@ class CycleProgress(Message):
     at: UtcDateTime
 
 
+class CycleResult(Message):
+    cycle_id: Id
+    plan: Plan | None = Field(description="none when nothing beats doing nothing")
+    evaluation: Evaluation | None
+    candidates: int
+    notes: list[str]
+
+
 class PlanStep(Message):
     step: int
     action: Action
@@ -142,6 +164,7 @@ class Evaluation(Message):
     sequences: int
     batches: int
     workers: list[str]
+    redispatched: int = Field(default=0, description="batches sent again (a worker died or was late)")
     seconds: float
 
 
@@ -202,3 +225,6 @@ class JobRan(Message):
 
 class RunJob(Message):
     name: str
+
+
+CycleResult.model_rebuild()

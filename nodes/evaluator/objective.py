@@ -11,7 +11,7 @@ weights of the holdings (w = value / V):
 | `distance`      | sum over securities of abs(w - target)   | how far from the optimiser's targets (0..2)    |
 | `return`        | w . mu                                   | expected annual return of the end portfolio    |
 | `risk`          | sqrt(w' Cov w)                           | expected annual volatility                     |
-| `diversification` | (1 / sum w^2) / n                      | effective number of holdings, per security     |
+| `diversification` | (sum h)^2 / sum h^2 / n                | effective number of holdings h, per security (0 with none) |
 | `cost`          | fees / V                                 | what the sequence pays its broker              |
 
     score = -distance_w x distance + return_w x return - risk_w x risk
@@ -27,11 +27,12 @@ negative holding scores -inf (the generator never makes one; the evaluator check
 
 from __future__ import annotations
 
-import base64
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from nodes import matrix
 
 DEFAULT_WEIGHTS = {"distance": 1.0, "return": 0.5, "risk": 0.5, "diversification": 0.1, "cost": 10.0}
 PARTS = ("distance", "return", "risk", "diversification", "cost")
@@ -57,24 +58,13 @@ class Arrays:
         return len(self.price)
 
 
-def encode_cov(cov: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(cov, dtype="<f8").tobytes()).decode()
-
-
-def decode_cov(text: str, n: int) -> np.ndarray:
-    raw = base64.b64decode(text, validate=True)
-    if len(raw) != 8 * n * n:
-        raise ValueError(f"cov_b64 holds {len(raw) // 8} values, {n * n} expected")
-    return np.frombuffer(raw, dtype="<f8").reshape(n, n)
-
-
 def arrays(problem: object) -> Arrays:
     """From a `schemas.planning.Problem`."""
     p = problem
     n = len(p.symbols)  # type: ignore[attr-defined]
     return Arrays(price=np.asarray(p.price_base, float), quantity=np.asarray(p.quantity, float),  # type: ignore[attr-defined]
                   cash=float(p.cash_base), targets=np.asarray(p.targets, float), mu=np.asarray(p.mu, float),  # type: ignore[attr-defined]
-                  cov=decode_cov(p.cov_b64, n), action_symbol=np.asarray(p.action_symbol, int),  # type: ignore[attr-defined]
+                  cov=matrix.decode(p.cov_b64, n), action_symbol=np.asarray(p.action_symbol, int),  # type: ignore[attr-defined]
                   action_quantity=np.asarray(p.action_quantity, float),  # type: ignore[attr-defined]
                   action_fee=np.asarray(p.action_fee_base, float), weights={**DEFAULT_WEIGHTS, **p.weights})  # type: ignore[attr-defined]
 
@@ -109,7 +99,8 @@ def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
     flat = (np.arange(b)[:, None] * a.n + sym).ravel()  # scatter-add the changes (bincount adds duplicates)
     values = np.bincount(flat, weights=dv.ravel(), minlength=b * a.n).reshape(b, a.n) + v0  # B x n
     cash = a.cash - dv.sum(axis=1) - fee
-    total = values.sum(axis=1) + cash
+    held = values.sum(axis=1)
+    total = held + cash
     pair_cov = a.cov[sym[:, :, None], sym[:, None, :]]  # B x K x K
     var_v = v0 @ cv0 + 2 * (dv * cv0[sym]).sum(axis=1) + np.einsum("bk,bkl,bl->b", dv, pair_cov, dv)
     same = (sym[:, :, None] == sym[:, None, :]).astype(float)
@@ -118,7 +109,7 @@ def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
         "distance": np.abs(values / total[:, None] - a.targets).sum(axis=1),
         "return": (v0 @ a.mu + (dv * a.mu[sym]).sum(axis=1)) / total,
         "risk": np.sqrt(np.maximum(var_v, 0.0)) / total,
-        "diversification": total**2 / np.maximum(sq_v, 1e-12) / a.n,
+        "diversification": np.where(sq_v > 1e-12, held**2 / np.maximum(sq_v, 1e-12), 0.0) / a.n,
         "cost": fee / total,
     }
     w = a.weights
@@ -152,7 +143,8 @@ def score_loop(a: Arrays, sequences: list[list[int]]) -> list[float]:
         held = [i for i in range(n) if w[i] != 0.0]
         var = sum(w[i] * w[j] * cov[i][j] for i in held for j in held)
         risk = math.sqrt(max(var, 0.0))
-        div = 1.0 / max(sum(wi * wi for wi in w), 1e-12) / n
+        squares = sum(v * v for v in values)
+        div = sum(values) ** 2 / squares / n if squares > 1e-12 else 0.0
         cost = fees / total
         score = (-k["distance"] * distance + k["return"] * ret - k["risk"] * risk
                  + k["diversification"] * div - k["cost"] * cost)

@@ -61,6 +61,8 @@ class Result:
     inputs_from: pd.Timestamp | None = None
     inputs_to: pd.Timestamp | None = None
     observations: int = 0
+    mu: pd.Series | None = None  # the annual expected returns used
+    cov: pd.DataFrame | None = None  # the annual (shrunk) covariance used
 
 
 def _equal(symbols: list[str]) -> dict[str, float]:
@@ -157,7 +159,7 @@ def optimize(prices: pd.DataFrame, s: Settings = Settings()) -> Result:
     return Result(weights=weights, mean_variance=mv, hrp=hrp, mean_variance_method=mv_method, hrp_method=hrp_method,
                   fallbacks=fallbacks, excluded=excluded, expected_return=float(ret), volatility=float(vol),
                   sharpe=float(sharpe), max_weight=max_weight, inputs_from=kept.index.min(),
-                  inputs_to=kept.index.max(), observations=len(kept))
+                  inputs_to=kept.index.max(), observations=len(kept), mu=mu, cov=cov)
 
 
 def _min_volatility(mu: pd.Series, cov: pd.DataFrame, max_weight: float, s: Settings, symbols: list[str],

@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
-from nodes import history
+from nodes import history, matrix
 from schemas import catalog as t
 from schemas.common import utcnow
-from schemas.optimization import Excluded, Optimize, Target, Targets
+from schemas.optimization import Excluded, Inputs, Optimize, Target, Targets
 from schemas.universe import PricesChanged, Universe
 
 from . import model
@@ -101,4 +101,8 @@ async def optimize(req: Optimize, ctx: Context) -> Targets:
         inputs_to=r.inputs_to.date() if r.inputs_to is not None else None, observations=r.observations,
         excluded=[Excluded(symbol=s, reason=why) for s, why in sorted(r.excluded.items())], computed_at=utcnow())
     await ctx.publish(t.OPTIMIZATION_TARGETS, targets)
+    if r.mu is not None and r.cov is not None:
+        await ctx.publish(t.OPTIMIZATION_INPUTS, Inputs(
+            symbols=list(r.mu.index), mu=[float(x) for x in r.mu], cov_b64=matrix.encode(r.cov.to_numpy()),
+            inputs_to=targets.inputs_to, computed_at=targets.computed_at))
     return targets

@@ -1,0 +1,1 @@
+"""The coordinator: runs planning cycles over the evaluator workers (core board)."""

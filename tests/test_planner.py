@@ -1,0 +1,158 @@
+"""The planner on a real broker: opportunity, generator, evaluator workers behind one shared
+subscription, coordinator and planning; the retained states they read are published as
+their nodes publish them, from the bundled real prices."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from edge import Client
+from nodes import matrix
+from nodes.coordinator.node import node as coordinator
+from nodes.generator.node import node as generator
+from nodes.opportunity.node import node as opportunity
+from nodes.optimization import model as opt
+from nodes.planning.node import node as planning
+from nodes.trading.node import node as trading
+from nodes.universe import bundle
+from schemas import catalog as t
+from schemas.common import utcnow
+from schemas.optimization import Inputs, Target, Targets
+from schemas.planning import CycleProgress, CycleRequest, CycleResult, PlanRef
+from schemas.portfolio import CashBalance, Summary
+from schemas.scoring import Scores, SecurityScore
+from schemas.trading import ListOrders
+from schemas.universe import Quote, Quotes, Security, Universe
+
+D = Decimal
+LAST = date(2024, 11, 29)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    prices = bundle.frame()
+    r = opt.optimize(prices)
+    closes = {s: D(str(round(float(prices[s].dropna().iloc[-1]), 6))) for s in prices.columns}
+    return r, closes
+
+
+async def publish_world(client: Client, inputs, cash: str = "20000") -> None:
+    """Retained states as universe, scoring, optimization and portfolio publish them."""
+    r, closes = inputs
+    now = utcnow()
+    securities = [Security(symbol=s, name=s, currency="USD") for s in closes]
+    await client.emit(t.UNIVERSE_SECURITIES, Universe(securities=securities, at=now))
+    await client.emit(t.UNIVERSE_QUOTES, Quotes(quotes={s: Quote(symbol=s, day=LAST, close=c, currency="USD")
+                                                        for s, c in closes.items()}, at=now))
+    await client.emit(t.SCORES, Scores(scores=[SecurityScore(symbol=s, status="ok", score=60 + (i % 7) * 5, days=5000)
+                                               for i, s in enumerate(sorted(closes))],
+                                       as_of=LAST, benchmark="SPY.US", computed_at=now))
+    await client.emit(t.OPTIMIZATION_TARGETS, Targets(
+        targets=[Target(symbol=s, weight=w, mean_variance=D(0), hrp=D(0)) for s, w in r.weights.items()],
+        mean_variance_method="max_sharpe", hrp_method="hrp", fallbacks=[], blend=D("0.5"), returns_model="mean",
+        risk_free_rate=D("0.02"), max_weight=D("0.2"), expected_return=D("0.1"), volatility=D("0.1"), sharpe=D(1),
+        inputs_from=None, inputs_to=LAST, observations=756, excluded=[], computed_at=now))
+    await client.emit(t.OPTIMIZATION_INPUTS, Inputs(symbols=list(r.mu.index), mu=[float(x) for x in r.mu],
+                                                    cov_b64=matrix.encode(r.cov.to_numpy()), inputs_to=LAST,
+                                                    computed_at=now))
+    usd = D(cash)
+    await client.emit(t.PORTFOLIO_SUMMARY, Summary(
+        base="USD", mode="paper", broker="paper", positions=[], cash=[CashBalance(currency="USD", amount=usd,
+                                                                                 amount_base=usd)],
+        positions_base=D(0), cash_base=usd, total_base=usd, fx={"USD": D(1)}, fx_source="test", deposits_base=usd,
+        dividends_base=D(0), at=now))
+
+
+class Owners:
+    """Publishes each retained state through the user of the node that owns it (the ACL)."""
+
+    def __init__(self, clients: dict[str, Client]) -> None:
+        self.clients = clients
+
+    async def emit(self, entry, message) -> None:
+        await self.clients[entry.publisher].emit(entry, message)
+
+
+@pytest.fixture
+async def world(connect, inputs, monkeypatch):
+    monkeypatch.setenv("BASE_CURRENCY", "USD")
+    monkeypatch.setenv("FX_RATES", "EUR=1.0565")
+    monkeypatch.setenv("PLANNING_AUTO_APPROVE", "0")
+    monkeypatch.setenv("COORDINATOR_BATCH_TIMEOUT_S", "2")
+    owners = Owners({n: await connect(n) for n in ("universe", "scoring", "optimization", "portfolio")})
+    await publish_world(owners, inputs)
+    return owners
+
+
+ENV = {"BASE_CURRENCY": "USD", "FX_RATES": "EUR=1.0565", "EDGE_LOG": "WARNING"}
+
+
+async def _cycle(operator: Client, **kw) -> CycleResult:
+    return await operator.call(t.COORDINATOR_CYCLE, CycleRequest(**kw), timeout=120)
+
+
+async def test_a_killed_worker_changes_nothing_in_the_plan(run_node, connect, spawn, world, probe):
+    operator = await connect("operator")
+    progress = await probe.collect(probe.topics.of(t.CYCLE_PROGRESS), qos=0)
+    async with run_node(opportunity), run_node(generator), run_node(coordinator), run_node(planning):
+        one = await spawn("evaluator", "evaluator", instance=1, extra_env=ENV)
+        alone = await _cycle(operator, max_sequences=4000, batch_size=200)
+        assert alone.plan is not None and alone.evaluation.workers == ["evaluator_1"]
+        two = await spawn("evaluator", "evaluator", instance=2, extra_env=ENV)
+        task = asyncio.ensure_future(_cycle(operator, max_sequences=4000, batch_size=200))
+        while True:  # kill the second worker in the middle of the cycle
+            p = CycleProgress.model_validate_json((await progress.next(30)).payload)
+            if p.cycle_id != alone.cycle_id and p.done >= 3:
+                break
+        two.kill9()
+        shared = await task
+        assert shared.plan is not None
+        assert [s.action for s in shared.plan.steps] == [s.action for s in alone.plan.steps]
+        assert shared.evaluation.score == alone.evaluation.score
+        assert shared.evaluation.sequences == alone.evaluation.sequences == 4000
+        one.terminate()
+
+
+async def test_a_malformed_batch_is_reported_and_the_cycle_goes_on(run_node, connect, spawn, world, probe):
+    operator = await connect("operator")
+    coord = await connect("coordinator")
+    errors = await probe.collect(probe.topics.error("evaluator_1"))
+    async with run_node(opportunity), run_node(generator), run_node(coordinator), run_node(planning):
+        await spawn("evaluator", "evaluator", instance=1, extra_env=ENV)
+        batch_topic = coord.topics.of(t.EVALUATOR_BATCH)
+        await coord.publish(batch_topic, b'{"cycle_id": "x", "batch": -1, "first": 0, "sequences": [[1]]}', qos=1)
+        report = json.loads((await errors.next(10)).payload)
+        assert report["kind"] == "invalid" and "not a valid Batch" in report["reason"]
+        await coord.publish(batch_topic, b"not json", qos=1)
+        assert json.loads((await errors.next(10)).payload)["kind"] == "bad_json"
+        result = await _cycle(operator, max_sequences=1000, batch_size=250)
+        assert result.plan is not None and result.evaluation.batches == 4
+
+
+async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, spawn, world, tmp_path, monkeypatch):
+    account = tmp_path / "paper.sqlite"
+    monkeypatch.setenv("PAPER_ACCOUNT", str(account))
+    from nodes.brokers.paper import PaperBroker
+
+    paper = PaperBroker(account)
+    paper.deposit(D(20000), "USD")
+    paper.close()
+    operator = await connect("operator")
+    async with run_node(opportunity), run_node(generator), run_node(coordinator), run_node(planning), \
+            run_node(trading):
+        await spawn("evaluator", "evaluator", instance=1, extra_env=ENV)
+        await asyncio.sleep(0.5)
+        result = await _cycle(operator, max_sequences=1000)
+        plan = result.plan
+        assert plan is not None and plan.status == "proposed"
+        first = await operator.call(t.PLANNING_APPROVE, PlanRef(plan_id=plan.plan_id), timeout=60)
+        again = await operator.call(t.PLANNING_APPROVE, PlanRef(plan_id=plan.plan_id), timeout=60)
+        assert first.status == again.status == "sent" and first.steps == again.steps
+        assert all(s.order_status == "filled" for s in first.steps), first.steps
+        orders = await operator.call(t.TRADING_ORDERS, ListOrders(plan_id=plan.plan_id))
+        assert sorted(o.client_order_id for o in orders.orders) == sorted(s.client_order_id for s in plan.steps)
