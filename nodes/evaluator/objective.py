@@ -11,7 +11,7 @@ weights of the holdings (w = value / V):
 | `distance`      | sum over securities of abs(w - target)   | how far from the optimiser's targets (0..2)    |
 | `return`        | w . mu                                   | expected annual return of the end portfolio    |
 | `risk`          | sqrt(w' Cov w)                           | expected annual volatility                     |
-| `diversification` | (sum h)^2 / sum h^2 / n                | effective number of holdings h, per security (0 with none) |
+| `diversification` | (sum h)^2 / sum h^2 / n                | effective number of holdings h per security (0: none) |
 | `cost`          | fees / V                                 | what the sequence pays its broker              |
 
     score = -distance_w x distance + return_w x return - risk_w x risk
