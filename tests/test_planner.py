@@ -156,3 +156,37 @@ async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, 
         assert all(s.order_status == "filled" for s in first.steps), first.steps
         orders = await operator.call(t.TRADING_ORDERS, ListOrders(plan_id=plan.plan_id))
         assert sorted(o.client_order_id for o in orders.orders) == sorted(s.client_order_id for s in plan.steps)
+
+
+async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, connect, probe, tmp_path, monkeypatch):
+    """Every node but the dashboard, on the bundled prices, in paper mode; the scheduler
+    starts the first planning cycle; the plan is approved automatically and filled."""
+    from nodes.optimization.node import node as optimization
+    from nodes.portfolio.node import node as portfolio
+    from nodes.scheduler.node import node as scheduler
+    from nodes.scoring.node import node as scoring
+    from nodes.universe.node import node as universe
+    from schemas.planning import Plan
+    from schemas.portfolio import SyncPortfolio
+
+    monkeypatch.setenv("PAPER_ACCOUNT", str(tmp_path / "paper.sqlite"))
+    monkeypatch.setenv("SCHEDULER_PLANNING_CYCLE_FIRST_S", "8")
+    monkeypatch.setenv("GENERATOR_MAX_SEQUENCES", "3000")
+    plans = await probe.collect(probe.topics.of(t.LATEST_PLAN))
+    operator = await connect("operator")
+    from nodes.evaluator.node import node as evaluator
+
+    async with run_node(universe), run_node(scoring), run_node(optimization), run_node(portfolio), \
+            run_node(trading), run_node(opportunity), run_node(generator), run_node(evaluator), \
+            run_node(coordinator), run_node(planning), run_node(scheduler):
+        sent = None
+        while sent is None:
+            plan = Plan.model_validate_json((await plans.next(90)).payload)
+            if plan.status == "sent":
+                sent = plan
+        assert sent.steps and all(s.order_status == "filled" for s in sent.steps), sent.steps
+        assert sent.evaluation.score > sent.evaluation.baseline_score
+        summary = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio(), timeout=30)
+        assert {p.symbol for p in summary.positions} == {s.action.symbol for s in sent.steps if s.action.side == "buy"}
+        orders = await operator.call(t.TRADING_ORDERS, ListOrders(plan_id=sent.plan_id))
+        assert len(orders.orders) == len(sent.steps) and {o.status for o in orders.orders} == {"filled"}

@@ -1,0 +1,1 @@
+"""The scheduler: cadences for every recurring job (core board)."""

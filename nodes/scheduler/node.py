@@ -1,0 +1,82 @@
+"""The scheduler node's wiring: runs each job's command on its cadence (`jobs.py`),
+publishes the schedule (retained `trader/state/scheduler/schedule`: every job, its next
+run and its last result) and an event per run (`evt/scheduler/job`); `scheduler/run
+{"name": ...}` runs one now. The cadences restart with the node (first runs after
+start, then every cadence); a failed job is retried with back-off, never dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from edge import CallTimeout, Context, Node, Rejected, RemoteError
+from schemas import catalog as t
+from schemas.common import utcnow
+from schemas.planning import Job, JobRan, RunJob, Schedule
+
+from . import jobs
+
+node = Node("scheduler")
+TICK_S = 1.0
+
+
+@node.lifespan
+async def configure(ctx: Context) -> AsyncIterator[None]:
+    ctx.state["entries"] = jobs.configure(os.environ, datetime.now(UTC))
+    yield
+    ticker = ctx.state.get("ticker")
+    if ticker is not None:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+
+
+@node.startup
+async def start(ctx: Context) -> None:
+    await _publish_schedule(ctx)
+    ctx.state["ticker"] = asyncio.get_running_loop().create_task(_tick_forever(ctx))
+
+
+async def _publish_schedule(ctx: Context) -> None:
+    entries: dict[str, jobs.Entry] = ctx.state["entries"]
+    await ctx.publish(t.SCHEDULE, Schedule(jobs=[e.view() for e in entries.values()], at=utcnow()))
+
+
+async def _run(ctx: Context, entry: jobs.Entry, attempt_note: str = "") -> jobs.Entry:
+    entry.running = True
+    try:
+        try:
+            await ctx.call(entry.command, entry.request, timeout=entry.timeout_s)
+            entry.succeeded(datetime.now(UTC))
+        except (RemoteError, CallTimeout, OSError) as exc:
+            entry.failed(datetime.now(UTC), f"{type(exc).__name__}: {exc}")
+    finally:
+        entry.running = False
+    await ctx.publish(t.JOB_RAN, JobRan(name=entry.name, status=entry.last_status, error=entry.last_error,  # type: ignore[arg-type]
+                                        attempt=max(entry.failures, 1), next_run=entry.next_run, at=utcnow()))
+    await _publish_schedule(ctx)
+    return entry
+
+
+async def _tick_forever(ctx: Context) -> None:
+    while True:
+        for entry in jobs.due(ctx.state["entries"], datetime.now(UTC)):
+            try:
+                await _run(ctx, entry)
+            except Exception:  # publishing failed (broker gone): the next tick tries again
+                entry.running = False
+        await asyncio.sleep(TICK_S)
+
+
+@node.command(t.SCHEDULER_RUN)
+async def run(req: RunJob, ctx: Context) -> Job:
+    entries: dict[str, jobs.Entry] = ctx.state["entries"]
+    if req.name not in entries:
+        raise Rejected(f"no job {req.name!r} (jobs: {', '.join(entries)})")
+    entry = entries[req.name]
+    if entry.running:
+        raise Rejected(f"{req.name} is running now")
+    return (await _run(ctx, entry)).view()
