@@ -190,3 +190,22 @@ async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, conne
         assert {p.symbol for p in summary.positions} == {s.action.symbol for s in sent.steps if s.action.side == "buy"}
         orders = await operator.call(t.TRADING_ORDERS, ListOrders(plan_id=sent.plan_id))
         assert len(orders.orders) == len(sent.steps) and {o.status for o in orders.orders} == {"filled"}
+
+
+@pytest.mark.parametrize(("node_name", "verb", "payload", "kind", "says"), [
+    ("generator", "sequences", {"cycle_id": "c", "actions": [], "cash": {"USD": 5.5}}, "invalid", "JSON float"),
+    ("generator", "sequences", {"cycle_id": "c", "actions": [], "cash": {}, "max_actions": 0}, "invalid",
+     "max_actions"),
+    ("opportunity", "candidates", {}, "invalid", "cycle_id"),
+    ("coordinator", "cycle", {"max_sequences": 0}, "invalid", "max_sequences"),
+    ("planning", "approve", {"plan_id": "nope"}, "refused", "no plan nope"),
+    ("planning", "reject", {"plan_id": "x y"}, "invalid", "plan_id"),
+    ("planning", "plans", {"limit": 1000}, "invalid", "limit"),
+])
+async def test_bad_input_on_the_planners_commands(run_node, connect, world, node_name, verb, payload, kind, says):
+    nodes = {"generator": generator, "opportunity": opportunity, "coordinator": coordinator, "planning": planning}
+    operator = await connect("operator")
+    async with run_node(nodes[node_name]):
+        reply = await operator.request(operator.topics.command(node_name, verb), json.dumps(payload).encode())
+        text = reply.payload.decode()
+        assert reply.user["status"] == "error" and f'"kind":"{kind}"' in text and says in text, text
