@@ -30,6 +30,7 @@ bench: deps
 	$(BIN)/python bench/rpc.py
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/optimization.py
+	$(BIN)/python bench/planner.py
 
 lint: deps
 	$(BIN)/ruff check .

@@ -166,6 +166,7 @@ class Evaluation(Message):
     workers: list[str]
     redispatched: int = Field(default=0, description="batches sent again (a worker died or was late)")
     seconds: float
+    evaluation_seconds: float = Field(default=0.0, description="first batch sent to last result in")
 
 
 class Plan(Message):

@@ -19,7 +19,8 @@ def test_cadences_from_the_environment():
     entries = jobs.configure({"SCHEDULER_SCORING_S": "0", "SCHEDULER_PLANNING_CYCLE_S": "3600",
                               "SCHEDULER_PLANNING_CYCLE_FIRST_S": "5"}, now)
     assert "scoring" not in entries
-    assert entries["planning_cycle"].every_s == 3600 and entries["planning_cycle"].next_run == now + timedelta(seconds=5)
+    cycle = entries["planning_cycle"]
+    assert cycle.every_s == 3600 and cycle.next_run == now + timedelta(seconds=5)
     assert [e.name for e in jobs.due(entries, now + timedelta(seconds=40))] == ["planning_cycle", "deposit_check"]
 
 

@@ -139,10 +139,12 @@ async def _run_cycle(req: CycleRequest, ctx: Context) -> CycleResult:
                for n, first, part in search.batches(seqs.sequences, size)]
     dispatch = c.Dispatch(cycle_id, batches, st["batch_timeout"])
     st["dispatch"] = dispatch
+    dispatched = time.perf_counter()
     try:
         await _collect(ctx, dispatch, st["cycle_timeout"])
     finally:
         st["dispatch"] = None
+    evaluated_in = time.perf_counter() - dispatched
     best = dispatch.best()
     base_score, base_parts = c.baseline(problem)
     if best is None:
@@ -150,7 +152,7 @@ async def _run_cycle(req: CycleRequest, ctx: Context) -> CycleResult:
                            notes=[*notes, "every sequence was infeasible"])
     evaluation = Evaluation(score=best.score, parts=best.parts, baseline_score=base_score,
                             sequences=len(seqs.sequences), batches=len(batches), workers=dispatch.workers(),
-                            redispatched=dispatch.redispatched,
+                            redispatched=dispatch.redispatched, evaluation_seconds=round(evaluated_in, 4),
                             seconds=round(time.perf_counter() - started, 3))
     if best.score <= base_score:
         return CycleResult(cycle_id=cycle_id, plan=None, evaluation=evaluation, candidates=len(cands.actions),
