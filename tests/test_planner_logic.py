@@ -114,3 +114,30 @@ def test_closer_to_the_targets_scores_higher():
 
 def test_best_breaks_ties_by_index():
     assert o.best(np.array([1.0, 3.0, 3.0, -np.inf]), first=100, top=3) == [(101, 3.0), (102, 3.0), (100, 1.0)]
+
+
+candidate_lists = st.lists(
+    st.tuples(st.sampled_from(["A.US", "B.US", "C.US", "D.US", "E.US"]), st.sampled_from(["buy", "sell"]),
+              st.integers(1, 5000), st.integers(0, 20), st.sampled_from(["USD", "EUR"])),
+    min_size=0, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cands=candidate_lists, usd=st.integers(0, 20000), eur=st.integers(0, 20000), k=st.integers(1, 5),
+       bound=st.integers(1, 3000))
+def test_every_generated_sequence_keeps_the_rules(cands, usd, eur, k, bound):
+    actions = [Action(kind="buy_underweight" if side == "buy" else "exit", symbol=sym, side=side, quantity=D(1),
+                      price=D(value), currency=cur, value=D(value), fee=D(fee), value_base=D(value), reason="h")
+               for sym, side, value, fee, cur in cands]
+    cash = {"USD": D(usd), "EUR": D(eur)}
+    seqs = search.sequences(actions, cash, search.Settings(max_actions=k, max_sequences=bound))
+    assert len(seqs) <= bound and len({tuple(s) for s in seqs}) == len(seqs)
+    for seq in seqs:
+        assert 1 <= len(seq) <= k and len({actions[i].symbol for i in seq}) == len(seq)
+        sides = [actions[i].side for i in seq]
+        assert sides == sorted(sides, key=lambda x: x != "sell")
+        left = dict(cash)
+        for i in seq:
+            a = actions[i]
+            left[a.currency] += a.value - a.fee if a.side == "sell" else -(a.value + a.fee)
+            assert left[a.currency] >= 0
