@@ -88,9 +88,10 @@ def _scores(ctx: Context, arrays: objective.Arrays, seqs: np.ndarray) -> tuple[n
     procs = ctx.state["processes"]
     if procs > 1 and len(seqs) >= ctx.state["parallel_min"]:
         if ctx.state["pool"] is None:
-            from multiprocess import Pool  # dill pickles what the stdlib cannot
+            import multiprocess  # dill pickles what the stdlib cannot
 
-            ctx.state["pool"] = Pool(procs)
+            # spawned, not forked: this process has threads (the network loop, the handlers)
+            ctx.state["pool"] = multiprocess.get_context("spawn").Pool(procs)
         chunks = np.array_split(seqs, procs)
         scores = np.concatenate(ctx.state["pool"].map(_score_chunk, [(arrays, c) for c in chunks]))
         return scores, {}
