@@ -196,7 +196,8 @@ async def _wait_online(client: Client, idents: list[str]) -> None:
         await done.wait()
 
 
-async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, max_sequences: int) -> dict[str, list[float]]:
+async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, max_sequences: int,
+                 batch_size: int | None) -> dict[str, list[float]]:
     cluster = Cluster(tmp)
     out: dict[str, list[float]] = {}
     try:
@@ -221,8 +222,8 @@ async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, max_sequences
                 await world.publish(owners)
                 await asyncio.sleep(0.5)  # the retained states reach the nodes
                 start = time.perf_counter()
-                r: CycleResult = await op.call(t.COORDINATOR_CYCLE, CycleRequest(max_sequences=max_sequences),
-                                               timeout=300)
+                r: CycleResult = await op.call(t.COORDINATOR_CYCLE, CycleRequest(
+                    max_sequences=max_sequences, batch_size=batch_size), timeout=300)
                 wall = time.perf_counter() - start
                 assert r.evaluation is not None, r.notes
                 out.setdefault(f"{label}_s", []).append(wall)
@@ -251,6 +252,7 @@ async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, max_sequences
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--batch", type=int, default=None, help="sequences per batch (default: the coordinator's)")
     a = ap.parse_args()
     rounds, loop_sample = (1, 1000) if a.quick else (3, 3000)
     max_sequences = 20000
@@ -259,7 +261,7 @@ def main() -> None:
     worlds = {"bundled": World(prices, held=6, cash=D(20000)), "s200": World(big, held=30, cash=D(100000))}
     speed = evaluator_speed(worlds["s200"], max_sequences, loop_sample)
     with tempfile.TemporaryDirectory(prefix="edge-bench-planner-") as tmp:
-        times = asyncio.run(cycles(Path(tmp), worlds, rounds, max_sequences))
+        times = asyncio.run(cycles(Path(tmp), worlds, rounds, max_sequences, a.batch))
     med = {k: statistics.median(v) for k, v in times.items()}
     speedup = speed["loop_s"] / speed["vectorised_s"]
     per_s = speed["sequences"] / speed["vectorised_s"]

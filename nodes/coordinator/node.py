@@ -179,8 +179,9 @@ async def _collect(ctx: Context, dispatch: c.Dispatch, timeout_s: float) -> None
         if now > deadline:
             raise Rejected(f"cycle {dispatch.cycle_id} timed out: {len(dispatch.results)} of "
                            f"{len(dispatch.batches)} batches evaluated (are evaluators running?)")
-        for batch in dispatch.due(now):
-            await ctx.publish(t.EVALUATOR_BATCH, batch, trace_id=dispatch.cycle_id)
+        # all at once: the client keeps as many in flight as the broker allows
+        await asyncio.gather(*(ctx.publish(t.EVALUATOR_BATCH, batch, trace_id=dispatch.cycle_id)
+                               for batch in dispatch.due(now)))
         if len(dispatch.results) != reported:
             reported = len(dispatch.results)
             best = dispatch.best()

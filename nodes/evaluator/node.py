@@ -1,7 +1,8 @@
 """The evaluator node's wiring: N workers (`evaluator_1`, `evaluator_2`, ...) share one MQTT
 v5 shared subscription (`$share/evaluator/trader/work/evaluator/batch`); each scores a
-batch at a time (Receive Maximum 1, so the broker hands the next batch to whoever is free)
-and publishes its best sequences on `evt/evaluator/result`. A worker's session dies with
+batch at a time, with one more waiting (Receive Maximum 2: the next batch is there when
+one is done, and no worker hoards the cycle), and publishes its best sequences on
+`evt/evaluator/result`. A worker's session dies with
 it: a batch it held is sent again by the coordinator when its result does not come.
 
 The cycle's problem (holdings, prices, targets, expected returns, covariance, actions)
@@ -31,7 +32,7 @@ from schemas.planning import Batch, BatchResult, Problem, Scored
 
 from . import objective
 
-node = Node("evaluator", prefetch=1)
+node = Node("evaluator", prefetch=2)
 KEEP_CYCLES = 3
 
 

@@ -27,6 +27,7 @@ negative holding scores -inf (the generator never makes one; the evaluator check
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -71,10 +72,12 @@ def arrays(problem: object) -> Arrays:
 
 def pad(sequences: list[list[int]], k: int | None = None) -> np.ndarray:
     """Sequences as a B x K int matrix, -1 where a sequence is shorter."""
-    k = k or max((len(s) for s in sequences), default=0)
-    out = np.full((len(sequences), max(k, 1)), -1, dtype=np.int64)
-    for i, s in enumerate(sequences):
-        out[i, : len(s)] = s
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    k = max(k or 0, int(lengths.max(initial=0)), 1)
+    out = np.full((len(sequences), k), -1, dtype=np.int64)
+    rows = np.repeat(np.arange(len(sequences)), lengths)
+    cols = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[rows, cols] = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=len(rows))
     return out
 
 

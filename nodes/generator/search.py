@@ -8,9 +8,9 @@ and stops at `max_sequences`. A sequence:
 - puts its sells before its buys (their cash pays for the buys);
 - never takes the cash of any currency below zero after fees, at any step.
 
-Every candidate is checked once for feasibility alone; a longer sequence is extended only
-from a feasible shorter one (a prefix that is infeasible stays infeasible), so the work is
-bounded by the number of sequences kept, not by all combinations.
+A longer sequence is extended only from a feasible shorter one (a prefix that is
+infeasible stays infeasible), carrying the cash it leaves, so each extension costs one
+addition and the work is bounded by the number of sequences kept, not by all combinations.
 """
 
 from __future__ import annotations
@@ -33,38 +33,32 @@ def priority(actions: list[Action]) -> list[int]:
     return sorted(range(len(actions)), key=lambda i: (actions[i].side != "sell", -actions[i].value_base, i))
 
 
-def _cash_after(actions: list[Action], seq: tuple[int, ...], cash: dict[str, Decimal]) -> dict[str, Decimal] | None:
-    left = dict(cash)
-    for i in seq:
-        a = actions[i]
-        change = a.value - a.fee if a.side == "sell" else -(a.value + a.fee)
-        left[a.currency] = left.get(a.currency, Decimal(0)) + change
-        if left[a.currency] < 0:
-            return None
-    return left
-
-
 def sequences(actions: list[Action], cash: dict[str, Decimal], s: Settings = Settings()) -> list[list[int]]:
     """Feasible sequences of action indexes, in a deterministic order."""
     order = priority(actions)
     rank = {i: r for r, i in enumerate(order)}
+    # what each action does to its currency's cash, after its fee
+    change = [(a.currency, a.value - a.fee if a.side == "sell" else -(a.value + a.fee)) for a in actions]
     out: list[list[int]] = []
-    level: list[tuple[tuple[int, ...], frozenset[str]]] = [((), frozenset())]
+    # each partial sequence carries the symbols it holds and the cash it leaves
+    level: list[tuple[tuple[int, ...], frozenset[str], dict[str, Decimal]]] = [((), frozenset(), dict(cash))]
     for _length in range(1, s.max_actions + 1):
-        nxt: list[tuple[tuple[int, ...], frozenset[str]]] = []
-        for seq, symbols in level:
+        nxt: list[tuple[tuple[int, ...], frozenset[str], dict[str, Decimal]]] = []
+        for seq, symbols, left in level:
             start = rank[seq[-1]] + 1 if seq else 0
             for i in order[start:]:  # in priority order: sells come before buys within a sequence
-                a = actions[i]
-                if a.symbol in symbols:
+                symbol = actions[i].symbol
+                if symbol in symbols:
+                    continue
+                currency, delta = change[i]
+                after = left.get(currency, Decimal(0)) + delta
+                if after < 0:
                     continue
                 cand = (*seq, i)
-                if _cash_after(actions, cand, cash) is None:
-                    continue
                 out.append(list(cand))
-                nxt.append((cand, symbols | {a.symbol}))
                 if len(out) >= s.max_sequences:
                     return out
+                nxt.append((cand, symbols | {symbol}, {**left, currency: after}))
         level = nxt
         if not level:
             break
