@@ -253,9 +253,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--batch", type=int, default=None, help="sequences per batch (default: the coordinator's)")
+    ap.add_argument("--sequences", type=int, default=20000, help="the generator's bound for each cycle")
     a = ap.parse_args()
     rounds, loop_sample = (1, 1000) if a.quick else (3, 3000)
-    max_sequences = 20000
+    max_sequences = a.sequences
     prices = bundle.frame()
     big, _ = synthetic(prices.drop(columns=["SPY.US"]), prices["SPY.US"], 200, years=5)
     worlds = {"bundled": World(prices, held=6, cash=D(20000)), "s200": World(big, held=30, cash=D(100000))}

@@ -105,7 +105,7 @@ class Batch(Message):
 
     @model_validator(mode="after")
     def _indexes(self) -> Batch:
-        if any(i < 0 for s in self.sequences for i in s):
+        if min(map(min, filter(None, self.sequences)), default=0) < 0:
             raise ValueError("action indexes must not be negative")
         return self
 

@@ -135,7 +135,9 @@ async def _run_cycle(req: CycleRequest, ctx: Context) -> CycleResult:
     notes += assumed
     await ctx.publish(t.COORDINATOR_PROBLEM, problem, trace_id=cycle_id)
     size = req.batch_size or st["batch_size"]
-    batches = [Batch(cycle_id=cycle_id, batch=n, first=first, sequences=part)
+    # built from the generator's reply, validated when it arrived: no second validation here
+    # (it cost 0.3 s for 100,000 sequences); each evaluator validates what it receives
+    batches = [Batch.model_construct(cycle_id=cycle_id, batch=n, first=first, sequences=part, reply_to="coordinator")
                for n, first, part in search.batches(seqs.sequences, size)]
     dispatch = c.Dispatch(cycle_id, batches, st["batch_timeout"])
     st["dispatch"] = dispatch
