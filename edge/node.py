@@ -193,6 +193,16 @@ class Node:
 
         return register
 
+    def keep(self, entry: Topic, key: str, convert: Callable[[Any], Any] | None = None) -> None:
+        """Keep the latest message of a (retained) topic in `ctx.state[key]`, validated, and
+        converted first if `convert` is given: the mirror of another node's state."""
+
+        async def store(message: Any, ctx: Context) -> None:
+            ctx.state[key] = convert(message) if convert else message
+
+        store.__name__ = f"keep_{key}"
+        self.on(entry)(store)
+
     def lifespan(self, fn: Callable[[Context], AsyncIterator[Any]]) -> Callable[[Context], AsyncIterator[Any]]:
         """Register an async generator that opens resources before the first message and
         closes them after the last (Starlette's lifespan)."""

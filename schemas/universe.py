@@ -83,6 +83,11 @@ class Quotes(Message):
     at: UtcDateTime
 
 
+def closes(quotes: Quotes) -> dict[str, Decimal]:
+    """Symbol -> latest close."""
+    return {s: q.close for s, q in quotes.quotes.items()}
+
+
 class SyncPrices(Message):
     """Fetch daily closes from a provider; all active securities when `symbols` is empty."""
 

@@ -245,40 +245,43 @@ async def test_tradernet_kill_9_before_the_answer_ends_with_one_order(spawn, bro
         node.terminate()
 
 
-async def test_a_live_order_through_the_sdk(run_node, market, operator, monkeypatch):
+@pytest.fixture
+def live(monkeypatch):
+    """A fake Tradernet account with USD 10,000 and the environment of live mode pointing at it."""
     with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
         fake.cash["USD"] = D(10000)
         for k, v in {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes",
                      "TRADING_MARKET_HOURS": "always"}.items():
             monkeypatch.setenv(k, v)
-        async with run_node(trading):
-            await asyncio.sleep(0.3)
-            filled = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
-            assert filled.status == "filled" and filled.mode == "live" and filled.average_price == D("237.33")
-            working = await operator.call(t.TRADING_ORDER, buy("plan-1:2", qty="1", symbol="MA.US",
-                                                               limit_price=D("490")), timeout=10)
-            assert working.status == "submitted"
-            cancelled = await operator.call(t.TRADING_CANCEL, OrderRef(client_order_id="plan-1:2"), timeout=10)
-            assert cancelled.status == "cancelled" and fake.placed(2)[0]["stat"] == 31
-        assert all(p["action_id"] == 1 for p in fake.accepted("putTradeOrder"))  # cash, never margin
+        yield fake
 
 
-async def test_the_same_order_twice_is_one_order_at_tradernet(run_node, market, operator, monkeypatch):
-    with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
-        fake.cash["USD"] = D(10000)
-        for k, v in {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes",
-                     "TRADING_MARKET_HOURS": "always"}.items():
-            monkeypatch.setenv(k, v)
-        async with run_node(trading):
-            await asyncio.sleep(0.3)
-            first = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
-            again = await operator.call(t.TRADING_ORDER, buy(reason="approved again"), timeout=10)  # new msg-id
-            topic = operator.topics.command("trading", "order")
-            body = buy().model_dump_json().encode()
-            r1 = await operator.request(topic, body, msg_id="same-delivery")
-            r2 = await operator.request(topic, body, msg_id="same-delivery")  # a redelivery of one message
-            assert again == first == Order.model_validate_json(r1.payload) == Order.model_validate_json(r2.payload)
-        assert len(fake.accepted("putTradeOrder")) == 1 and len(fake.placed(first.ref)) == 1
+async def test_a_live_order_through_the_sdk(run_node, market, operator, live):
+    fake = live
+    async with run_node(trading):
+        await asyncio.sleep(0.3)
+        filled = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
+        assert filled.status == "filled" and filled.mode == "live" and filled.average_price == D("237.33")
+        working = await operator.call(t.TRADING_ORDER, buy("plan-1:2", qty="1", symbol="MA.US",
+                                                           limit_price=D("490")), timeout=10)
+        assert working.status == "submitted"
+        cancelled = await operator.call(t.TRADING_CANCEL, OrderRef(client_order_id="plan-1:2"), timeout=10)
+        assert cancelled.status == "cancelled" and fake.placed(2)[0]["stat"] == 31
+    assert all(p["action_id"] == 1 for p in fake.accepted("putTradeOrder"))  # cash, never margin
+
+
+async def test_the_same_order_twice_is_one_order_at_tradernet(run_node, market, operator, live):
+    fake = live
+    async with run_node(trading):
+        await asyncio.sleep(0.3)
+        first = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
+        again = await operator.call(t.TRADING_ORDER, buy(reason="approved again"), timeout=10)  # new msg-id
+        topic = operator.topics.command("trading", "order")
+        body = buy().model_dump_json().encode()
+        r1 = await operator.request(topic, body, msg_id="same-delivery")
+        r2 = await operator.request(topic, body, msg_id="same-delivery")  # a redelivery of one message
+        assert again == first == Order.model_validate_json(r1.payload) == Order.model_validate_json(r2.payload)
+    assert len(fake.accepted("putTradeOrder")) == 1 and len(fake.placed(first.ref)) == 1
 
 
 # -- hypothesis: any payload on the order command ----------------------------------------------------------

@@ -35,7 +35,6 @@ from nodes.evaluator import objective
 from nodes.generator import search
 from schemas import catalog as t
 from schemas.common import utcnow
-from schemas.optimization import Inputs, Targets
 from schemas.planning import (
     Batch,
     BatchResult,
@@ -48,7 +47,7 @@ from schemas.planning import (
     SequencesRequest,
 )
 from schemas.portfolio import Summary
-from schemas.universe import Quotes
+from schemas.universe import closes
 
 from . import cycle as c
 
@@ -77,24 +76,10 @@ async def listen(ctx: Context) -> None:
     await ctx.listen(t.EVALUATOR_RESULT, on_result)
 
 
-@node.on(t.PORTFOLIO_SUMMARY)
-async def on_summary(summary: Summary, ctx: Context) -> None:
-    ctx.state["summary"] = summary
-
-
-@node.on(t.OPTIMIZATION_TARGETS)
-async def on_targets(targets: Targets, ctx: Context) -> None:
-    ctx.state["targets"] = targets
-
-
-@node.on(t.OPTIMIZATION_INPUTS)
-async def on_inputs(inputs: Inputs, ctx: Context) -> None:
-    ctx.state["inputs"] = inputs
-
-
-@node.on(t.UNIVERSE_QUOTES)
-async def on_quotes(quotes: Quotes, ctx: Context) -> None:
-    ctx.state["quotes"] = {s: q.close for s, q in quotes.quotes.items()}
+node.keep(t.PORTFOLIO_SUMMARY, "summary")
+node.keep(t.OPTIMIZATION_TARGETS, "targets")
+node.keep(t.OPTIMIZATION_INPUTS, "inputs")
+node.keep(t.UNIVERSE_QUOTES, "quotes", closes)
 
 
 @node.command(t.COORDINATOR_CYCLE)

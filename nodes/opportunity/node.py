@@ -20,11 +20,9 @@ from nodes.brokers.fees import FeeSchedule
 from nodes.brokers.fx import FxError, Rates
 from schemas import catalog as t
 from schemas.common import utcnow
-from schemas.optimization import Targets
 from schemas.planning import Candidates, CandidatesRequest
 from schemas.portfolio import Summary
-from schemas.scoring import Scores
-from schemas.universe import Quotes, Universe
+from schemas.universe import closes
 
 from . import model
 
@@ -42,29 +40,11 @@ async def configure(ctx: Context) -> AsyncIterator[None]:
     yield
 
 
-@node.on(t.PORTFOLIO_SUMMARY)
-async def on_summary(summary: Summary, ctx: Context) -> None:
-    ctx.state["summary"] = summary
-
-
-@node.on(t.OPTIMIZATION_TARGETS)
-async def on_targets(targets: Targets, ctx: Context) -> None:
-    ctx.state["targets"] = targets
-
-
-@node.on(t.SCORES)
-async def on_scores(scores: Scores, ctx: Context) -> None:
-    ctx.state["scores"] = scores
-
-
-@node.on(t.UNIVERSE_SECURITIES)
-async def on_universe(universe: Universe, ctx: Context) -> None:
-    ctx.state["universe"] = universe
-
-
-@node.on(t.UNIVERSE_QUOTES)
-async def on_quotes(quotes: Quotes, ctx: Context) -> None:
-    ctx.state["quotes"] = {s: q.close for s, q in quotes.quotes.items()}
+node.keep(t.PORTFOLIO_SUMMARY, "summary")
+node.keep(t.OPTIMIZATION_TARGETS, "targets")
+node.keep(t.SCORES, "scores")
+node.keep(t.UNIVERSE_SECURITIES, "universe")
+node.keep(t.UNIVERSE_QUOTES, "quotes", closes)
 
 
 @node.command(t.OPPORTUNITY_CANDIDATES)

@@ -44,7 +44,7 @@ from schemas.portfolio import (
     Valuations,
 )
 from schemas.trading import Order
-from schemas.universe import Quotes
+from schemas.universe import Quotes, closes
 
 from .store import PortfolioStore
 from .valuation import summarise
@@ -115,7 +115,7 @@ async def _every(ctx: Context) -> None:
 
 @node.on(t.UNIVERSE_QUOTES)
 async def on_quotes(quotes: Quotes, ctx: Context) -> None:
-    ctx.state["quotes"] = {s: q.close for s, q in quotes.quotes.items()}
+    ctx.state["quotes"] = closes(quotes)
     with contextlib.suppress(Rejected):
         await sync(SyncPortfolio(), ctx)
 

@@ -36,7 +36,7 @@ from nodes.brokers.fx import FxError, Rates
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.trading import FINISHED, Halt, Halted, ListOrders, Order, OrderRef, Orders, PlaceOrder, Resume
-from schemas.universe import Quotes, Security, Universe
+from schemas.universe import Quotes, Security, Universe, closes
 
 from .limits import Limits, Situation, check
 from .outbox import Outbox
@@ -96,7 +96,7 @@ async def on_securities(universe: Universe, ctx: Context) -> None:
 
 @node.on(t.UNIVERSE_QUOTES)
 async def on_quotes(quotes: Quotes, ctx: Context) -> None:
-    _desk(ctx).quotes = {s: q.close for s, q in quotes.quotes.items()}
+    _desk(ctx).quotes = closes(quotes)
 
 
 # -- sending ----------------------------------------------------------------------------------------
