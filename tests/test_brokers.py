@@ -221,3 +221,19 @@ def test_market_hours():
     assert market_open("SAP.EU", datetime(2024, 11, 25, 9, 0, tzinfo=UTC)) is None  # 10:00 Frankfurt
     assert "not known" in market_open("X.KZ", MONDAY_NOON_NY)
     assert check(order(), situation(now=datetime(2024, 11, 23, tzinfo=UTC)), Limits(market_hours="always")) == []
+
+
+def test_a_locked_paper_account_is_a_broker_error(tmp_path):
+    import sqlite3
+
+    paper = PaperBroker(tmp_path / "p.sqlite")
+    paper.deposit(D(5000), "USD")
+    paper.db.execute("PRAGMA busy_timeout=100")
+    lock = sqlite3.connect(tmp_path / "p.sqlite", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(BrokerError, match="cannot be written"):
+            paper.place(spec(1))
+    finally:
+        lock.execute("ROLLBACK")
+    assert paper.place(spec(1)).status == "filled" and paper.find(1) is not None

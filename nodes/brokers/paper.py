@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -53,8 +54,14 @@ class PaperBroker:
     def close(self) -> None:
         self.db.close()
 
-    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return transaction(self.db)
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; a locked or unusable account file is the broker not answering."""
+        try:
+            with transaction(self.db) as db:
+                yield db
+        except sqlite3.OperationalError as exc:
+            raise BrokerError(f"the paper account cannot be written: {exc}") from exc
 
     # -- orders -----------------------------------------------------------------------------------
     def place(self, order: OrderSpec) -> BrokerOrder:
