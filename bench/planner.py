@@ -80,9 +80,31 @@ class World:
         return opp.candidates({s: opp.Holding(q, "USD") for s, q in self.holdings.items()}, {"USD": self.cash},
                               self.result.weights, self.scores, listings, self.closes, FeeSchedule(), FX)[0]
 
+    def targets(self) -> Targets:
+        r = self.result
+        return Targets(
+            targets=[Target(symbol=s, weight=w, mean_variance=D(0), hrp=D(0)) for s, w in r.weights.items()],
+            mean_variance_method="max_sharpe", hrp_method="hrp", fallbacks=[], blend=D("0.5"), returns_model="mean",
+            risk_free_rate=D("0.02"), max_weight=D("0.2"), expected_return=D(0), volatility=D(0), sharpe=D(0),
+            inputs_from=None, inputs_to=LAST, observations=r.observations, excluded=[], computed_at=utcnow())
+
+    def inputs(self) -> Inputs:
+        r = self.result
+        return Inputs(symbols=list(r.mu.index), mu=[float(x) for x in r.mu], cov_b64=matrix.encode(r.cov.to_numpy()),
+                      inputs_to=LAST, computed_at=utcnow())
+
+    def summary(self) -> Summary:
+        positions = [Holding(symbol=s, quantity=q, average_price=self.closes[s], currency="USD",
+                             price=self.closes[s], value=q * self.closes[s], value_base=q * self.closes[s])
+                     for s, q in sorted(self.holdings.items())]
+        held = sum((p.value_base for p in positions), D(0))
+        return Summary(base="USD", mode="paper", broker="paper", positions=positions,
+                       cash=[CashBalance(currency="USD", amount=self.cash, amount_base=self.cash)], positions_base=held,
+                       cash_base=self.cash, total_base=held + self.cash, fx={"USD": D(1)}, fx_source="bench",
+                       deposits_base=self.cash, dividends_base=D(0), at=utcnow())
+
     async def publish(self, clients: dict[str, Client]) -> None:
         now = utcnow()
-        r = self.result
         await clients["universe"].emit(t.UNIVERSE_SECURITIES, Universe(
             securities=[Security(symbol=s, name=s, currency="USD") for s in self.closes], at=now))
         await clients["universe"].emit(t.UNIVERSE_QUOTES, Quotes(quotes={
@@ -90,23 +112,9 @@ class World:
         await clients["scoring"].emit(t.SCORES, Scores(scores=[
             SecurityScore(symbol=s, status="ok", score=v, days=1000) for s, v in self.scores.items()],
             as_of=LAST, benchmark="SPY.US", computed_at=now))
-        await clients["optimization"].emit(t.OPTIMIZATION_TARGETS, Targets(
-            targets=[Target(symbol=s, weight=w, mean_variance=D(0), hrp=D(0)) for s, w in r.weights.items()],
-            mean_variance_method="max_sharpe", hrp_method="hrp", fallbacks=[], blend=D("0.5"), returns_model="mean",
-            risk_free_rate=D("0.02"), max_weight=D("0.2"), expected_return=D(0), volatility=D(0), sharpe=D(0),
-            inputs_from=None, inputs_to=LAST, observations=r.observations, excluded=[], computed_at=now))
-        await clients["optimization"].emit(t.OPTIMIZATION_INPUTS, Inputs(
-            symbols=list(r.mu.index), mu=[float(x) for x in r.mu], cov_b64=matrix.encode(r.cov.to_numpy()),
-            inputs_to=LAST, computed_at=now))
-        positions = [Holding(symbol=s, quantity=q, average_price=self.closes[s], currency="USD",
-                             price=self.closes[s], value=q * self.closes[s], value_base=q * self.closes[s])
-                     for s, q in sorted(self.holdings.items())]
-        held = sum((p.value_base for p in positions), D(0))
-        await clients["portfolio"].emit(t.PORTFOLIO_SUMMARY, Summary(
-            base="USD", mode="paper", broker="paper", positions=positions,
-            cash=[CashBalance(currency="USD", amount=self.cash, amount_base=self.cash)], positions_base=held,
-            cash_base=self.cash, total_base=held + self.cash, fx={"USD": D(1)}, fx_source="bench",
-            deposits_base=self.cash, dividends_base=D(0), at=now))
+        await clients["optimization"].emit(t.OPTIMIZATION_TARGETS, self.targets())
+        await clients["optimization"].emit(t.OPTIMIZATION_INPUTS, self.inputs())
+        await clients["portfolio"].emit(t.PORTFOLIO_SUMMARY, self.summary())
 
 
 def evaluator_speed(world: World, max_sequences: int, loop_sample: int) -> dict[str, float]:
@@ -114,22 +122,7 @@ def evaluator_speed(world: World, max_sequences: int, loop_sample: int) -> dict[
 
     actions = world.actions()
     seqs = search.sequences(actions, {"USD": world.cash}, search.Settings(max_sequences=max_sequences))
-    r = world.result
-    positions = [Holding(symbol=s, quantity=q, average_price=world.closes[s], currency="USD", price=world.closes[s])
-                 for s, q in world.holdings.items()]
-    summary = Summary(base="USD", mode="paper", broker="paper", positions=positions,
-                      cash=[CashBalance(currency="USD", amount=world.cash, amount_base=world.cash)],
-                      positions_base=D(0), cash_base=world.cash, total_base=world.cash, fx={}, fx_source="bench",
-                      deposits_base=D(0), dividends_base=D(0), at=utcnow())
-    targets = Targets(targets=[Target(symbol=s, weight=w, mean_variance=D(0), hrp=D(0))
-                               for s, w in r.weights.items()],
-                      mean_variance_method="max_sharpe", hrp_method="hrp", fallbacks=[], blend=D("0.5"),
-                      returns_model="mean", risk_free_rate=D(0), max_weight=D("0.2"), expected_return=D(0),
-                      volatility=D(0), sharpe=D(0), inputs_from=None, inputs_to=None, observations=0, excluded=[],
-                      computed_at=utcnow())
-    inputs = Inputs(symbols=list(r.mu.index), mu=[float(x) for x in r.mu], cov_b64=matrix.encode(r.cov.to_numpy()),
-                    inputs_to=None, computed_at=utcnow())
-    problem, _ = cycle.problem("bench", summary, targets, inputs, actions, world.closes, FX,
+    problem, _ = cycle.problem("bench", world.summary(), world.targets(), world.inputs(), actions, world.closes, FX,
                                dict(objective.DEFAULT_WEIGHTS))
     arrays = objective.arrays(problem)
     padded = objective.pad(seqs)

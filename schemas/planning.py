@@ -141,14 +141,6 @@ class CycleProgress(Message):
     at: UtcDateTime
 
 
-class CycleResult(Message):
-    cycle_id: Id
-    plan: Plan | None = Field(description="none when nothing beats doing nothing")
-    evaluation: Evaluation | None
-    candidates: int
-    notes: list[str]
-
-
 class PlanStep(Message):
     step: int
     action: Action
@@ -179,6 +171,14 @@ class Plan(Message):
     created: UtcDateTime
     approved: UtcDateTime | None = None
     note: str = ""
+
+
+class CycleResult(Message):
+    cycle_id: Id
+    plan: Plan | None = Field(description="none when nothing beats doing nothing")
+    evaluation: Evaluation | None
+    candidates: int
+    notes: list[str]
 
 
 class ProposePlan(Message):
@@ -226,6 +226,3 @@ class JobRan(Message):
 
 class RunJob(Message):
     name: str
-
-
-CycleResult.model_rebuild()

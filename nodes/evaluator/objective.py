@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from nodes import matrix
+from schemas.planning import Problem
 
 DEFAULT_WEIGHTS = {"distance": 1.0, "return": 0.5, "risk": 0.5, "diversification": 0.1, "cost": 10.0}
-PARTS = ("distance", "return", "risk", "diversification", "cost")
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,12 @@ class Arrays:
         return len(self.price)
 
 
-def arrays(problem: object) -> Arrays:
-    """From a `schemas.planning.Problem`."""
-    p = problem
-    n = len(p.symbols)  # type: ignore[attr-defined]
-    return Arrays(price=np.asarray(p.price_base, float), quantity=np.asarray(p.quantity, float),  # type: ignore[attr-defined]
-                  cash=float(p.cash_base), targets=np.asarray(p.targets, float), mu=np.asarray(p.mu, float),  # type: ignore[attr-defined]
-                  cov=matrix.decode(p.cov_b64, n), action_symbol=np.asarray(p.action_symbol, int),  # type: ignore[attr-defined]
-                  action_quantity=np.asarray(p.action_quantity, float),  # type: ignore[attr-defined]
-                  action_fee=np.asarray(p.action_fee_base, float), weights={**DEFAULT_WEIGHTS, **p.weights})  # type: ignore[attr-defined]
+def arrays(p: Problem) -> Arrays:
+    return Arrays(price=np.asarray(p.price_base, float), quantity=np.asarray(p.quantity, float),
+                  cash=float(p.cash_base), targets=np.asarray(p.targets, float), mu=np.asarray(p.mu, float),
+                  cov=matrix.decode(p.cov_b64, len(p.symbols)), action_symbol=np.asarray(p.action_symbol, int),
+                  action_quantity=np.asarray(p.action_quantity, float),
+                  action_fee=np.asarray(p.action_fee_base, float), weights={**DEFAULT_WEIGHTS, **p.weights})
 
 
 def pad(sequences: list[list[int]], k: int | None = None) -> np.ndarray:

@@ -157,8 +157,9 @@ async def deposit(req: Deposit, ctx: Context) -> DepositResult:
     broker = ctx.state["broker"]
     key = ctx.message.msg_id if ctx.message is not None and ctx.message.msg_id else None  # a retry credits once
     broker.deposit(req.amount, req.currency, req.note, key=f"cmd:{key}" if key else None)
-    await sync(SyncPortfolio(), ctx)
-    return DepositResult(currency=req.currency, amount=req.amount, balance=broker.account().cash[req.currency])
+    summary = await sync(SyncPortfolio(), ctx)
+    balance = next(c.amount for c in summary.cash if c.currency == req.currency)
+    return DepositResult(currency=req.currency, amount=req.amount, balance=balance)
 
 
 @node.command(t.PORTFOLIO_DEPOSIT_CHECK)
