@@ -125,13 +125,12 @@ def evaluator_speed(world: World, max_sequences: int, loop_sample: int) -> dict[
     problem, _ = cycle.problem("bench", world.summary(), world.targets(), world.inputs(), actions, world.closes, FX,
                                dict(objective.DEFAULT_WEIGHTS))
     arrays = objective.arrays(problem)
-    padded = objective.pad(seqs)
-    objective.score_batch(arrays, padded[:100])  # warm-up
-    vec = min(_timed(objective.score_batch, arrays, padded) for _ in range(5))
-    sample = seqs[:loop_sample]
+    objective.score_rows(arrays, seqs[:100])  # warm-up
+    vec = min(_timed(objective.score_rows, arrays, seqs) for _ in range(5))
+    sample = search.rows(seqs[:loop_sample])
     loop = _timed(objective.score_loop, arrays, sample) * len(seqs) / len(sample)
     check = np.array(objective.score_loop(arrays, sample[:200]))
-    assert np.allclose(objective.score_batch(arrays, padded[:200])[0], check)
+    assert np.allclose(objective.score_batch(arrays, seqs[:200])[0], check)
     return {"sequences": len(seqs), "actions": len(actions), "symbols": len(problem.symbols),
             "vectorised_s": vec, "loop_s": loop}
 

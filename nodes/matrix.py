@@ -1,5 +1,7 @@
-"""A square float matrix on the wire: float64, little-endian, row-major, base64 (the
-covariance from the optimizer to the evaluators: JSON numbers would be 3 times larger)."""
+"""Arrays on the wire as base64: a square float64 matrix (the covariance from the
+optimizer to the evaluators: JSON numbers would be 3 times larger) and the planner's
+sequence rows (int16 action indexes, -1 after a sequence's end: `schemas.planning.SequenceRows`).
+Little-endian and row-major both."""
 
 from __future__ import annotations
 
@@ -17,3 +19,21 @@ def decode(text: str, n: int) -> np.ndarray:
     if len(raw) != 8 * n * n:
         raise ValueError(f"the matrix holds {len(raw) // 8} values, {n * n} expected")
     return np.frombuffer(raw, dtype="<f8").reshape(n, n)
+
+
+def encode_rows(rows: np.ndarray) -> dict[str, int | str]:
+    """The fields of a `SequenceRows` message for a B x K matrix of action indexes."""
+    count, width = rows.shape
+    return {"count": count, "width": width,
+            "rows_b64": base64.b64encode(np.ascontiguousarray(rows, dtype="<i2").tobytes()).decode()}
+
+
+def decode_rows(text: str, count: int, width: int) -> np.ndarray:
+    """A `SequenceRows` message's matrix (read-only); ValueError if its size or values are wrong."""
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) != 2 * count * width:
+        raise ValueError(f"the rows hold {len(raw)} bytes; {count} x {width} int16 are {2 * count * width}")
+    rows = np.frombuffer(raw, dtype="<i2").reshape(count, width)
+    if rows.size and rows.min() < -1:
+        raise ValueError(f"action index {int(rows.min())}: indexes are 0 or more (-1 after a sequence's end)")
+    return rows

@@ -125,9 +125,18 @@ async def test_a_malformed_batch_is_reported_and_the_cycle_goes_on(run_node, con
     async with run_node(opportunity), run_node(generator), run_node(coordinator), run_node(planning):
         await spawn("evaluator", "evaluator", instance=1, extra_env=ENV)
         batch_topic = coord.topics.of(t.EVALUATOR_BATCH)
-        await coord.publish(batch_topic, b'{"cycle_id": "x", "batch": -1, "first": 0, "sequences": [[1]]}', qos=1)
+        one = '"count": 1, "width": 1, "rows_b64": "AQA="'  # [[1]]
+        await coord.publish(batch_topic, b'{"cycle_id": "x", "batch": -1, "first": 0, %s}' % one.encode(), qos=1)
         report = json.loads((await errors.next(10)).payload)
         assert report["kind"] == "invalid" and "not a valid Batch" in report["reason"]
+        await coord.publish(batch_topic, b'{"cycle_id": "x", "batch": 0, "first": 0, "count": 2, "width": 1, '
+                                         b'"rows_b64": "AQA="}', qos=1)  # 2 bytes for 2 rows
+        report = json.loads((await errors.next(10)).payload)
+        assert report["kind"] == "invalid" and "2 x 1 int16 are 4" in report["errors"][0]["msg"], report
+        await coord.publish(batch_topic, b'{"cycle_id": "x", "batch": 0, "first": 0, "count": 1, "width": 1, '
+                                         b'"rows_b64": "/v8="}', qos=1)  # [[-2]]
+        report = json.loads((await errors.next(10)).payload)
+        assert "action index -2" in report["reason"], report
         await coord.publish(batch_topic, b"not json", qos=1)
         assert json.loads((await errors.next(10)).payload)["kind"] == "bad_json"
         result = await _cycle(operator, max_sequences=1000, batch_size=250)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import numpy as np
@@ -54,7 +55,7 @@ def _action(symbol: str, side: str, value: int, fee: int = 1) -> Action:
 def test_sequences_put_sells_first_and_never_overdraw():
     actions = [_action("A.US", "buy", 900), _action("B.US", "sell", 500), _action("C.US", "buy", 400),
                _action("A.US", "sell", 100)]
-    seqs = search.sequences(actions, {"USD": D(600)}, search.Settings(max_actions=3))
+    seqs = search.rows(search.sequences(actions, {"USD": D(600)}, search.Settings(max_actions=3)))
     for seq in seqs:
         sides = [actions[i].side for i in seq]
         assert sides == sorted(sides, key=lambda x: x != "sell")
@@ -72,8 +73,8 @@ def test_sequences_put_sells_first_and_never_overdraw():
 def test_the_search_is_bounded_and_deterministic():
     actions = [_action(f"S{i}.US", "buy", 10 + i) for i in range(30)]
     first = search.sequences(actions, {"USD": D(10**6)}, search.Settings(max_actions=5, max_sequences=5000))
-    assert len(first) == 5000 and first == search.sequences(actions, {"USD": D(10**6)},
-                                                            search.Settings(max_actions=5, max_sequences=5000))
+    again = search.sequences(actions, {"USD": D(10**6)}, search.Settings(max_actions=5, max_sequences=5000))
+    assert first.shape == (5000, 4) and first.dtype == np.int16 and np.array_equal(first, again)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +82,11 @@ def problem() -> o.Arrays:
     rng = np.random.default_rng(7)
     n, a = 40, 25
     x = rng.normal(size=(n, 120))
+    # some held without a target, some targeted and not held: both sides of the distance
+    targets = np.where(rng.random(n) < 0.3, 0.0, rng.random(n))
+    targets /= targets.sum()
     return o.Arrays(price=rng.uniform(10, 300, n), quantity=np.where(rng.random(n) < 0.3, rng.integers(1, 40, n), 0)
-                    .astype(float), cash=15000.0, targets=np.full(n, 1 / n), mu=rng.normal(0.08, 0.04, n),
+                    .astype(float), cash=15000.0, targets=targets, mu=rng.normal(0.08, 0.04, n),
                     cov=x @ x.T / 120 * 0.04, action_symbol=rng.integers(0, n, a),
                     action_quantity=rng.integers(1, 8, a).astype(float), action_fee=np.full(a, 1.5),
                     weights=dict(o.DEFAULT_WEIGHTS))
@@ -98,7 +102,7 @@ def test_the_vectorised_objective_is_the_loop(problem, seqs):
 
 
 def test_an_overdrawn_sequence_is_infeasible(problem):
-    sells = o.Arrays(**{**problem.__dict__, "action_quantity": -np.full(25, 1000.0)})
+    sells = dataclasses.replace(problem, action_quantity=-np.full(25, 1000.0))
     scores, _ = o.score_batch(sells, o.pad([[0]]))
     assert scores[0] == -np.inf
 
@@ -130,7 +134,9 @@ def test_every_generated_sequence_keeps_the_rules(cands, usd, eur, k, bound):
                       price=D(value), currency=cur, value=D(value), fee=D(fee), value_base=D(value), reason="h")
                for sym, side, value, fee, cur in cands]
     cash = {"USD": D(usd), "EUR": D(eur)}
-    seqs = search.sequences(actions, cash, search.Settings(max_actions=k, max_sequences=bound))
+    found = search.sequences(actions, cash, search.Settings(max_actions=k, max_sequences=bound))
+    seqs = search.rows(found)
+    assert seqs == reference_search(actions, cash, k, bound)  # the same sequences in the same order
     assert len(seqs) <= bound and len({tuple(s) for s in seqs}) == len(seqs)
     for seq in seqs:
         assert 1 <= len(seq) <= k and len({actions[i].symbol for i in seq}) == len(seq)
@@ -141,3 +147,44 @@ def test_every_generated_sequence_keeps_the_rules(cands, usd, eur, k, bound):
             a = actions[i]
             left[a.currency] += a.value - a.fee if a.side == "sell" else -(a.value + a.fee)
             assert left[a.currency] >= 0
+
+
+def reference_search(actions: list[Action], cash: dict[str, Decimal], max_actions: int,
+                     max_sequences: int) -> list[list[int]]:
+    """The search as plain Python with Decimal cash, one sequence at a time (how it was
+    first written): the vectorised one must find the same sequences in the same order."""
+    order = search.priority(actions)
+    rank = {i: r for r, i in enumerate(order)}
+    change = [(a.currency, a.value - a.fee if a.side == "sell" else -(a.value + a.fee)) for a in actions]
+    out: list[list[int]] = []
+    level: list[tuple[tuple[int, ...], frozenset[str], dict[str, Decimal]]] = [((), frozenset(), dict(cash))]
+    for _length in range(max_actions):
+        nxt = []
+        for seq, symbols, left in level:
+            for i in order[rank[seq[-1]] + 1 if seq else 0:]:
+                currency, delta = change[i]
+                after = left.get(currency, D(0)) + delta
+                if actions[i].symbol in symbols or after < 0:
+                    continue
+                out.append([*seq, i])
+                if len(out) >= max_sequences:
+                    return out
+                nxt.append(((*seq, i), symbols | {actions[i].symbol}, {**left, currency: after}))
+        level = nxt
+    return out
+
+
+def test_cash_is_compared_exactly():
+    """0.1 + 0.2 is not 0.3 in floats; the search works in exact integers of the smallest
+    place used (here 1e-12), and in Python integers when int64 could overflow."""
+    fine = [_action("A.US", "sell", 0), _action("B.US", "buy", 0)]
+    fine[0] = fine[0].model_copy(update={"value": D("0.100000000001"), "fee": D(0)})
+    fine[1] = fine[1].model_copy(update={"value": D("0.400000000001"), "fee": D(0)})
+    found = search.rows(search.sequences(fine, {"USD": D("0.3")}, search.Settings(max_actions=2)))
+    assert found == [[0], [0, 1]]  # 0.3 + 0.100000000001 - 0.400000000001 = 0 exactly: feasible
+    short = search.rows(search.sequences(fine, {"USD": D("0.299999999999")}, search.Settings(max_actions=2)))
+    assert short == [[0]]
+    huge = [a.model_copy(update={"value": a.value * 10**20}) for a in fine]
+    cash = {"USD": D("0.3") * 10**20}
+    assert search.rows(search.sequences(huge, cash, search.Settings(max_actions=2))) == \
+        reference_search(huge, cash, 2, 100) == [[0], [0, 1]]

@@ -62,7 +62,8 @@ def problem(cycle_id: str, summary: Summary, targets: Targets, inputs: Inputs | 
 
 @dataclass
 class Dispatch:
-    """Which batches are out, since when, and what came back."""
+    """Which batches are out, since when, and what came back. Each result costs the same
+    whatever the number of batches (a cycle may have thousands)."""
 
     cycle_id: str
     batches: list[Batch]
@@ -70,11 +71,14 @@ class Dispatch:
     sent_at: dict[int, float] = field(default_factory=dict)
     results: dict[int, BatchResult] = field(default_factory=dict)
     redispatched: int = 0
+    _best: Scored | None = None
+
+    def __post_init__(self) -> None:
+        self._open = {b.batch: b for b in self.batches}  # no result yet
 
     def due(self, now: float) -> list[Batch]:
         """Batches never sent or whose result is late: (re)send these now."""
-        late = [b for b in self.batches if b.batch not in self.results
-                and (b.batch not in self.sent_at or now - self.sent_at[b.batch] > self.timeout_s)]
+        late = [b for n, b in self._open.items() if n not in self.sent_at or now - self.sent_at[n] > self.timeout_s]
         self.redispatched += sum(1 for b in late if b.batch in self.sent_at)
         for b in late:
             self.sent_at[b.batch] = now
@@ -83,24 +87,26 @@ class Dispatch:
     def take(self, result: BatchResult) -> bool:
         """Keep a result; False for another cycle's, or a batch answered already (a re-sent
         batch may be answered twice: the first answer counts, both are the same)."""
-        if result.cycle_id != self.cycle_id or result.batch in self.results or \
-                not 0 <= result.batch < len(self.batches):
+        if result.cycle_id != self.cycle_id or result.batch not in self._open:
             return False
+        del self._open[result.batch]
         self.results[result.batch] = result
+        for s in result.best:
+            if self._best is None or (s.score, -s.sequence) > (self._best.score, -self._best.sequence):
+                self._best = s
         return True
 
     def done(self) -> bool:
-        return len(self.results) == len(self.batches)
+        return not self._open
 
     def next_deadline(self, now: float) -> float:
-        waiting = [self.sent_at[b.batch] + self.timeout_s for b in self.batches if b.batch not in self.results]
+        waiting = [self.sent_at[n] + self.timeout_s for n in self._open if n in self.sent_at]
         return max(min(waiting, default=now) - now, 0.0)
 
     def best(self) -> Scored | None:
         """The best sequence over all results; ties go to the lower index, so the answer
         is the same however the batches were spread over the workers."""
-        every = [s for r in self.results.values() for s in r.best]
-        return max(every, key=lambda s: (s.score, -s.sequence), default=None)
+        return self._best
 
     def workers(self) -> list[str]:
         return sorted({r.worker for r in self.results.values()})

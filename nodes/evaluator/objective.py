@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -58,6 +59,49 @@ class Arrays:
     def n(self) -> int:
         return len(self.price)
 
+    @cached_property
+    def around(self) -> Around:
+        return Around.of(self)
+
+
+@dataclass(frozen=True)
+class Around:
+    """The current portfolio's terms, computed once per cycle: every sequence's score is
+    these plus what its K actions change."""
+
+    v0: np.ndarray  # n, values held now
+    cv0: np.ndarray  # n, Cov v0
+    var: float  # v0' Cov v0
+    squares: float  # v0' v0
+    ret: float  # v0' mu
+    held: float  # sum v0
+    negative: int  # holdings below zero now
+    breaks: np.ndarray  # m, sorted v0 / target over the securities with a target
+    cum_weight: np.ndarray  # m + 1, running sum of |target| in that order
+    cum_value: np.ndarray  # m + 1, running sum of |target| x break
+    untargeted: float  # sum |v0| over the securities without a target
+
+    @classmethod
+    def of(cls, a: Arrays) -> Around:
+        v0 = a.quantity * a.price
+        cv0 = a.cov @ v0
+        has = a.targets != 0
+        breaks = v0[has] / a.targets[has]
+        order = np.argsort(breaks, kind="stable")
+        weight = np.abs(a.targets[has])[order]
+        return cls(v0=v0, cv0=cv0, var=float(v0 @ cv0), squares=float(v0 @ v0), ret=float(v0 @ a.mu),
+                   held=float(v0.sum()), negative=int((v0 < -1e-9).sum()), breaks=breaks[order],
+                   cum_weight=np.concatenate([[0.0], np.cumsum(weight)]),
+                   cum_value=np.concatenate([[0.0], np.cumsum(weight * breaks[order])]),
+                   untargeted=float(np.abs(v0[~has]).sum()))
+
+    def spread(self, total: np.ndarray) -> np.ndarray:
+        """sum over all securities of |v0 - target x V| for each total V (B): with
+        |t| |v0/t - V| piecewise linear in V, one binary search and two running sums."""
+        k = np.searchsorted(self.breaks, total)
+        w, q = self.cum_weight, self.cum_value
+        return total * (2 * w[k] - w[-1]) + (q[-1] - 2 * q[k]) + self.untargeted
+
 
 def arrays(p: Problem) -> Arrays:
     return Arrays(price=np.asarray(p.price_base, float), quantity=np.asarray(p.quantity, float),
@@ -81,33 +125,46 @@ def pad(sequences: list[list[int]], k: int | None = None) -> np.ndarray:
 def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Scores (B) and parts (each B) of a B x K matrix of action indexes (-1: none).
 
-    Every sequence changes at most K of the n holdings, so the quadratic terms are
-    expanded around the current portfolio v0 (values in the base currency), with dv the
-    sequence's changes: v'Cv = v0'Cv0 + 2 dv'(Cv0) + dv'C dv, and the same for v'v. That
-    costs B x K x K instead of B x n x n; only the distance needs every holding (B x n)."""
-    b = seqs.shape[0]
-    valid = seqs >= 0
-    idx = np.where(valid, seqs, 0)
+    Every sequence changes at most K of the n holdings, so each term is expanded around
+    the current portfolio v0 (values in the base currency), with dv the sequence's
+    changes: v'Cv = v0'Cv0 + 2 dv'(Cv0) + dv'C dv, the same for v'v, and the distance
+    through `Around.spread` (its sum over the untouched holdings is one lookup). A batch
+    costs B x K x K, never B x n: its temporaries stay in the cache, which is what lets
+    two workers on two cores run at twice the speed of one."""
+    # positions first (K x B): every numpy step runs along the batch, not along K <= 10
+    seq = np.ascontiguousarray(seqs.T)
+    valid = seq >= 0
+    idx = np.where(valid, seq, 0)
     if np.any(idx >= len(a.action_symbol)):
         raise ValueError("a sequence names an action the cycle does not have")
-    sym = a.action_symbol[idx]  # B x K
-    dq = np.where(valid, a.action_quantity[idx], 0.0)  # B x K shares, signed
-    dv = dq * a.price[sym]  # B x K value changes
-    fee = np.where(valid, a.action_fee[idx], 0.0).sum(axis=1)  # B
-    v0 = a.quantity * a.price
-    cv0 = a.cov @ v0
-    flat = (np.arange(b)[:, None] * a.n + sym).ravel()  # scatter-add the changes (bincount adds duplicates)
-    values = np.bincount(flat, weights=dv.ravel(), minlength=b * a.n).reshape(b, a.n) + v0  # B x n
-    cash = a.cash - dv.sum(axis=1) - fee
-    held = values.sum(axis=1)
+    z = a.around
+    k = seq.shape[0]
+    sym = a.action_symbol[idx]  # K x B
+    dv = np.where(valid, a.action_quantity[idx], 0.0) * a.price[sym]  # K x B value changes
+    fee = np.where(valid, a.action_fee[idx], 0.0).sum(axis=0)  # B
+    cash = a.cash - dv.sum(axis=0) - fee
+    held = z.held + dv.sum(axis=0)
     total = held + cash
-    pair_cov = a.cov[sym[:, :, None], sym[:, None, :]]  # B x K x K
-    var_v = v0 @ cv0 + 2 * (dv * cv0[sym]).sum(axis=1) + np.einsum("bk,bkl,bl->b", dv, pair_cov, dv)
-    same = (sym[:, :, None] == sym[:, None, :]).astype(float)
-    sq_v = v0 @ v0 + 2 * (dv * v0[sym]).sum(axis=1) + np.einsum("bk,bkl,bl->b", dv, same, dv)
+    pair_cov = a.cov.ravel().take(sym[:, None, :] * a.n + sym[None, :, :])  # K x K x B
+    var_v = z.var + 2 * (dv * z.cv0[sym]).sum(axis=0) + (dv[:, None, :] * pair_cov * dv[None, :, :]).sum(axis=(0, 1))
+    # a security's change summed over the positions holding it (a batch from the wire may
+    # repeat one); empty positions get symbols of their own, so they never match
+    own = np.where(valid, sym, -1 - np.arange(k)[:, None])
+    same = own[:, None, :] == own[None, :, :]  # K x K x B
+    change = (same * dv[None, :, :]).sum(axis=1)  # K x B
+    sq_v = z.squares + 2 * (dv * z.v0[sym]).sum(axis=0) + (dv * change).sum(axis=0)
+    # each security a sequence touches, once (at its first position), with its value after
+    first = valid.copy()
+    for j in range(1, k):
+        first[j] &= ~same[j, :j].any(axis=0)
+    before = z.v0[sym]
+    after = before + change
+    aim = a.targets[sym] * total
+    moved = np.where(first, np.abs(after - aim) - np.abs(before - aim), 0.0)
+    negative = z.negative - (first & (before < -1e-9)).sum(axis=0) + (first & (after < -1e-9)).sum(axis=0)
     parts = {
-        "distance": np.abs(values / total[:, None] - a.targets).sum(axis=1),
-        "return": (v0 @ a.mu + (dv * a.mu[sym]).sum(axis=1)) / total,
+        "distance": (z.spread(total) + moved.sum(axis=0)) / np.abs(total),
+        "return": (z.ret + (dv * a.mu[sym]).sum(axis=0)) / total,
         "risk": np.sqrt(np.maximum(var_v, 0.0)) / total,
         "diversification": np.where(sq_v > 1e-12, held**2 / np.maximum(sq_v, 1e-12), 0.0) / a.n,
         "cost": fee / total,
@@ -115,8 +172,19 @@ def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
     w = a.weights
     score = (-w["distance"] * parts["distance"] + w["return"] * parts["return"] - w["risk"] * parts["risk"]
              + w["diversification"] * parts["diversification"] - w["cost"] * parts["cost"])
-    infeasible = (cash < -1e-9) | np.any(values < -1e-9, axis=1)
-    return np.where(infeasible, -np.inf, score), parts
+    return np.where((cash < -1e-9) | (negative > 0), -np.inf, score), parts
+
+
+CHUNK_ROWS = 1000  # sequences per numpy pass: the fastest measured (bench/planner.py --chunks)
+
+
+def score_rows(a: Arrays, seqs: np.ndarray, chunk: int = CHUNK_ROWS) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """`score_batch` over any number of sequences, `chunk` at a time: a pass's B x n
+    temporaries stay a few MB (larger passes measured slower: they leave the cache)."""
+    if len(seqs) <= chunk:
+        return score_batch(a, seqs)
+    done = [score_batch(a, seqs[i:i + chunk]) for i in range(0, len(seqs), chunk)]
+    return np.concatenate([d[0] for d in done]), {k: np.concatenate([d[1][k] for d in done]) for k in done[0][1]}
 
 
 def score_loop(a: Arrays, sequences: list[list[int]]) -> list[float]:
