@@ -1,17 +1,19 @@
 """The planner: the evaluator's speed, and a planning cycle's wall time.
 
 In one run:
-- the vectorised objective (`nodes.evaluator.objective.score_batch`) against the same
+- the vectorised objective (`nodes.evaluator.objective.score_rows`) against the same
   objective one sequence at a time in plain Python (`score_loop`, the baseline), on the
-  sequences of a synthetic 200-security universe (5 years made from the bundled real
-  returns, as in `bench/scoring.py`; targets, expected returns and covariance from the
-  real optimiser; a portfolio holding 30 of them with idle cash);
+  first 20,000 sequences of the exhaustive search (`--sequences`) of a synthetic
+  200-security universe (5 years made from the bundled real returns, as in
+  `bench/scoring.py`; targets, expected returns and covariance from the real optimiser; a
+  portfolio holding 30 of them with idle cash; 40 candidate actions);
 - a whole planning cycle through the broker (coordinator -> opportunity -> generator ->
-  batches to the evaluators' shared subscription -> results -> plan proposed to
-  planning), every node a real process, for the bundled universe and for the synthetic
-  200-security one with at least 10,000 sequences;
-- the same 200-security cycle with 1 and with 2 evaluator workers, alternately, and the
-  time of its evaluation phase alone (first batch sent to last result in).
+  rounds of batches to the evaluators' shared subscription -> results -> plan proposed
+  to planning), every node a real process, with the coordinator's defaults (a beam of
+  5,000 over up to 5 actions), for the bundled universe and the synthetic one;
+- a deep search on the synthetic universe (`--depth 6 --beam 100000 --batch 40000`:
+  about 1.5 million sequences) with 1 and with 2 evaluator workers, alternately: what a
+  second worker buys when there is work to share.
 
 The last line is one JSON object of the figures. `--quick` for a short run.
 """
@@ -51,7 +53,7 @@ from nodes.universe import bundle  # noqa: E402
 from schemas import catalog as t  # noqa: E402
 from schemas.common import utcnow  # noqa: E402
 from schemas.optimization import Inputs, Target, Targets  # noqa: E402
-from schemas.planning import CycleProgress, CycleRequest, CycleResult  # noqa: E402
+from schemas.planning import CycleRequest, CycleResult  # noqa: E402
 from schemas.portfolio import CashBalance, Holding, Summary  # noqa: E402
 from schemas.scoring import Scores, SecurityScore  # noqa: E402
 from schemas.universe import Quote, Quotes, Security, Universe  # noqa: E402
@@ -123,7 +125,7 @@ def evaluator_speed(world: World, max_sequences: int, loop_sample: int) -> dict[
     actions = world.actions()
     seqs = search.sequences(actions, {"USD": world.cash}, search.Settings(max_sequences=max_sequences))
     problem, _ = cycle.problem("bench", world.summary(), world.targets(), world.inputs(), actions, world.closes, FX,
-                               dict(objective.DEFAULT_WEIGHTS))
+                               dict(objective.DEFAULT_WEIGHTS), search.space("bench", actions, {"USD": world.cash}))
     arrays = objective.arrays(problem)
     objective.score_rows(arrays, seqs[:100])  # warm-up
     vec = min(_timed(objective.score_rows, arrays, seqs) for _ in range(5))
@@ -188,8 +190,7 @@ async def _wait_online(client: Client, idents: list[str]) -> None:
         await done.wait()
 
 
-async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, max_sequences: int,
-                 batch_size: int | None) -> dict[str, list[float]]:
+async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, deep: CycleRequest) -> dict[str, list[float]]:
     cluster = Cluster(tmp)
     out: dict[str, list[float]] = {}
     try:
@@ -201,30 +202,24 @@ async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, max_sequences
                       ("universe", "scoring", "optimization", "portfolio")}
             for c in owners.values():
                 await c.connect()
-            phase: dict[str, float] = {}
-
-            def progress(msg) -> None:
-                p = CycleProgress.model_validate_json(msg.payload)
-                phase[p.cycle_id] = time.perf_counter()
-
-            await op.subscribe(op.topics.of(t.CYCLE_PROGRESS), progress, qos=0)
             await _wait_online(op, ["opportunity", "generator", "coordinator", "planning", "evaluator_1"])
 
-            async def one(label: str, world: World) -> None:
+            async def one(label: str, world: World, request: CycleRequest) -> None:
                 await world.publish(owners)
                 await asyncio.sleep(0.5)  # the retained states reach the nodes
                 start = time.perf_counter()
-                r: CycleResult = await op.call(t.COORDINATOR_CYCLE, CycleRequest(
-                    max_sequences=max_sequences, batch_size=batch_size), timeout=300)
+                r: CycleResult = await op.call(t.COORDINATOR_CYCLE, request, timeout=300)
                 wall = time.perf_counter() - start
                 assert r.evaluation is not None, r.notes
                 out.setdefault(f"{label}_s", []).append(wall)
                 out.setdefault(f"{label}_sequences", []).append(r.evaluation.sequences)
-                out.setdefault(f"{label}_workers", []).append(len(r.evaluation.workers))
+                out.setdefault(f"{label}_exhaustive", []).append(r.evaluation.exhaustive)
                 out.setdefault(f"{label}_eval_s", []).append(r.evaluation.evaluation_seconds)
+                out.setdefault(f"{label}_score", []).append(r.evaluation.score)
 
             for _ in range(rounds):
-                await one("bundled", worlds["bundled"])
+                await one("bundled", worlds["bundled"], CycleRequest())
+                await one("s200", worlds["s200"], CycleRequest())
             for i in range(rounds):  # 1 and 2 workers, alternately
                 for workers in ((1, 2) if i % 2 == 0 else (2, 1)):
                     if workers == 2 and "evaluator_2" not in cluster.procs:
@@ -233,7 +228,7 @@ async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, max_sequences
                     if workers == 1 and "evaluator_2" in cluster.procs:
                         cluster.stop("evaluator_2")
                         await asyncio.sleep(0.5)
-                    await one(f"s200_w{workers}", worlds["s200"])
+                    await one(f"deep_w{workers}", worlds["s200"], deep)
             for c in owners.values():
                 await c.close()
     finally:
@@ -244,40 +239,44 @@ async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, max_sequences
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--batch", type=int, default=None, help="sequences per batch (default: the coordinator's)")
-    ap.add_argument("--sequences", type=int, default=20000, help="the generator's bound for each cycle")
+    ap.add_argument("--sequences", type=int, default=20000, help="sequences for the evaluator against its loop")
+    ap.add_argument("--depth", type=int, default=6, help="the deep search's longest sequence")
+    ap.add_argument("--beam", type=int, default=100000, help="the deep search's beam")
+    ap.add_argument("--batch", type=int, default=40000, help="the deep search's sequences per batch, about")
     a = ap.parse_args()
     rounds, loop_sample = (1, 1000) if a.quick else (3, 3000)
-    max_sequences = a.sequences
     prices = bundle.frame()
     big, _ = synthetic(prices.drop(columns=["SPY.US"]), prices["SPY.US"], 200, years=5)
     worlds = {"bundled": World(prices, held=6, cash=D(20000)), "s200": World(big, held=30, cash=D(100000))}
-    speed = evaluator_speed(worlds["s200"], max_sequences, loop_sample)
+    speed = evaluator_speed(worlds["s200"], a.sequences, loop_sample)
+    deep = CycleRequest(beam_width=a.beam, max_actions=a.depth, batch_size=a.batch)
     with tempfile.TemporaryDirectory(prefix="edge-bench-planner-") as tmp:
-        times = asyncio.run(cycles(Path(tmp), worlds, rounds, max_sequences, a.batch))
-    med = {k: statistics.median(v) for k, v in times.items()}
+        times = asyncio.run(cycles(Path(tmp), worlds, rounds, deep))
+    med = {k: statistics.median(v) for k, v in times.items() if not k.endswith("_exhaustive")}
+    assert len(set(times["deep_w1_score"] + times["deep_w2_score"])) == 1, "1 and 2 workers chose differently"
     speedup = speed["loop_s"] / speed["vectorised_s"]
     per_s = speed["sequences"] / speed["vectorised_s"]
-    two = med["s200_w1_s"] / med["s200_w2_s"]
-    two_eval = med["s200_w1_eval_s"] / med["s200_w2_eval_s"]
+    two = med["deep_w1_s"] / med["deep_w2_s"]
+    two_eval = med["deep_w1_eval_s"] / med["deep_w2_eval_s"]
     print(f"evaluator, {speed['sequences']} sequences of {speed['actions']} candidate actions over "
           f"{speed['symbols']} securities:")
     print(f"  vectorised {speed['vectorised_s'] * 1000:8.1f} ms   loop {speed['loop_s']:7.2f} s   "
           f"speedup {speedup:6.0f}x   {per_s:,.0f} sequences/s")
-    print(f"{'planning cycle (through the broker)':40} {'median s':>9} {'evaluation s':>13} {'sequences':>10}")
-    for label, key in (("bundled universe, 1 worker", "bundled"), ("synthetic 200 securities, 1 worker", "s200_w1"),
-                       ("synthetic 200 securities, 2 workers", "s200_w2")):
-        print(f"{label:40} {med[key + '_s']:9.3f} {med[key + '_eval_s']:13.3f} {int(med[key + '_sequences']):10d}")
-    print(f"two workers: {two:.2f}x the speed of one for the cycle, {two_eval:.2f}x for its evaluation phase "
-          f"({rounds} round(s) each, alternately)")
+    print(f"{'planning cycle (through the broker)':44} {'median s':>9} {'search s':>9} {'sequences':>10} exhaustive")
+    for label, key in (("bundled universe, 1 worker", "bundled"), ("synthetic 200 securities, 1 worker", "s200"),
+                       (f"deep search ({a.depth} actions, beam {a.beam:,}), 1 worker", "deep_w1"),
+                       (f"deep search ({a.depth} actions, beam {a.beam:,}), 2 workers", "deep_w2")):
+        print(f"{label:44} {med[key + '_s']:9.3f} {med[key + '_eval_s']:9.3f} {int(med[key + '_sequences']):10d} "
+              f"{'yes' if all(times[key + '_exhaustive']) else 'no'}")
+    print(f"two workers: {two:.2f}x the speed of one for the deep cycle, {two_eval:.2f}x for its search "
+          f"({rounds} round(s) each, alternately; the same plan from both)")
     print(json.dumps({
         "evaluator_speedup_vs_loop": round(speedup, 1), "sequences_per_s": round(per_s),
         "evaluator_sequences": speed["sequences"], "cycle_s_bundled": round(med["bundled_s"], 3),
-        "cycle_s_200": round(med["s200_w1_s"], 3), "cycle_s_200_two_workers": round(med["s200_w2_s"], 3),
-        "sequences_200": int(med["s200_w1_sequences"]), "two_worker_speedup": round(two, 3),
-        "evaluation_s_200": round(med["s200_w1_eval_s"], 4),
-        "evaluation_s_200_two_workers": round(med["s200_w2_eval_s"], 4),
-        "two_worker_speedup_evaluation": round(two_eval, 3), "rounds": rounds,
+        "sequences_bundled": int(med["bundled_sequences"]), "cycle_s_200": round(med["s200_s"], 3),
+        "sequences_200": int(med["s200_sequences"]), "cycle_s_deep": round(med["deep_w1_s"], 3),
+        "cycle_s_deep_two_workers": round(med["deep_w2_s"], 3), "sequences_deep": int(med["deep_w1_sequences"]),
+        "two_worker_speedup": round(two, 3), "two_worker_speedup_search": round(two_eval, 3), "rounds": rounds,
     }))
 
 

@@ -1,7 +1,7 @@
 """Arrays on the wire as base64: a square float64 matrix (the covariance from the
-optimizer to the evaluators: JSON numbers would be 3 times larger) and the planner's
-sequence rows (int16 action indexes, -1 after a sequence's end: `schemas.planning.SequenceRows`).
-Little-endian and row-major both."""
+optimizer to the evaluators: JSON numbers would be 3 times larger), the planner's
+sequence rows (int16 action indexes, -1 after a sequence's end: `schemas.planning.SequenceRows`)
+and plain vectors (a beam's scores and places). Little-endian and row-major all."""
 
 from __future__ import annotations
 
@@ -37,3 +37,15 @@ def decode_rows(text: str, count: int, width: int) -> np.ndarray:
     if rows.size and rows.min() < -1:
         raise ValueError(f"action index {int(rows.min())}: indexes are 0 or more (-1 after a sequence's end)")
     return rows
+
+
+def encode_vector(values: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype=dtype).tobytes()).decode()
+
+
+def decode_vector(text: str, dtype: str, count: int) -> np.ndarray:
+    raw = base64.b64decode(text, validate=True)
+    size = np.dtype(dtype).itemsize
+    if len(raw) != size * count:
+        raise ValueError(f"the vector holds {len(raw)} bytes; {count} values of {size} bytes are {size * count}")
+    return np.frombuffer(raw, dtype=dtype)

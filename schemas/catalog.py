@@ -85,8 +85,8 @@ OPTIMIZATION_INPUTS = state("optimization", "inputs", op.Inputs,
 # -- the planner (core board; evaluators anywhere) ------------------------------------------------
 OPPORTUNITY_CANDIDATES = command("opportunity", "candidates", pl.CandidatesRequest, pl.Candidates,
                                  doc="candidate actions from the latest scores, targets and portfolio")
-GENERATOR_SEQUENCES = command("generator", "sequences", pl.SequencesRequest, pl.Sequences,
-                              doc="feasible action sequences from candidates")
+GENERATOR_SPACE = command("generator", "space", pl.SpaceRequest, pl.SearchSpace,
+                          doc="the rules for growing feasible action sequences from candidates")
 EVALUATOR_BATCH = work("evaluator", "batch", pl.Batch, dispatchers=("coordinator",),
                        doc="sequences to score; the evaluators share it through $share/evaluator/")
 EVALUATOR_RESULT = event("evaluator", "result", pl.BatchResult, doc="a batch's best sequences and their scores")
@@ -118,7 +118,7 @@ ENTRIES: tuple = (UNIVERSE_ADD, UNIVERSE_UPDATE, UNIVERSE_DEACTIVATE, UNIVERSE_S
                   TRADING_HALTED, ORDER_UPDATED,
                   PORTFOLIO_SYNC, PORTFOLIO_DEPOSIT, PORTFOLIO_DEPOSIT_CHECK, PORTFOLIO_VALUATIONS, PORTFOLIO_SUMMARY,
                   OPTIMIZATION_OPTIMIZE, OPTIMIZATION_TARGETS, OPTIMIZATION_INPUTS,
-                  OPPORTUNITY_CANDIDATES, GENERATOR_SEQUENCES, EVALUATOR_BATCH, EVALUATOR_RESULT, COORDINATOR_CYCLE,
+                  OPPORTUNITY_CANDIDATES, GENERATOR_SPACE, EVALUATOR_BATCH, EVALUATOR_RESULT, COORDINATOR_CYCLE,
                   COORDINATOR_PROBLEM, CYCLE_PROGRESS, PLANNING_PROPOSE, PLANNING_APPROVE, PLANNING_REJECT,
                   PLANNING_GET, PLANNING_PLANS, LATEST_PLAN, SCHEDULER_RUN, SCHEDULE, JOB_RAN)
 

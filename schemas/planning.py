@@ -44,12 +44,36 @@ class CandidatesRequest(Message):
     cycle_id: Id
 
 
-class SequencesRequest(Message):
+class SpaceRequest(Message):
     cycle_id: Id
     actions: list[Action] = Field(max_length=2000)
     cash: dict[str, Money] = Field(description="cash per currency at the start")
-    max_actions: int | None = Field(default=None, ge=1, le=10)
-    max_sequences: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class SearchSpace(Message):
+    """The generator's rules for growing sequences, which every evaluator applies to the
+    prefixes it extends (`nodes.generator.search`): exact amounts, per currency."""
+
+    cycle_id: Id
+    currencies: list[Currency]
+    cash: list[Money] = Field(description="per currency, at the start")
+    action_currency: list[int] = Field(description="index into `currencies` of each action")
+    action_cash: list[Money] = Field(description="what each action does to its currency's cash, after its fee")
+    action_rank: list[int] = Field(description="each action's place in the search order (sells first)")
+    action_security: list[int] = Field(description="actions with the same number trade the same security")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SearchSpace:
+        a = len(self.action_rank)
+        if len(self.cash) != len(self.currencies):
+            raise ValueError("one cash amount per currency")
+        if not len(self.action_currency) == len(self.action_cash) == len(self.action_security) == a:
+            raise ValueError("every action_* list needs one entry per action")
+        if sorted(self.action_rank) != list(range(a)):
+            raise ValueError("action_rank must order the actions 0 .. n-1")
+        if any(not 0 <= c < len(self.currencies) for c in self.action_currency):
+            raise ValueError("action_currency names a currency the space does not have")
+        return self
 
 
 class SequenceRows(Message):
@@ -74,12 +98,6 @@ class SequenceRows(Message):
         return self
 
 
-class Sequences(SequenceRows):
-    cycle_id: Id
-    count: int = Field(ge=0, le=1_000_000)
-    search: str = Field(description="how they were found and where the search stopped")
-
-
 class Problem(Message):
     """Everything an evaluator needs for one cycle, sent once per cycle and worker.
 
@@ -99,10 +117,13 @@ class Problem(Message):
     action_quantity: list[float] = Field(description="signed: + buys, - sells")
     action_fee_base: list[float]
     weights: dict[str, float] = Field(description="the objective's weights (see nodes/evaluator/objective.py)")
+    space: SearchSpace = Field(description="the generator's rules for growing sequences of these actions")
 
     @model_validator(mode="after")
     def _shapes(self) -> Problem:
         n, a = len(self.symbols), len(self.action_symbol)
+        if len(self.space.action_rank) != a:
+            raise ValueError("the search space must have the problem's actions")
         if not (len(self.price_base) == len(self.quantity) == len(self.targets) == len(self.mu) == n):
             raise ValueError("price_base, quantity, targets and mu must have one value per symbol")
         if not (len(self.action_quantity) == len(self.action_fee_base) == a):
@@ -114,44 +135,83 @@ class Problem(Message):
 
 class Batch(SequenceRows):
     """Work for the evaluators (`work/evaluator/batch`, read through `$share/evaluator`):
-    sequences of action indexes; `first` is the index of the batch's first sequence in
-    the cycle, so that a result names its sequences the same whoever evaluated them."""
+    prefixes of round `round` (sequences of `round - 1` actions; round 1: one empty
+    prefix) to extend by one action each, score, and answer with the `keep` best.
+    Prefix i of the batch is prefix `first + i * stride` of the round's frontier, so a
+    result orders its sequences the same whoever evaluated them."""
 
     cycle_id: Id
+    round: int = Field(ge=1, le=10)
     batch: int = Field(ge=0)
     first: int = Field(ge=0)
-    count: int = Field(ge=0, le=100_000)
+    stride: int = Field(default=1, ge=1)
+    count: int = Field(ge=1, le=100_000)
+    keep: int = Field(ge=1, le=1_000_000, description="how many of the best sequences to send back")
     reply_to: str = Field(default="coordinator", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+
+    @model_validator(mode="after")
+    def _width(self) -> Batch:
+        if self.width != self.round - 1:
+            raise ValueError(f"the prefixes of round {self.round} have {self.round - 1} actions, not {self.width}")
+        return self
 
 
 class Scored(Message):
-    sequence: int = Field(description="index in the cycle")
+    sequence: list[int] = Field(description="action indexes, in order")
+    order: int = Field(description="its place in the round (ties go to the lower)")
     score: float
     parts: dict[str, float]
 
 
+class Beam(SequenceRows):
+    """A batch's best sequences, best first, with their scores (float64) and places in
+    the round (int64), both little-endian base64: the next round's frontier is the best
+    of all batches' beams."""
+
+    count: int = Field(ge=0, le=1_000_000)
+    scores_b64: str
+    orders_b64: str
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Beam:
+        for name in ("scores_b64", "orders_b64"):
+            try:
+                size = len(base64.b64decode(getattr(self, name), validate=True))
+            except binascii.Error as exc:
+                raise ValueError(f"{name} is not base64: {exc}") from None
+            if size != 8 * self.count:
+                raise ValueError(f"{name} holds {size} bytes; {self.count} 8-byte values are {8 * self.count}")
+        return self
+
+
 class BatchResult(Message):
     cycle_id: Id
+    round: int
     batch: int
     worker: str
-    evaluated: int
-    best: list[Scored] = Field(description="the batch's best sequences, best first")
+    evaluated: int = Field(description="sequences scored (the feasible extensions of the prefixes)")
+    best: list[Scored] = Field(description="the batch's best sequences with their parts, best first")
+    beam: Beam
     seconds: float
 
 
 class CycleRequest(Message):
     """Run a planning cycle now (also on the scheduler's cadence)."""
 
-    max_sequences: int | None = Field(default=None, ge=1, le=1_000_000)
-    batch_size: int | None = Field(default=None, ge=1, le=100_000)
+    beam_width: int | None = Field(default=None, ge=1, le=1_000_000,
+                                   description="sequences kept from one round to the next")
+    max_actions: int | None = Field(default=None, ge=1, le=10)
+    batch_size: int | None = Field(default=None, ge=1, le=100_000, description="sequences per batch, about")
 
 
 class CycleProgress(Message):
     cycle_id: Id
-    done: int
-    total: int
+    round: int
+    done: int = Field(description="batches of this round evaluated")
+    total: int = Field(description="batches of this round")
+    evaluated: int = Field(description="sequences scored so far in the cycle")
     best_score: float | None
-    best_sequence: int | None
+    best_sequence: list[int] | None
     at: UtcDateTime
 
 
@@ -167,7 +227,9 @@ class Evaluation(Message):
     score: float
     parts: dict[str, float]
     baseline_score: float = Field(description="the score of doing nothing")
-    sequences: int
+    sequences: int = Field(description="sequences scored")
+    rounds: int = Field(default=0, description="rounds of the search (the longest sequence's length)")
+    exhaustive: bool = Field(default=True, description="no feasible sequence was left out by the beam")
     batches: int
     workers: list[str]
     redispatched: int = Field(default=0, description="batches sent again (a worker died or was late)")

@@ -101,20 +101,22 @@ async def test_a_killed_worker_changes_nothing_in_the_plan(run_node, connect, sp
     progress = await probe.collect(probe.topics.of(t.CYCLE_PROGRESS), qos=0)
     async with run_node(opportunity), run_node(generator), run_node(coordinator), run_node(planning):
         one = await spawn("evaluator", "evaluator", instance=1, extra_env=ENV)
-        alone = await _cycle(operator, max_sequences=4000, batch_size=200)
+        alone = await _cycle(operator, beam_width=1000, batch_size=200)
         assert alone.plan is not None and alone.evaluation.workers == ["evaluator_1"]
+        assert not alone.evaluation.exhaustive  # round 3 grows 1,159 sequences: the beam keeps 1,000
         two = await spawn("evaluator", "evaluator", instance=2, extra_env=ENV)
-        task = asyncio.ensure_future(_cycle(operator, max_sequences=4000, batch_size=200))
+        task = asyncio.ensure_future(_cycle(operator, beam_width=1000, batch_size=200))
         while True:  # kill the second worker in the middle of the cycle
             p = CycleProgress.model_validate_json((await progress.next(30)).payload)
-            if p.cycle_id != alone.cycle_id and p.done >= 3:
+            if p.cycle_id != alone.cycle_id and p.round >= 3 and p.done >= 1:
                 break
         two.kill9()
         shared = await task
         assert shared.plan is not None
         assert [s.action for s in shared.plan.steps] == [s.action for s in alone.plan.steps]
         assert shared.evaluation.score == alone.evaluation.score
-        assert shared.evaluation.sequences == alone.evaluation.sequences == 4000
+        assert shared.evaluation.sequences == alone.evaluation.sequences
+        assert shared.evaluation.workers == ["evaluator_1", "evaluator_2"]
         one.terminate()
 
 
@@ -125,22 +127,24 @@ async def test_a_malformed_batch_is_reported_and_the_cycle_goes_on(run_node, con
     async with run_node(opportunity), run_node(generator), run_node(coordinator), run_node(planning):
         await spawn("evaluator", "evaluator", instance=1, extra_env=ENV)
         batch_topic = coord.topics.of(t.EVALUATOR_BATCH)
-        one = '"count": 1, "width": 1, "rows_b64": "AQA="'  # [[1]]
-        await coord.publish(batch_topic, b'{"cycle_id": "x", "batch": -1, "first": 0, %s}' % one.encode(), qos=1)
-        report = json.loads((await errors.next(10)).payload)
+
+        async def send(body: str) -> dict:
+            await coord.publish(batch_topic, body.encode(), qos=1)
+            return json.loads((await errors.next(10)).payload)
+
+        head = '"cycle_id": "x", "first": 0, "keep": 10, "batch": '
+        report = await send('{' + head + '-1, "round": 2, "count": 1, "width": 1, "rows_b64": "AQA="}')
         assert report["kind"] == "invalid" and "not a valid Batch" in report["reason"]
-        await coord.publish(batch_topic, b'{"cycle_id": "x", "batch": 0, "first": 0, "count": 2, "width": 1, '
-                                         b'"rows_b64": "AQA="}', qos=1)  # 2 bytes for 2 rows
-        report = json.loads((await errors.next(10)).payload)
+        report = await send('{' + head + '0, "round": 2, "count": 2, "width": 1, "rows_b64": "AQA="}')
         assert report["kind"] == "invalid" and "2 x 1 int16 are 4" in report["errors"][0]["msg"], report
-        await coord.publish(batch_topic, b'{"cycle_id": "x", "batch": 0, "first": 0, "count": 1, "width": 1, '
-                                         b'"rows_b64": "/v8="}', qos=1)  # [[-2]]
-        report = json.loads((await errors.next(10)).payload)
-        assert "action index -2" in report["reason"], report
+        report = await send('{' + head + '0, "round": 3, "count": 1, "width": 1, "rows_b64": "AQA="}')
+        assert "the prefixes of round 3 have 2 actions" in report["errors"][0]["msg"], report
+        report = await send('{' + head + '0, "round": 2, "count": 1, "width": 1, "rows_b64": "/v8="}')
+        assert report["kind"] == "refused" and "action index -2" in report["reason"], report  # [[-2]]
         await coord.publish(batch_topic, b"not json", qos=1)
         assert json.loads((await errors.next(10)).payload)["kind"] == "bad_json"
-        result = await _cycle(operator, max_sequences=1000, batch_size=250)
-        assert result.plan is not None and result.evaluation.batches == 4
+        result = await _cycle(operator, beam_width=1000, batch_size=250)
+        assert result.plan is not None and result.evaluation.batches >= 5 and result.evaluation.rounds == 5
 
 
 async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, spawn, world, tmp_path, monkeypatch):
@@ -156,7 +160,7 @@ async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, 
             run_node(trading):
         await spawn("evaluator", "evaluator", instance=1, extra_env=ENV)
         await asyncio.sleep(0.5)
-        result = await _cycle(operator, max_sequences=1000)
+        result = await _cycle(operator, beam_width=500)
         plan = result.plan
         assert plan is not None and plan.status == "proposed"
         first = await operator.call(t.PLANNING_APPROVE, PlanRef(plan_id=plan.plan_id), timeout=60)
@@ -180,7 +184,7 @@ async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, conne
 
     monkeypatch.setenv("PAPER_ACCOUNT", str(tmp_path / "paper.sqlite"))
     monkeypatch.setenv("SCHEDULER_PLANNING_CYCLE_FIRST_S", "8")
-    monkeypatch.setenv("GENERATOR_MAX_SEQUENCES", "3000")
+    monkeypatch.setenv("COORDINATOR_BEAM_WIDTH", "500")
     plans = await probe.collect(probe.topics.of(t.LATEST_PLAN))
     operator = await connect("operator")
     from nodes.evaluator.node import node as evaluator
@@ -202,11 +206,11 @@ async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, conne
 
 
 @pytest.mark.parametrize(("node_name", "verb", "payload", "kind", "says"), [
-    ("generator", "sequences", {"cycle_id": "c", "actions": [], "cash": {"USD": 5.5}}, "invalid", "JSON float"),
-    ("generator", "sequences", {"cycle_id": "c", "actions": [], "cash": {}, "max_actions": 0}, "invalid",
-     "max_actions"),
+    ("generator", "space", {"cycle_id": "c", "actions": [], "cash": {"USD": 5.5}}, "invalid", "JSON float"),
+    ("generator", "space", {"cycle_id": "c", "cash": {}}, "invalid", "actions"),
     ("opportunity", "candidates", {}, "invalid", "cycle_id"),
-    ("coordinator", "cycle", {"max_sequences": 0}, "invalid", "max_sequences"),
+    ("coordinator", "cycle", {"beam_width": 0}, "invalid", "beam_width"),
+    ("coordinator", "cycle", {"max_actions": 11}, "invalid", "max_actions"),
     ("planning", "approve", {"plan_id": "nope"}, "refused", "no plan nope"),
     ("planning", "reject", {"plan_id": "x y"}, "invalid", "plan_id"),
     ("planning", "plans", {"limit": 1000}, "invalid", "limit"),

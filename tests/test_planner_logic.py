@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nodes import matrix
 from nodes.brokers.fees import FeeSchedule
 from nodes.brokers.fx import Rates
 from nodes.evaluator import objective as o
@@ -116,8 +117,9 @@ def test_closer_to_the_targets_scores_higher():
     assert scores[0] > scores[1] and parts["distance"][0] < parts["distance"][1]
 
 
-def test_best_breaks_ties_by_index():
-    assert o.best(np.array([1.0, 3.0, 3.0, -np.inf]), first=100, top=3) == [(101, 3.0), (102, 3.0), (100, 1.0)]
+def test_top_breaks_ties_by_place_and_drops_the_infeasible():
+    scores = np.array([1.0, 3.0, 3.0, -np.inf, 2.0])
+    assert o.top(scores, np.array([10, 7, 5, 1, 9]), keep=3).tolist() == [2, 1, 4]
 
 
 candidate_lists = st.lists(
@@ -188,3 +190,98 @@ def test_cash_is_compared_exactly():
     cash = {"USD": D("0.3") * 10**20}
     assert search.rows(search.sequences(huge, cash, search.Settings(max_actions=2))) == \
         reference_search(huge, cash, 2, 100) == [[0], [0, 1]]
+
+
+@settings(deadline=None)  # examples: the profile (60; 2,000 in make soak)
+@given(cands=candidate_lists, usd=st.integers(0, 20000), eur=st.integers(0, 20000), k=st.integers(1, 5))
+def test_a_beam_wider_than_every_round_is_the_exhaustive_search(cands, usd, eur, k):
+    """Round by round, growing every sequence of the last round (as the evaluators do,
+    batch by batch) finds exactly the sequences of the exhaustive search."""
+    actions = [Action(kind="buy_underweight" if side == "buy" else "exit", symbol=sym, side=side, quantity=D(1),
+                      price=D(value), currency=cur, value=D(value), fee=D(fee), value_base=D(value), reason="h")
+               for sym, side, value, fee, cur in cands]
+    cash = {"USD": D(usd), "EUR": D(eur)}
+    sp = search.Space.of(search.space("c1", actions, cash))
+    frontier, grown = np.zeros((1, 0), dtype=np.int16), []
+    for _round in range(k):
+        half = len(frontier) // 2
+        frontier = np.concatenate([search.expand(sp, part)[0] for part in (frontier[:half], frontier[half:])])
+        grown += search.rows(frontier)
+    assert sorted(grown) == sorted(reference_search(actions, cash, k, 10**9))
+
+
+def test_expand_refuses_a_prefix_that_breaks_the_rules():
+    actions = [_action("A.US", "sell", 500), _action("B.US", "buy", 900), _action("A.US", "buy", 100)]
+    sp = search.Space.of(search.space("c1", actions, {"USD": D(600)}))
+    assert search.rows(search.expand(sp, np.array([[0]]))[0]) == [[0, 1]]  # A's buy: A is sold already
+    for bad in ([[1, 0]], [[1]], [[0, 2]], [[3]]):  # buy before sell; 901 of 600; A twice; no action 3
+        with pytest.raises(ValueError):
+            search.expand(sp, np.array(bad))
+
+
+def _result(rnd: int, batch: int, rows: np.ndarray, scores: np.ndarray, orders: np.ndarray, keep: int):
+    from schemas.planning import BatchResult, Beam, Scored
+
+    kept = o.top(scores, orders, keep)
+    beam = Beam(**matrix.encode_rows(rows[kept]), scores_b64=matrix.encode_vector(scores[kept], "<f8"),
+                orders_b64=matrix.encode_vector(orders[kept], "<i8"))
+    best = [Scored(sequence=rows[i].tolist(), order=int(orders[i]), score=float(scores[i]), parts={}) for i in kept[:5]]
+    return BatchResult(cycle_id="c1", round=rnd, batch=batch, worker=f"w{batch % 2}", evaluated=len(rows), best=best,
+                       beam=beam, seconds=0.0)
+
+
+@settings(deadline=None)
+@given(data=st.data())
+def test_the_next_frontier_does_not_depend_on_who_answers_when(data):
+    """In whatever order a round's results come, and with a re-sent batch answered twice,
+    the coordinator keeps the same sequences (equal scores included); with a beam wide
+    enough for every batch, they are the round's best."""
+    from nodes.coordinator import cycle as c
+
+    n = data.draw(st.integers(1, 60))
+    rows = np.arange(n * 2, dtype=np.int16).reshape(n, 2)
+    scores = np.array(data.draw(st.lists(st.sampled_from([1.0, 2.0, 3.0, -np.inf]), min_size=n, max_size=n)))
+    orders = np.arange(n, dtype=np.int64) * 7
+    width = data.draw(st.integers(1, 20))
+    parts = max(1, min(n, data.draw(st.integers(1, 6))))
+    keep = -(-width // parts)
+
+    def frontier(arrivals: list[int]) -> tuple[list[list[int]], tuple[float, int] | None, bool]:
+        d = c.Dispatch("c1", 2, [c.Batch.model_construct(batch=j, keep=keep) for j in range(parts)], 5.0)
+        for j in arrivals:
+            d.take(_result(2, j, rows[j::parts], scores[j::parts], orders[j::parts], keep))
+        assert d.done()
+        s = c.Search(width)
+        nxt = s.close(d, last=False)
+        return nxt.tolist(), (s.best.score, s.best.order) if s.best else None, s.exhaustive
+
+    one = frontier(list(range(parts)))
+    shuffled = data.draw(st.permutations(range(parts)))
+    again = data.draw(st.lists(st.integers(0, parts - 1), max_size=3))
+    assert frontier([*shuffled, *again]) == one
+    if keep >= -(-n // parts):  # every batch sends back all it grew: the round's best go on
+        assert sorted(one[0]) == sorted(rows[o.top(scores, orders, width)].tolist())
+
+
+@settings(deadline=None)
+@given(scores=st.lists(st.sampled_from([0.5, 1.0, 2.0, -np.inf]), max_size=80), keep=st.integers(1, 90))
+def test_top_is_a_full_sort_cut_short(scores, keep):
+    values = np.array(scores, dtype=float)
+    orders = np.arange(len(values))[::-1].copy()  # ties go to the lower order: the later index here
+    finite = np.flatnonzero(np.isfinite(values))
+    expected = finite[np.lexsort((orders[finite], -values[finite]))][:keep]
+    assert o.top(values, orders, keep).tolist() == expected.tolist()
+
+
+def test_round_batches_stride_over_the_frontier():
+    from nodes.coordinator import cycle as c
+
+    rank = np.arange(40)
+    frontier = np.array([[i] for i in range(40)], dtype=np.int16)  # grows 39, 38, ..., 0 sequences
+    batches = c.round_batches("c1", 2, frontier, rank, size=100, width=50)
+    assert len(batches) == 8 and all(b.stride == 8 and b.keep == 7 and b.round == 2 for b in batches)  # 780 / 100
+    held = sorted(int(x) for b in batches
+                  for x in matrix.decode_rows(b.rows_b64, b.count, b.width)[:, 0])
+    assert held == list(range(40))  # every prefix once
+    assert [b.first for b in batches] == list(range(8))
+    assert c.round_batches("c1", 1, np.zeros((1, 0), dtype=np.int16), rank, 100, 50)[0].count == 1

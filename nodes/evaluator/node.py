@@ -1,13 +1,17 @@
 """The evaluator node's wiring: N workers (`evaluator_1`, `evaluator_2`, ...) share one MQTT
-v5 shared subscription (`$share/evaluator/trader/work/evaluator/batch`); each scores a
+v5 shared subscription (`$share/evaluator/trader/work/evaluator/batch`); each takes a
 batch at a time, with one more waiting (Receive Maximum 2: the next batch is there when
-one is done, and no worker hoards the cycle), and publishes its best sequences on
-`evt/evaluator/result`. A worker's session dies with
-it: a batch it held is sent again by the coordinator when its result does not come.
+one is done, and no worker hoards the cycle). A batch is a slice of a search round's
+prefixes: the worker grows them by one action under the generator's rules
+(`nodes.generator.search.expand`), scores every sequence it grew, vectorised, and
+publishes the best ones (`keep` of them, with their scores) on `evt/evaluator/result`.
+Growing the sequences where they are scored is what lets the search scale with the
+workers: only prefixes and the best few travel. A worker's session dies with it: a
+batch it held is sent again by the coordinator when its result does not come.
 
-The cycle's problem (holdings, prices, targets, expected returns, covariance, actions)
-is the coordinator's retained `state/coordinator/problem`, read beside the batch queue,
-so a worker that joins in the middle of a cycle has it at once.
+The cycle's problem (holdings, prices, targets, expected returns, covariance, actions,
+the search space) is the coordinator's retained `state/coordinator/problem`, read beside
+the batch queue, so a worker that joins in the middle of a cycle has it at once.
 
 | variable                  | default | meaning                                                 |
 | ------------------------- | ------- | ------------------------------------------------------- |
@@ -19,8 +23,6 @@ so a worker that joins in the middle of a cycle has it at once.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import os
 import time
 from collections import OrderedDict
@@ -30,8 +32,9 @@ import numpy as np
 
 from edge import Context, Node, Rejected
 from nodes import matrix
+from nodes.generator import search
 from schemas import catalog as t
-from schemas.planning import Batch, BatchResult, Problem, Scored
+from schemas.planning import Batch, BatchResult, Beam, Problem, Scored
 
 from . import objective
 
@@ -39,22 +42,8 @@ node = Node("evaluator", prefetch=2)
 KEEP_CYCLES = 3
 
 
-def keep_heap(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 20) -> bool:
-    """Let glibc keep a batch's numpy temporaries (MBs each) in the heap between batches.
-    By default it maps and unmaps each one and the next batch faults its pages in again:
-    measured 889,000 page faults and 3x the time for a 200,000-sequence cycle, against
-    14,000 with this. False (and nothing changed) where the C library is not glibc."""
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    return bool(mallopt(m_mmap_threshold, mmap_threshold) and mallopt(m_trim_threshold, trim_threshold))
-
-
 @node.lifespan
 async def configure(ctx: Context) -> AsyncIterator[None]:
-    keep_heap()
     ctx.state.update(problems=OrderedDict(), arrived=asyncio.Event(), pool=None,
                      processes=int(os.environ.get("EVALUATOR_PROCESSES", "1")),
                      parallel_min=int(os.environ.get("EVALUATOR_PARALLEL_MIN", "20000")),
@@ -69,7 +58,7 @@ async def listen(ctx: Context) -> None:
     def on_problem(problem: Problem) -> None:
         problems: OrderedDict = ctx.state["problems"]
         try:
-            problems[problem.cycle_id] = objective.arrays(problem)
+            problems[problem.cycle_id] = (objective.arrays(problem), search.Space.of(problem.space))
         except ValueError as exc:  # a covariance of the wrong size: the batches will say so
             problems[problem.cycle_id] = exc
         while len(problems) > KEEP_CYCLES:
@@ -79,7 +68,7 @@ async def listen(ctx: Context) -> None:
     await ctx.listen(t.COORDINATOR_PROBLEM, on_problem)
 
 
-async def _problem(ctx: Context, cycle_id: str) -> objective.Arrays:
+async def _problem(ctx: Context, cycle_id: str) -> tuple[objective.Arrays, search.Space]:
     deadline = time.monotonic() + ctx.state["wait_s"]
     while cycle_id not in ctx.state["problems"]:
         left = deadline - time.monotonic()
@@ -109,7 +98,7 @@ def _scores(ctx: Context, arrays: objective.Arrays, seqs: np.ndarray) -> tuple[n
             import multiprocess  # dill pickles what the stdlib cannot
 
             # spawned, not forked: this process has threads (the network loop, the handlers)
-            ctx.state["pool"] = multiprocess.get_context("spawn").Pool(procs, initializer=keep_heap)
+            ctx.state["pool"] = multiprocess.get_context("spawn").Pool(procs)
         chunks = np.array_split(seqs, procs)
         scores = np.concatenate(ctx.state["pool"].map(_score_chunk, [(arrays, c) for c in chunks]))
         return scores, {}
@@ -120,23 +109,29 @@ def _scores(ctx: Context, arrays: objective.Arrays, seqs: np.ndarray) -> tuple[n
 async def evaluate(batch: Batch, ctx: Context) -> None:
     started = time.perf_counter()
     try:
-        seqs = matrix.decode_rows(batch.rows_b64, batch.count, batch.width)
+        prefixes = matrix.decode_rows(batch.rows_b64, batch.count, batch.width)
     except ValueError as exc:
         raise Rejected(f"batch {batch.batch}: {exc}") from None
-    arrays = await _problem(ctx, batch.cycle_id)
-    if seqs.size and seqs.max() >= len(arrays.action_symbol):
-        raise Rejected(f"batch {batch.batch} names action {int(seqs.max())}; cycle {batch.cycle_id} has "
-                       f"{len(arrays.action_symbol)}")
+    arrays, space = await _problem(ctx, batch.cycle_id)
+    try:
+        seqs, parent = search.expand(space, prefixes)
+    except ValueError as exc:
+        raise Rejected(f"batch {batch.batch} of cycle {batch.cycle_id}: {exc}") from None
     scores, parts = _scores(ctx, arrays, seqs)
+    # a sequence's place in its round: its prefix's place in the frontier, then its last action's
+    orders = (batch.first + parent * batch.stride) * len(space) + space.rank[seqs[:, -1]] if len(seqs) else parent
+    kept = objective.top(scores, orders, batch.keep)
     best = []
-    for index, score in objective.best(scores, batch.first, top=5):
-        i = index - batch.first
+    for i in kept[:5]:
         if not parts:  # computed in several processes: the parts of the best few, here
             _, one = objective.score_batch(arrays, seqs[i:i + 1])
             row = {k: float(v[0]) for k, v in one.items()}
         else:
             row = {k: float(v[i]) for k, v in parts.items()}
-        best.append(Scored(sequence=index, score=score, parts=row))
-    await ctx.publish(t.EVALUATOR_RESULT, BatchResult(cycle_id=batch.cycle_id, batch=batch.batch, worker=ctx.name,
-                                                      evaluated=batch.count, best=best,
-                                                      seconds=time.perf_counter() - started))
+        best.append(Scored(sequence=seqs[i].tolist(), order=int(orders[i]), score=float(scores[i]), parts=row))
+    beam = Beam(**matrix.encode_rows(seqs[kept]), scores_b64=matrix.encode_vector(scores[kept], "<f8"),
+                orders_b64=matrix.encode_vector(orders[kept], "<i8"))
+    # not waiting for the broker's acknowledgement: a lost result is a late one, sent again
+    await ctx.send(t.EVALUATOR_RESULT, BatchResult(
+        cycle_id=batch.cycle_id, round=batch.round, batch=batch.batch, worker=ctx.name, evaluated=len(seqs),
+        best=best, beam=beam, seconds=time.perf_counter() - started))

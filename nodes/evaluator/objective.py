@@ -220,8 +220,15 @@ def score_loop(a: Arrays, sequences: list[list[int]]) -> list[float]:
     return out
 
 
-def best(scores: np.ndarray, first: int, top: int = 5) -> list[tuple[int, float]]:
-    """The `top` best (cycle index, score), best first; ties go to the lower index, so that
-    the answer does not depend on how the work was split."""
-    order = np.lexsort((np.arange(len(scores)), -scores))[:top]
-    return [(first + int(i), float(scores[i])) for i in order if np.isfinite(scores[i])]
+def top(scores: np.ndarray, orders: np.ndarray, keep: int) -> np.ndarray:
+    """Indexes of the `keep` best finite scores, best first; ties go to the lower order (a
+    sequence's place in its round), so the answer does not depend on how the work was
+    split. Only the chosen are sorted: a partition finds the `keep`-th best score first."""
+    chosen = np.flatnonzero(np.isfinite(scores))
+    if keep < len(chosen):
+        s = scores[chosen]
+        kth = np.partition(s, len(s) - keep)[len(s) - keep]  # the keep-th best score
+        tied = chosen[s == kth]
+        above = chosen[s > kth]
+        chosen = np.concatenate([above, tied[np.argsort(orders[tied], kind="stable")][:keep - len(above)]])
+    return chosen[np.lexsort((orders[chosen], -scores[chosen]))]

@@ -1,23 +1,31 @@
 """Feasible action sequences from candidate actions: pure, numpy, no MQTT.
 
-The search is exhaustive by increasing length: every sequence of 1 action, then of 2, up
-to `max_actions`, in the candidates' priority order (sells first, then buys by value),
-and stops at `max_sequences`. A sequence:
+A sequence:
 
 - holds each security at most once (no duplicates, no buy and sell of the same one);
 - puts its sells before its buys (their cash pays for the buys);
 - never takes the cash of any currency below zero after fees, at any step.
 
-A longer sequence is extended only from a feasible shorter one (a prefix that is
-infeasible stays infeasible), carrying the cash it leaves, so the work is bounded by the
-number of sequences kept times the number of candidates, not by all combinations. Each
-length is one numpy step over all its prefixes at once (in chunks, to bound memory):
-the search is not the serial bottleneck of a cycle that the evaluators' fan-out would
-wait on. Cash is compared in exact integers (amounts scaled by their decimal places),
-never in floats: a sequence that leaves exactly 0 is feasible, one cent less is not.
+The generator node turns the candidates into a `SearchSpace` (`space`): the search order
+(sells first, largest first, then buys, largest first), what each action does to its
+currency's cash after its fee, and which actions trade the same security. `expand`
+grows prefixes by one action: every later action in the search order that keeps the
+rules, carrying the exact cash each prefix leaves. It is one numpy step over all the
+prefixes at once, and cash is compared in exact integers (amounts scaled by their
+decimal places), never in floats: a sequence that leaves exactly 0 is feasible, one cent
+less is not.
 
-The result is a B x K int16 matrix of action indexes, -1 after a sequence's end: the
-form it travels in (`schemas.planning.SequenceRows`) and the evaluator scores.
+Two searches use it:
+
+- the planner's beam (`nodes/coordinator`): round 1 extends the empty sequence, round L
+  the W best sequences of round L - 1, on the evaluators, which score what they grow;
+  while no round has more than W feasible sequences, nothing is dropped and the beam is
+  the exhaustive search;
+- `sequences`: the exhaustive search by increasing length in one process, stopped at a
+  bound (the benchmark's sequences, and the tests' reference for the rules).
+
+Sequences are B x K int16 matrices of action indexes, -1 after a sequence's end: the
+form they travel in (`schemas.planning.SequenceRows`) and the evaluator scores.
 """
 
 from __future__ import annotations
@@ -27,9 +35,10 @@ from decimal import Decimal
 
 import numpy as np
 
-from schemas.planning import Action
+from schemas.planning import Action, SearchSpace
 
 CHUNK_CELLS = 1 << 20  # prefixes x candidates looked at in one numpy step (~8 MB of cash)
+MAX_ACTIONS = np.iinfo(np.int16).max
 
 
 @dataclass(frozen=True)
@@ -43,56 +52,108 @@ def priority(actions: list[Action]) -> list[int]:
     return sorted(range(len(actions)), key=lambda i: (actions[i].side != "sell", -actions[i].value_base, i))
 
 
-def sequences(actions: list[Action], cash: dict[str, Decimal], s: Settings = Settings()) -> np.ndarray:
-    """Feasible sequences as a B x K int16 matrix of action indexes (-1: no action), in a
-    deterministic order: by length, then by the priority of their actions."""
-    if len(actions) > np.iinfo(np.int16).max:
-        raise ValueError(f"{len(actions)} candidate actions: at most {np.iinfo(np.int16).max}")
-    order = np.array(priority(actions), dtype=np.int64)
-    # everything below is in priority ("rank") order: column r is action order[r]
+def space(cycle_id: str, actions: list[Action], cash: dict[str, Decimal]) -> SearchSpace:
+    """The rules for growing sequences of `actions` from `cash`."""
+    if len(actions) > MAX_ACTIONS:
+        raise ValueError(f"{len(actions)} candidate actions: at most {MAX_ACTIONS}")
     currencies = sorted({a.currency for a in actions})
-    cur = np.array([currencies.index(actions[i].currency) for i in order], dtype=np.int64)
-    security = np.unique([actions[i].symbol for i in order], return_inverse=True)[1].reshape(-1)
-    same = security[:, None] == security[None, :]
-    changes = [a.value - a.fee if a.side == "sell" else -(a.value + a.fee) for a in (actions[i] for i in order)]
-    start, delta = _exact([cash.get(c, Decimal(0)) for c in currencies], changes, s.max_actions)
-    columns = np.arange(len(order))
+    rank = [0] * len(actions)
+    for r, i in enumerate(priority(actions)):
+        rank[i] = r
+    securities = {s: n for n, s in enumerate(sorted({a.symbol for a in actions}))}
+    return SearchSpace(cycle_id=cycle_id, currencies=currencies, cash=[cash.get(c, Decimal(0)) for c in currencies],
+                       action_currency=[currencies.index(a.currency) for a in actions],
+                       action_cash=[a.value - a.fee if a.side == "sell" else -(a.value + a.fee) for a in actions],
+                       action_rank=rank, action_security=[securities[a.symbol] for a in actions])
 
-    levels: list[np.ndarray] = []
-    kept = 0
-    prefix = np.zeros((1, 0), dtype=np.int64)  # the empty sequence
-    left = start[None, :]
-    for _length in range(1, s.max_actions + 1):
-        if kept >= s.max_sequences or not len(prefix) or not len(order):
+
+@dataclass(frozen=True)
+class Space:
+    """A `SearchSpace` as numpy arrays in search order (place r is action `order[r]`)."""
+
+    order: np.ndarray  # A: the action at each place
+    rank: np.ndarray  # A: the place of each action
+    currency: np.ndarray  # A, by place
+    security: np.ndarray  # A, by place
+    start: np.ndarray  # C: cash at the start, exact integers
+    delta: np.ndarray  # A, by place: cash change, exact integers
+
+    @classmethod
+    def of(cls, msg: SearchSpace, depth: int = 10) -> Space:
+        rank = np.asarray(msg.action_rank, dtype=np.int64)
+        order = np.argsort(rank)
+        start, delta = _exact(list(msg.cash), [msg.action_cash[i] for i in order], depth)
+        return cls(order=order, rank=rank, currency=np.asarray(msg.action_currency, dtype=np.int64)[order],
+                   security=np.asarray(msg.action_security, dtype=np.int64)[order], start=start, delta=delta)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def expand(sp: Space, prefixes: np.ndarray, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every feasible one-action extension of each prefix (an M x L matrix of action
+    indexes, no -1), by prefix, then by search order, at most `limit`: the children
+    (M' x L+1, int16) and the row of each one's prefix. ValueError for a prefix that
+    breaks the rules itself (a batch from the wire may hold anything)."""
+    m, width = prefixes.shape
+    a = len(sp)
+    if np.any(prefixes < 0) or np.any(prefixes >= a):
+        raise ValueError(f"a prefix names an action outside 0 .. {a - 1}")
+    p = sp.rank[prefixes]  # M x L places
+    left = np.tile(sp.start, (m, 1))  # each prefix's cash left, per currency
+    for j in range(width):
+        left[np.arange(m), sp.currency[p[:, j]]] += sp.delta[p[:, j]]
+    held = sp.security[p]
+    if width and (np.any(np.diff(p, axis=1) <= 0) or np.any(left < 0)
+                  or np.any(np.sort(held, axis=1)[:, 1:] == np.sort(held, axis=1)[:, :-1])):
+        raise ValueError("a prefix breaks the rules (out of search order, a security twice, or overdrawn)")
+    same = sp.security[:, None] == sp.security[None, :]
+    columns = np.arange(a)
+    last = p[:, -1] if width else np.full(m, -1)
+    rows_out, cols_out = [], []
+    found = 0
+    bound = limit if limit is not None else m * a
+    chunk = max(1, CHUNK_CELLS // max(a, 1))
+    for lo in range(0, m, chunk):
+        hi = min(lo + chunk, m)
+        ok = columns[None, :] > last[lo:hi, None]  # after the prefix's last action: sells first, no repeats
+        for j in range(width):
+            ok &= ~same[p[lo:hi, j]]  # no second action on a security the prefix holds
+        ok &= left[lo:hi][:, sp.currency] + sp.delta[None, :] >= 0  # its currency's cash after it
+        rows, cols = np.nonzero(ok)  # row-major: by prefix, then by search order
+        rows, cols = rows[:bound - found] + lo, cols[:bound - found]
+        rows_out.append(rows)
+        cols_out.append(cols)
+        found += len(rows)
+        if found >= bound:
             break
-        chunk = max(1, CHUNK_CELLS // len(order))
-        found_p, found_l = [], []
-        for lo in range(0, len(prefix), chunk):
-            p, cash_left = prefix[lo:lo + chunk], left[lo:lo + chunk]
-            last = p[:, -1] if p.shape[1] else np.full(len(p), -1)
-            ok = columns[None, :] > last[:, None]  # after the prefix's last action: sells first, no repeats
-            for j in range(p.shape[1]):
-                ok &= ~same[p[:, j]]  # no second action on a security the prefix holds
-            after = cash_left[:, cur] + delta[None, :]  # its currency's cash after each candidate
-            ok &= after >= 0
-            rows, cols = np.nonzero(ok)  # row-major: by prefix, then by the candidate's priority
-            rows, cols = rows[:s.max_sequences - kept], cols[:s.max_sequences - kept]
-            grown = cash_left[rows].copy()
-            grown[np.arange(len(rows)), cur[cols]] = after[rows, cols]
-            found_p.append(np.column_stack([p[rows], cols]))
-            found_l.append(grown)
-            kept += len(rows)
-            if kept >= s.max_sequences:
-                break
-        prefix = np.concatenate(found_p)
-        left = np.concatenate(found_l)
-        if len(prefix):
-            levels.append(prefix)
+    rows = np.concatenate(rows_out) if rows_out else np.zeros(0, dtype=np.int64)
+    cols = np.concatenate(cols_out) if cols_out else np.zeros(0, dtype=np.int64)
+    children = np.empty((len(rows), width + 1), dtype=np.int16)
+    children[:, :width] = prefixes[rows]
+    children[:, width] = sp.order[cols]
+    return children, rows
+
+
+def sequences(actions: list[Action], cash: dict[str, Decimal], s: Settings = Settings()) -> np.ndarray:
+    """The exhaustive search in one process: every feasible sequence by increasing length,
+    then in search order, up to `max_sequences`, as a B x K matrix (-1 padded)."""
+    sp = Space.of(space("search", actions, cash))
+    levels: list[np.ndarray] = []
+    frontier = np.zeros((1, 0), dtype=np.int16)
+    left = s.max_sequences
+    for _length in range(s.max_actions):
+        if not left or not len(frontier):
+            break
+        frontier, _ = expand(sp, frontier, limit=left)
+        left -= len(frontier)
+        if len(frontier):
+            levels.append(frontier)
     width = levels[-1].shape[1] if levels else 0
-    out = np.full((kept, width), -1, dtype=np.int16)
+    out = np.full((sum(map(len, levels)), width), -1, dtype=np.int16)
     row = 0
     for level in levels:
-        out[row:row + len(level), :level.shape[1]] = order[level]
+        out[row:row + len(level), :level.shape[1]] = level
         row += len(level)
     return out
 
