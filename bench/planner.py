@@ -11,9 +11,10 @@ In one run:
   rounds of batches to the evaluators' shared subscription -> results -> plan proposed
   to planning), every node a real process, with the coordinator's defaults (a beam of
   5,000 over up to 5 actions), for the bundled universe and the synthetic one;
-- a deep search on the synthetic universe (`--depth 6 --beam 100000 --batch 40000`:
-  about 1.5 million sequences) with 1 and with 2 evaluator workers, alternately: what a
-  second worker buys when there is work to share.
+- a deep search on the synthetic universe (`--depth 6 --beam 200000 --batch 40000`:
+  about 2.2 million sequences) with 1 and with 2 evaluator workers, alternately: what a
+  second worker buys when there is work to share (a round's end waits for its last
+  batch, so the more work a round has, the closer two workers come to 2x).
 
 The last line is one JSON object of the figures. `--quick` for a short run.
 """
@@ -241,7 +242,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sequences", type=int, default=20000, help="sequences for the evaluator against its loop")
     ap.add_argument("--depth", type=int, default=6, help="the deep search's longest sequence")
-    ap.add_argument("--beam", type=int, default=100000, help="the deep search's beam")
+    ap.add_argument("--beam", type=int, default=200000, help="the deep search's beam")
     ap.add_argument("--batch", type=int, default=40000, help="the deep search's sequences per batch, about")
     a = ap.parse_args()
     rounds, loop_sample = (1, 1000) if a.quick else (3, 3000)

@@ -164,8 +164,8 @@ class Search:
 
     def close(self, d: Dispatch, last: bool) -> np.ndarray:
         """Take a finished round; the next round's frontier (none after the `last`): the
-        `width` best sequences of all its batches (ties: the lower place), whoever
-        evaluated them."""
+        `width` best of what its batches sent back, each its share (ties: the lower
+        place), in an order that does not depend on who evaluated what, or when."""
         results = [d.results[b.batch] for b in d.batches]  # in batch order, whatever order they came in
         self.evaluated += d.evaluated
         self.batches += len(d.batches)
