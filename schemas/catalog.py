@@ -88,8 +88,9 @@ OPPORTUNITY_CANDIDATES = command("opportunity", "candidates", pl.CandidatesReque
 GENERATOR_SPACE = command("generator", "space", pl.SpaceRequest, pl.SearchSpace,
                           doc="the rules for growing feasible action sequences from candidates")
 EVALUATOR_BATCH = work("evaluator", "batch", pl.Batch, dispatchers=("coordinator",),
-                       doc="sequences to score; the evaluators share it through $share/evaluator/")
-EVALUATOR_RESULT = event("evaluator", "result", pl.BatchResult, doc="a batch's best sequences and their scores")
+                       doc="prefixes to grow by one action and score; evaluators share it via $share/evaluator/")
+EVALUATOR_RESULT = event("evaluator", "result", pl.BatchResult,
+                         doc="a batch's best sequences and their scores: its share of the beam")
 COORDINATOR_CYCLE = command("coordinator", "cycle", pl.CycleRequest, pl.CycleResult,
                             senders=("operator", "dashboard", "scheduler"),
                             doc="run a planning cycle and propose its best plan")

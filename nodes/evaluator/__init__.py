@@ -1,1 +1,1 @@
-"""The evaluator: scores batches of action sequences, vectorised; N workers share one MQTT v5 subscription."""
+"""The evaluator: grows and scores batches of action sequences, vectorised; N workers share a subscription."""

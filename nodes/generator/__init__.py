@@ -1,1 +1,1 @@
-"""The generator: feasible action sequences from the candidates (core board)."""
+"""The generator: the rules and the search space of feasible action sequences (core board)."""
