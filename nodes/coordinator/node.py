@@ -144,8 +144,9 @@ async def _run_cycle(req: CycleRequest, ctx: Context) -> CycleResult:
     evaluated_in = time.perf_counter() - dispatched
     best = search.best
     base_score, base_parts = c.baseline(problem)
+    plural = "" if search.evaluated == 1 else "s", "" if search.rounds == 1 else "s"
     notes.append(f"beam of {width} over up to {depth} actions, in search order (sells first): "
-                 f"{search.evaluated} sequences in {search.rounds} rounds, "
+                 f"{search.evaluated:,} sequence{plural[0]} in {search.rounds} round{plural[1]}, "
                  + ("every feasible sequence" if search.exhaustive else "the best of each round grown further"))
     if best is None:
         return CycleResult(cycle_id=cycle_id, plan=None, evaluation=None, candidates=len(cands.actions),
