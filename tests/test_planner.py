@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from datetime import date
 from decimal import Decimal
 
@@ -105,18 +106,24 @@ async def test_a_killed_worker_changes_nothing_in_the_plan(run_node, connect, sp
         assert alone.plan is not None and alone.evaluation.workers == ["evaluator_1"]
         assert not alone.evaluation.exhaustive  # round 3 grows 1,159 sequences: the beam keeps 1,000
         two = await spawn("evaluator", "evaluator", instance=2, extra_env=ENV)
-        task = asyncio.ensure_future(_cycle(operator, beam_width=1000, batch_size=200))
-        while True:  # kill the second worker in the middle of the cycle
-            p = CycleProgress.model_validate_json((await progress.next(30)).payload)
-            if p.cycle_id != alone.cycle_id and p.round >= 3 and p.done >= 1:
-                break
-        two.kill9()
-        shared = await task
-        assert shared.plan is not None
-        assert [s.action for s in shared.plan.steps] == [s.action for s in alone.plan.steps]
-        assert shared.evaluation.score == alone.evaluation.score
-        assert shared.evaluation.sequences == alone.evaluation.sequences
+        shared = await _cycle(operator, beam_width=1000, batch_size=200)
         assert shared.evaluation.workers == ["evaluator_1", "evaluator_2"]
+        # the second worker stops answering before the next cycle and is killed during it: the
+        # batches it holds never come back, and the coordinator sends them again
+        two.proc.send_signal(signal.SIGSTOP)
+        task = asyncio.ensure_future(_cycle(operator, beam_width=1000, batch_size=200))
+        p = CycleProgress.model_validate_json((await progress.next(30)).payload)
+        while p.cycle_id in (alone.cycle_id, shared.cycle_id):
+            p = CycleProgress.model_validate_json((await progress.next(30)).payload)
+        assert not task.done()
+        two.kill9()
+        killed = await task
+        assert killed.evaluation.redispatched >= 1
+        for result in (shared, killed):
+            assert result.plan is not None
+            assert [s.action for s in result.plan.steps] == [s.action for s in alone.plan.steps]
+            assert result.evaluation.score == alone.evaluation.score
+            assert result.evaluation.sequences == alone.evaluation.sequences
         one.terminate()
 
 
