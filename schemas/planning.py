@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -296,7 +295,7 @@ class JobRan(Message):
     status: Literal["ok", "failed"]
     error: str = ""
     attempt: int
-    next_run: datetime
+    next_run: UtcDateTime
     at: UtcDateTime
 
 
