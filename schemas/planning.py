@@ -75,6 +75,16 @@ class SearchSpace(Message):
         return self
 
 
+def _check_size(text: str, name: str, size: int, what: str) -> None:
+    """ValueError unless `text` is base64 of exactly `size` bytes."""
+    try:
+        held = len(base64.b64decode(text, validate=True))
+    except binascii.Error as exc:
+        raise ValueError(f"{name} is not base64: {exc}") from None
+    if held != size:
+        raise ValueError(f"{name} holds {held} bytes; {what} are {size}")
+
+
 class SequenceRows(Message):
     """Action sequences as a matrix: `count` rows of `width` action indexes (int16,
     little-endian, row-major, base64 in `rows_b64`), -1 after a sequence's end. The
@@ -87,13 +97,8 @@ class SequenceRows(Message):
 
     @model_validator(mode="after")
     def _size(self) -> SequenceRows:
-        try:
-            size = len(base64.b64decode(self.rows_b64, validate=True))
-        except binascii.Error as exc:
-            raise ValueError(f"rows_b64 is not base64: {exc}") from None
-        if size != 2 * self.count * self.width:
-            raise ValueError(f"rows_b64 holds {size} bytes; {self.count} x {self.width} int16 are "
-                             f"{2 * self.count * self.width}")
+        _check_size(self.rows_b64, "rows_b64", 2 * self.count * self.width,
+                    f"{self.count} x {self.width} int16")
         return self
 
 
@@ -174,12 +179,7 @@ class Beam(SequenceRows):
     @model_validator(mode="after")
     def _lengths(self) -> Beam:
         for name in ("scores_b64", "orders_b64"):
-            try:
-                size = len(base64.b64decode(getattr(self, name), validate=True))
-            except binascii.Error as exc:
-                raise ValueError(f"{name} is not base64: {exc}") from None
-            if size != 8 * self.count:
-                raise ValueError(f"{name} holds {size} bytes; {self.count} 8-byte values are {8 * self.count}")
+            _check_size(getattr(self, name), name, 8 * self.count, f"{self.count} 8-byte values")
         return self
 
 
