@@ -129,8 +129,9 @@ async def evaluate(batch: Batch, ctx: Context) -> None:
         else:
             row = {k: float(v[i]) for k, v in parts.items()}
         best.append(Scored(sequence=seqs[i].tolist(), order=int(orders[i]), score=float(scores[i]), parts=row))
-    beam = Beam(**matrix.encode_rows(seqs[kept]), scores_b64=matrix.encode_vector(scores[kept], "<f8"),
-                orders_b64=matrix.encode_vector(orders[kept], "<i8"))
+    # encoded just here: not decoded again to check its sizes (the coordinator checks what it gets)
+    beam = Beam.model_construct(**matrix.encode_rows(seqs[kept]), scores_b64=matrix.encode_vector(scores[kept], "<f8"),
+                                orders_b64=matrix.encode_vector(orders[kept], "<i8"))
     # not waiting for the broker's acknowledgement: a lost result is a late one, sent again
     await ctx.send(t.EVALUATOR_RESULT, BatchResult(
         cycle_id=batch.cycle_id, round=batch.round, batch=batch.batch, worker=ctx.name, evaluated=len(seqs),

@@ -142,8 +142,9 @@ def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
     sym = a.action_symbol[idx]  # K x B
     dv = np.where(valid, a.action_quantity[idx], 0.0) * a.price[sym]  # K x B value changes
     fee = np.where(valid, a.action_fee[idx], 0.0).sum(axis=0)  # B
-    cash = a.cash - dv.sum(axis=0) - fee
-    held = z.held + dv.sum(axis=0)
+    bought = dv.sum(axis=0)  # B, net value bought
+    cash = a.cash - bought - fee
+    held = z.held + bought
     total = held + cash
     pair_cov = a.cov.ravel().take(sym[:, None, :] * a.n + sym[None, :, :])  # K x K x B
     var_v = z.var + 2 * (dv * z.cv0[sym]).sum(axis=0) + (dv[:, None, :] * pair_cov * dv[None, :, :]).sum(axis=(0, 1))
@@ -152,12 +153,12 @@ def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
     own = np.where(valid, sym, -1 - np.arange(k)[:, None])
     same = own[:, None, :] == own[None, :, :]  # K x K x B
     change = (same * dv[None, :, :]).sum(axis=1)  # K x B
-    sq_v = z.squares + 2 * (dv * z.v0[sym]).sum(axis=0) + (dv * change).sum(axis=0)
+    before = z.v0[sym]  # K x B, value held now
+    sq_v = z.squares + 2 * (dv * before).sum(axis=0) + (dv * change).sum(axis=0)
     # each security a sequence touches, once (at its first position), with its value after
     first = valid.copy()
     for j in range(1, k):
         first[j] &= ~same[j, :j].any(axis=0)
-    before = z.v0[sym]
     after = before + change
     aim = a.targets[sym] * total
     moved = np.where(first, np.abs(after - aim) - np.abs(before - aim), 0.0)
@@ -175,12 +176,15 @@ def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
     return np.where((cash < -1e-9) | (negative > 0), -np.inf, score), parts
 
 
-CHUNK_ROWS = 1000  # sequences per numpy pass: the fastest measured (bench/planner.py --chunks)
+# sequences per numpy pass, measured where it runs, in the evaluator's handler thread: the deep
+# search of bench/planner.py scored in 1.28 s in passes of 1,000 and 1.60 s in passes of 5,000
+# (in a plain script, on its main thread, larger passes win: the node's figure is the one that counts)
+CHUNK_ROWS = 1000
 
 
 def score_rows(a: Arrays, seqs: np.ndarray, chunk: int = CHUNK_ROWS) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """`score_batch` over any number of sequences, `chunk` at a time: a pass's B x n
-    temporaries stay a few MB (larger passes measured slower: they leave the cache)."""
+    """`score_batch` over any number of sequences, `chunk` at a time, so that a pass's
+    K x K x B temporaries stay small."""
     if len(seqs) <= chunk:
         return score_batch(a, seqs)
     done = [score_batch(a, seqs[i:i + chunk]) for i in range(0, len(seqs), chunk)]

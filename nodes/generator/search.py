@@ -103,9 +103,8 @@ def expand(sp: Space, prefixes: np.ndarray, limit: int | None = None) -> tuple[n
     left = np.tile(sp.start, (m, 1))  # each prefix's cash left, per currency
     for j in range(width):
         left[np.arange(m), sp.currency[p[:, j]]] += sp.delta[p[:, j]]
-    held = sp.security[p]
-    if width and (np.any(np.diff(p, axis=1) <= 0) or np.any(left < 0)
-                  or np.any(np.sort(held, axis=1)[:, 1:] == np.sort(held, axis=1)[:, :-1])):
+    held = np.sort(sp.security[p], axis=1)
+    if width and (np.any(np.diff(p, axis=1) <= 0) or np.any(left < 0) or np.any(held[:, 1:] == held[:, :-1])):
         raise ValueError("a prefix breaks the rules (out of search order, a security twice, or overdrawn)")
     same = sp.security[:, None] == sp.security[None, :]
     columns = np.arange(a)
