@@ -75,12 +75,25 @@ class _Sub:
     callback: Callback
     auto_ack: bool
     sid: int  # MQTT v5 subscription identifier: tells which subscription a message matched
+    retained: bool = True  # whether the subscriber wants a topic's retained message when it starts
+    sent: bool = False  # subscribed once already in this process
 
 
 class _Paho(mqtt.Client):
     """paho with one fix: a PUBREC carrying a failure reason code (ACL denial, quota) ends
     the QoS 2 flow and is reported to `on_publish` as that failure. paho 2.x ignores the
     code, sends PUBREL anyway and reports success at PUBCOMP."""
+
+    mids_in_use: Callable[[int], bool] = staticmethod(lambda mid: False)  # type: ignore[assignment]
+
+    def _mid_generate(self) -> int:
+        """paho's 16-bit packet id, skipping ids still in use: after a wrap a new id must not
+        be taken for one whose acknowledgement is awaited, or a QoS 0 message not yet written."""
+        for _ in range(65535):
+            mid = super()._mid_generate()
+            if mid not in self._out_messages and not self.mids_in_use(mid):
+                return mid
+        raise RuntimeError("all 65,535 MQTT packet ids are in use")
 
     def _handle_pubrec(self) -> MQTTErrorCode:
         result = _packet.decode_pubrec(self._in_packet["command"], self._in_packet["packet"], self._protocol)
@@ -137,8 +150,11 @@ class Client:
         self._subs: dict[str, _Sub] = {}
         self._by_sid: dict[int, _Sub] = {}
         self._next_sid = 1
-        self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._early: dict[int, Any] = {}
+        # Acknowledgements awaited, by packet id: registered in the tick of the publish or
+        # subscribe (paho writes later), removed when done. An acknowledgement nobody awaits
+        # (a QoS 0 write, a renewed subscription, a waiter that gave up) is dropped.
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._unwritten_qos0: set[int] = set()  # ids of QoS 0 messages paho has not written yet
         self._calls: dict[bytes, asyncio.Future[Incoming]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
@@ -157,6 +173,7 @@ class Client:
         c = _Paho(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                         protocol=mqtt.MQTTv5, manual_ack=True)
         c.suppress_exceptions = True  # an exception in a callback must never kill the loop
+        c.mids_in_use = self._mid_in_use  # type: ignore[method-assign]
         c.enable_logger(logging.getLogger("paho"))
         if self.settings.user:
             c.username_pw_set(self.settings.user, self.settings.password)
@@ -176,6 +193,9 @@ class Client:
         c.on_publish = self._on_publish
         c.on_subscribe = self._on_subscribe
         return c
+
+    def _mid_in_use(self, mid: int) -> bool:
+        return mid in self._waiters or mid in self._unwritten_qos0
 
     # -- lifecycle ------------------------------------------------------------------
     async def connect(self, timeout: float = 10.0) -> None:
@@ -235,7 +255,7 @@ class Client:
                     while self._paho.socket() is not None:
                         await asyncio.sleep(0.005)
         self._drop_socket()
-        for fut in list(self._calls.values()) + list(self._pending.values()):
+        for fut in list(self._calls.values()) + list(self._waiters.values()):
             if not fut.done():
                 fut.cancel()
 
@@ -358,6 +378,7 @@ class Client:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
                        properties: Properties | None) -> None:
         self._connected.clear()
+        self._unwritten_qos0.clear()  # paho drops its unsent packets with the connection
         for mid in list(self._suback_mids):  # those subscriptions are renewed on reconnect
             self._settle(mid, _LOST)
         if self._closing or self._loop is None:
@@ -388,14 +409,17 @@ class Client:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode],
                       properties: Properties | None) -> None:
+        if mid not in self._waiters and any(rc.is_failure for rc in rcs):  # a renewal after a reconnect
+            log.error("%s: the broker refused a renewed subscription: %s", self.client_id, rcs)
         self._settle(mid, rcs)
 
     def _settle(self, mid: int, result: Any) -> None:
-        fut = self._pending.pop(mid, None)
-        if fut is None:
-            self._early[mid] = result
+        if mid in self._unwritten_qos0:  # paho reports a QoS 0 message once written
+            self._unwritten_qos0.discard(mid)
             return
-        self._call_soon(_resolve, fut, result)
+        fut = self._waiters.get(mid)
+        if fut is not None:
+            self._call_soon(_resolve, fut, result)
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run after paho's callback returned (paho holds its locks during callbacks)."""
@@ -449,19 +473,28 @@ class Client:
 
     @staticmethod
     def _options(sub: _Sub) -> SubscribeOptions:
-        shared = sub.filter.startswith("$share/")
-        # retainHandling=1: retained messages only on a new subscription, so a resubscribe
-        # after a reconnect does not replay them; noLocal is not allowed on shared ones.
-        return SubscribeOptions(qos=sub.qos, retainHandling=0 if shared else 1)
+        """Retained messages: a subscription that wants them gets them the first time this
+        process subscribes (retainHandling 0: even when a persistent session kept the
+        subscription, so a restarted node refills its mirrors), and not when it is renewed
+        after a reconnect (1: the session queued whatever changed meanwhile, and a lost
+        session makes the subscription new). Commands and work never want them (2): a
+        command retained by mistake must not run again at every start."""
+        if not sub.retained:
+            handling = 2
+        else:
+            handling = 1 if sub.sent else 0
+        sub.sent = True
+        return SubscribeOptions(qos=sub.qos, retainHandling=handling)
 
     async def subscribe(self, topic_filter: str, callback: Callback, *, qos: int = 1,
-                        auto_ack: bool = True, timeout: float = 10.0) -> None:
+                        auto_ack: bool = True, retained: bool = True, timeout: float = 10.0) -> None:
         """Subscribe now and after every reconnect. `callback` runs in the asyncio loop;
-        with `auto_ack=False` it must call `ack` itself once the message is handled."""
+        with `auto_ack=False` it must call `ack` itself once the message is handled.
+        `retained`: deliver the filter's retained messages when this process subscribes."""
         old = self._subs.get(topic_filter)
         sid = old.sid if old else self._next_sid
         self._next_sid += old is None
-        sub = _Sub(topic_filter, qos, callback, auto_ack, sid)
+        sub = _Sub(topic_filter, qos, callback, auto_ack, sid, retained)
         self._subs[topic_filter] = sub
         self._by_sid[sid] = sub
         if not self.is_connected():
@@ -527,7 +560,8 @@ class Client:
         props = (meta or Meta(source=self.name)).to_properties()
         if qos == 0:
             info = self._paho.publish(topic, payload, qos=0, retain=retain, properties=props)
-            self._early.pop(info.mid, None)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._unwritten_qos0.add(info.mid)
             self.msgs_out += 1
             return None
         try:
@@ -570,14 +604,18 @@ class Client:
                 break
 
     def _future_of(self, mid: int) -> asyncio.Future[Any]:
-        """The future of a packet id's acknowledgement (which may have come already)."""
+        """A waiter for a packet id's acknowledgement, registered in the tick that sent it
+        (paho writes later, so the acknowledgement cannot have come); it leaves the table
+        when it is done, resolved or cancelled."""
         assert self._loop is not None, "connect() first"
         fut = self._loop.create_future()
-        if mid in self._early:
-            fut.set_result(self._early.pop(mid))
-        else:
-            self._pending[mid] = fut
+        self._waiters[mid] = fut
+        fut.add_done_callback(functools.partial(self._forget, mid))
         return fut
+
+    def _forget(self, mid: int, fut: asyncio.Future[Any]) -> None:
+        if self._waiters.get(mid) is fut:
+            del self._waiters[mid]
 
     async def _wait(self, mid: int, timeout: float, what: str) -> Any:
         fut = self._future_of(mid)
@@ -587,8 +625,7 @@ class Client:
         except TimeoutError:
             raise CallTimeout(f"no {what} within {timeout}s") from None
         finally:
-            if self._pending.get(mid) is fut:
-                del self._pending[mid]
+            fut.cancel()  # done already, or given up: either way it leaves the table
 
     async def emit(self, entry: Topic, message: BaseModel, *, node: str | None = None,
                    meta: Meta | None = None) -> None:
@@ -607,7 +644,7 @@ class Client:
             # QoS 0: replies must not wait for a slot in the in-flight window that the
             # node's own unacknowledged commands fill (a handler awaiting a reply would
             # deadlock); a reply lost with the connection is recovered by the retry.
-            await self.subscribe(self.topics.inbox_filter(user, client), lambda m: None, qos=0)
+            await self.subscribe(self.topics.inbox_filter(user, client), lambda m: None, qos=0, retained=False)
             self._inbox = inbox
         return self._inbox
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import inspect
 import logging
 import os
@@ -142,7 +143,7 @@ class Context:
                 return
             loop.call_soon_threadsafe(on_message, model)
 
-        await self.node.on_io(self.client.subscribe(topic, arrived, qos=entry.qos))
+        await self.node.on_io(self.client.subscribe(topic, arrived, qos=entry.qos, retained=entry.retained))
 
 
 class Node:
@@ -283,11 +284,12 @@ class Node:
         shared = self.name in self.catalog.scalable
         cmd_filter = topics.commands_of(self.name)
         await client.subscribe(topics.share(self.name, cmd_filter) if shared else cmd_filter,
-                               enqueue, qos=1, auto_ack=False)
+                               enqueue, qos=1, auto_ack=False, retained=False)
         for path, route in self.events.items():
             full = topics.full(path)
             flt = topics.share(route.entry.pool, full) if isinstance(route.entry, Work) else full
-            await client.subscribe(flt, enqueue, qos=max(route.entry.qos, 0), auto_ack=False)
+            await client.subscribe(flt, enqueue, qos=max(route.entry.qos, 0), auto_ack=False,
+                                   retained=route.entry.retained)
         await client.subscribe(topics.status(self.ident), self._on_own_status, qos=1)
         client.on_connected = lambda _present: self._background(self._announce())
 
@@ -480,19 +482,26 @@ class Node:
             return
         entry = route.entry
         assert isinstance(entry, Command)
-        dedupe_key = msg.msg_id if route.idempotent and self._dedupe is not None else None
-        if dedupe_key is not None:
-            previous = self._dedupe.get(msg.topic, dedupe_key)
-            if previous is not None:
-                log.info("%s: %s msg-id %s handled before; answering from the dedupe store",
-                         self.ident, msg.topic, dedupe_key)
-                await self._reply(msg, verb, previous, "ok", topics)
-                return
         try:
             request = entry.model.model_validate_json(msg.payload)
         except ValidationError as exc:
             await self._reject(msg, _kind(exc), _reason(exc, entry), exc.errors(), topics, verb=verb)
             return
+        dedupe_key = msg.msg_id if route.idempotent and self._dedupe is not None else None
+        request_digest = ""
+        if dedupe_key is not None:
+            request_digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+            previous = self._dedupe.get(msg.topic, dedupe_key)
+            if previous is not None:
+                if not previous.same_request(request_digest):
+                    await self._reject(msg, "conflict", f"msg-id {dedupe_key!r} was used before for another "
+                                       f"{entry.model.__name__} on {msg.topic}; a new request needs a new msg-id "
+                                       "(the first one was not changed)", [], topics, verb=verb)
+                    return
+                log.info("%s: %s msg-id %s handled before; answering from the dedupe store",
+                         self.ident, msg.topic, dedupe_key)
+                await self._reply(msg, verb, previous.reply, "ok", topics)
+                return
         try:
             result = await self._invoke(route, request, msg)
             if not isinstance(result, entry.reply):
@@ -502,7 +511,7 @@ class Node:
             await self._reject(msg, *_failure(exc, self.ident, msg.topic), [], topics, verb=verb)
             return
         if dedupe_key is not None:
-            self._dedupe.put(msg.topic, dedupe_key, body)
+            self._dedupe.put(msg.topic, dedupe_key, body, request_digest)
         await self._reply(msg, verb, body, "ok", topics)
 
     async def _invoke(self, route: Route, payload: BaseModel, msg: Incoming) -> Any:

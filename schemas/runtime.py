@@ -61,7 +61,7 @@ class ErrorReport(Message):
 
     node: NodeName
     topic: str
-    kind: Literal["bad_json", "invalid", "unknown_verb", "handler_error", "refused"]
+    kind: Literal["bad_json", "invalid", "unknown_verb", "handler_error", "refused", "conflict"]
     reason: str
     errors: list[ErrorDetail] = Field(default_factory=list)
     correlation_id: str | None = None

@@ -55,9 +55,11 @@ COUNTER_PRIVATE = command("counter", "private", Add, Total, senders={"probe"},
 COUNTER_TOTAL = state("counter", "total", Total, doc="retained total")
 COUNTER_ADDED = event("counter", "added", Total, doc="after every add")
 QUOTES = event("probe", "quote", Quote, doc="quotes the counter listens to")
+PRICE = state("probe", "price", Quote, doc="a retained state the counter mirrors (node.keep)")
+COUNTER_PRICE = command("counter", "price", Sleep, Quote, doc="the mirrored price; refused while unknown")
 JOBS = work("echo", "jobs", Job, dispatchers={"probe"}, doc="work for the echo pool")
 JOB_DONE = event("echo", "done", Done, doc="a worker finished a job")
 
 TEST_CATALOG = Catalog(entries=(COUNTER_ADD, COUNTER_ADD_ANY, COUNTER_GET, COUNTER_BOOM, COUNTER_PRIVATE,
-                                COUNTER_TOTAL, COUNTER_ADDED, QUOTES, JOBS, JOB_DONE),
+                                COUNTER_TOTAL, COUNTER_ADDED, QUOTES, PRICE, COUNTER_PRICE, JOBS, JOB_DONE),
                        nodes=frozenset({"counter", "echo", "probe"}), scalable={"echo": 4})

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
-from edge import Context, Node
+from edge import Context, Node, Rejected
 from schemas.catalog import CATALOG
 
 from .catalog import (
@@ -22,8 +22,10 @@ from .catalog import (
     COUNTER_ADDED,
     COUNTER_BOOM,
     COUNTER_GET,
+    COUNTER_PRICE,
     COUNTER_PRIVATE,
     COUNTER_TOTAL,
+    PRICE,
     QUOTES,
     TEST_CATALOG,
     Add,
@@ -53,6 +55,7 @@ class Ledger:
 async def ledger(ctx: Context) -> AsyncIterator[None]:
     ctx.state["ledger"] = Ledger(str(ctx.state_dir / f"{ctx.name}.ledger.sqlite"))
     ctx.state["quotes"] = []
+    ctx.state["price"] = None
     yield
     ctx.state["ledger"].db.close()
 
@@ -89,3 +92,13 @@ async def boom(req: Boom, ctx: Context) -> Total:
 @node.on(QUOTES)
 async def on_quote(quote: Quote, ctx: Context) -> None:
     ctx.state["quotes"].append(quote)
+
+
+node.keep(PRICE, "price")
+
+
+@node.command(COUNTER_PRICE)
+async def price(req: Sleep, ctx: Context) -> Quote:
+    if ctx.state["price"] is None:
+        raise Rejected("no price yet: the retained state has not arrived")
+    return ctx.state["price"]
