@@ -44,10 +44,10 @@ from bench.scoring import synthetic  # noqa: E402
 from edge import Client  # noqa: E402
 from edge.broker import DevBroker  # noqa: E402
 from nodes import matrix  # noqa: E402
-from nodes.brokers.fees import FeeSchedule  # noqa: E402
-from nodes.brokers.fx import Rates  # noqa: E402
 from nodes.evaluator import objective  # noqa: E402
 from nodes.generator import search  # noqa: E402
+from nodes.money.fees import FeeSchedule  # noqa: E402
+from nodes.money.fx import Rates  # noqa: E402
 from nodes.opportunity import model as opp  # noqa: E402
 from nodes.optimization import model as opt  # noqa: E402
 from nodes.universe import bundle  # noqa: E402

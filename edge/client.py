@@ -274,6 +274,13 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def bookkeeping(self) -> dict[str, int]:
+        """The sizes of every table that grows and shrinks with traffic: each must stay
+        bounded over months of uptime (the longrun test watches them)."""
+        return {"waiters": len(self._waiters), "unwritten_qos0": len(self._unwritten_qos0),
+                "calls": len(self._calls), "subscriptions": len(self._subs), "in_flight": self._in_flight,
+                "slot_waiters": len(self._slot_waiters)}
+
     def is_connected(self) -> bool:
         return self._paho.is_connected()
 
@@ -479,10 +486,7 @@ class Client:
         after a reconnect (1: the session queued whatever changed meanwhile, and a lost
         session makes the subscription new). Commands and work never want them (2): a
         command retained by mistake must not run again at every start."""
-        if not sub.retained:
-            handling = 2
-        else:
-            handling = 1 if sub.sent else 0
+        handling = (1 if sub.sent else 0) if sub.retained else 2
         sub.sent = True
         return SubscribeOptions(qos=sub.qos, retainHandling=handling)
 

@@ -10,11 +10,10 @@ with the first reply.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from .sqlite import connect
 
 KEEP_S = 14 * 24 * 3600
 
@@ -31,7 +30,10 @@ class Handled:
 class DedupeStore:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        self._db = connect(self.path, synchronous="FULL")
+        # autocommit, WAL, and FULL sync: a reply recorded must survive a power cut
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS handled ("
             " topic TEXT NOT NULL, msg_id TEXT NOT NULL, reply BLOB NOT NULL,"

@@ -40,7 +40,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -60,8 +60,9 @@ from .settings import RUN_DIR, BrokerSettings
 log = logging.getLogger("edge.node")
 
 T = TypeVar("T")
+S = TypeVar("S")
 Handler = Callable[..., Any]
-Lifespan = Callable[["Context"], contextlib.AbstractAsyncContextManager[Any]]
+Lifespan = Callable[["Context[Any]"], contextlib.AbstractAsyncContextManager[Any]]
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ class Route:
         return inspect.iscoroutinefunction(self.handler)
 
 
-class Context:
-    """What a handler gets besides its message: publishing, calling, the current message."""
+class Context(Generic[S]):
+    """What a handler gets besides its message: publishing, calling, the current message,
+    and `state`, the object the node's lifespan yielded (typed: `Context[Desk]`)."""
 
     def __init__(self, node: Node, client: Client, settings: BrokerSettings, state_dir: Path) -> None:
         self.node = node
@@ -84,7 +86,7 @@ class Context:
         self.settings = settings
         self.state_dir = state_dir
         self.message: Incoming | None = None
-        self.state: dict[str, Any] = {}
+        self.state: S = None  # type: ignore[assignment]  # set from the lifespan before any handler runs
 
     @property
     def name(self) -> str:
@@ -168,8 +170,9 @@ class Node:
         self.persistent = name not in catalog.scalable if persistent is None else persistent
         self.commands: dict[str, Route] = {}
         self.events: dict[str, Route] = {}
-        self._lifespans: list[Lifespan] = []
-        self._startups: list[Callable[[Context], Any]] = []
+        self._lifespan: Lifespan | None = None
+        self.mirrors: dict[str, str] = {}  # state attribute -> topic path, of node.keep
+        self._serving = False  # the lifespan yielded: the birth may say online
         self.ident = name
         self.incarnation = 0
         self.metrics = Metrics()
@@ -213,26 +216,26 @@ class Node:
 
         return register
 
-    def keep(self, entry: Topic, key: str, convert: Callable[[Any], Any] | None = None) -> None:
-        """Keep the latest message of a (retained) topic in `ctx.state[key]`, validated, and
-        converted first if `convert` is given: the mirror of another node's state."""
+    def keep(self, entry: Topic, attribute: str, convert: Callable[[Any], Any] | None = None) -> None:
+        """Keep the latest message of a (retained) topic in `ctx.state.<attribute>`, validated,
+        and converted first if `convert` is given: the mirror of another node's state. A
+        restarted node gets the retained message again (see `Client.subscribe`)."""
 
-        async def store(message: Any, ctx: Context) -> None:
-            ctx.state[key] = convert(message) if convert else message
+        async def store(message: Any, ctx: Context[Any]) -> None:
+            setattr(ctx.state, attribute, convert(message) if convert else message)
 
-        store.__name__ = f"keep_{key}"
+        store.__name__ = f"keep_{attribute}"
         self.on(entry)(store)
+        self.mirrors[attribute] = entry.path
 
-    def lifespan(self, fn: Callable[[Context], AsyncIterator[Any]]) -> Callable[[Context], AsyncIterator[Any]]:
-        """Register an async generator that opens resources before the first message and
-        closes them after the last (Starlette's lifespan)."""
-        self._lifespans.append(contextlib.asynccontextmanager(fn))
-        return fn
-
-    def startup(self, fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
-        """Register `async def fn(ctx)` to run once connected, before the first message
-        (e.g. publish retained state); an exception is logged and the node goes on."""
-        self._startups.append(fn)
+    def lifespan(self, fn: Callable[[Context[S]], AsyncIterator[S]]) -> Callable[[Context[S]], AsyncIterator[S]]:
+        """Register the node's one lifespan (Starlette's stateful lifespan): an async
+        generator that runs once connected, opens resources, may publish or listen, and
+        yields the node's state (`ctx.state` in every handler); handlers run only after
+        it yielded, and it closes its resources after the last one."""
+        if self._lifespan is not None:
+            raise ValueError(f"{self.name} has a lifespan already: one lifespan opens everything")
+        self._lifespan = contextlib.asynccontextmanager(fn)
         return fn
 
     def handles(self, topics: Topics) -> list[str]:
@@ -294,11 +297,17 @@ class Node:
         client.on_connected = lambda _present: self._background(self._announce())
 
         stack = contextlib.AsyncExitStack()
+        self._serving = False
         try:
-            await handlers.run(self._enter_lifespans(stack, ctx))
             await client.connect()
+            try:
+                await handlers.run(self._enter_lifespan(stack, ctx))
+            except BaseException:
+                await client.close()  # a clean leave: no last will for a node that never served
+                raise
+            self._serving = True
+            await self._announce()
             beat = asyncio.create_task(self._heartbeat_forever(), name=f"{self.ident}-heartbeat")
-            await handlers.run(self._run_startups(ctx))
             dispatcher = asyncio.run_coroutine_threadsafe(self._dispatch_forever(topics), handlers.loop)
             log.info("%s: online (incarnation %d) on %s:%d", self.ident, self.incarnation,
                      settings.host, settings.port)
@@ -325,16 +334,13 @@ class Node:
                 self._dedupe.close()
             log.info("%s: offline", self.ident)
 
-    async def _run_startups(self, ctx: Context) -> None:
-        for fn in self._startups:
-            try:
-                await fn(ctx)
-            except Exception:
-                log.exception("%s: start-up step %s failed", self.ident, getattr(fn, "__name__", fn))
-
-    async def _enter_lifespans(self, stack: contextlib.AsyncExitStack, ctx: Context) -> None:
-        for lifespan in self._lifespans:
-            await stack.enter_async_context(lifespan(ctx))
+    async def _enter_lifespan(self, stack: contextlib.AsyncExitStack, ctx: Context[Any]) -> None:
+        if self._lifespan is not None:
+            ctx.state = await stack.enter_async_context(self._lifespan(ctx))
+        missing = [a for a in self.mirrors if not hasattr(ctx.state, a)]
+        if missing:
+            raise TypeError(f"{self.name}: node.keep mirrors into {', '.join(missing)}, which the state "
+                            f"({type(ctx.state).__name__}) does not have")
 
     async def on_io(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the network loop (paho lives there) and wait for its result."""
@@ -351,6 +357,8 @@ class Node:
         logging.basicConfig(level=os.environ.get("EDGE_LOG", "INFO"),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         instance = os.environ.get("EDGE_INSTANCE")
+        if os.environ.get("EDGE_HEARTBEAT_S"):  # the longrun test compresses months into minutes
+            self.heartbeat_s = float(os.environ["EDGE_HEARTBEAT_S"])
 
         async def amain() -> None:
             stop = asyncio.Event()
@@ -379,8 +387,9 @@ class Node:
         task.add_done_callback(self._tasks.discard)
 
     async def _announce(self) -> None:
-        """Birth: on every (re)connect, since the broker may have published our will."""
-        if self._stopping or self._client is None:
+        """Birth: on every (re)connect, since the broker may have published our will; not
+        before the lifespan yielded (online means serving)."""
+        if self._stopping or self._client is None or not self._serving:
             return
         try:
             await self._client.publish(self._client.topics.status(self.ident), self._status("online"),
@@ -413,7 +422,8 @@ class Node:
                                 uptime_s=m.uptime(), rss_mb=m.rss_mb(), cpu_percent=m.cpu_percent(),
                                 msgs_in=self._client.msgs_in, msgs_out=self._client.msgs_out,
                                 errors=m.errors, handled=m.handled, latency_p50_ms=m.percentile(0.5),
-                                latency_p99_ms=m.percentile(0.99), queue=self._queue.qsize())
+                                latency_p99_ms=m.percentile(0.99), queue=self._queue.qsize(),
+                                bookkeeping={**self._client.bookkeeping(), "tasks": len(self._tasks)})
             with contextlib.suppress(Exception):
                 await self._client.emit(HEARTBEAT, beat, node=self.ident)
             await asyncio.sleep(self.heartbeat_s)

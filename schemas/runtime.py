@@ -46,6 +46,10 @@ class Heartbeat(Message):
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
     queue: int = Field(default=0, description="messages waiting for a handler")
+    bookkeeping: dict[str, int] = Field(
+        default_factory=dict,
+        description="sizes of the runtime's tables (acknowledgements awaited, calls, subscriptions, tasks): "
+                    "flat over months, or something leaks")
 
 
 class ErrorDetail(Message):

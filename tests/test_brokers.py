@@ -11,10 +11,10 @@ import pytest
 from nodes.brokers import LiveRefused, open_broker
 from nodes.brokers import tradernet_api as api
 from nodes.brokers.base import BrokerError, OrderSpec
-from nodes.brokers.fees import FeeSchedule
-from nodes.brokers.fx import FxError, Rates
 from nodes.brokers.paper import PaperBroker
 from nodes.brokers.tradernet import TradernetBroker, to_broker_order
+from nodes.money.fees import FeeSchedule
+from nodes.money.fx import FxError, Rates
 from nodes.trading.limits import Limits, Situation, check, market_open
 from schemas.trading import PlaceOrder
 from schemas.universe import Security

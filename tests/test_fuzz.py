@@ -111,4 +111,4 @@ async def test_garbage_events_are_reported_and_ignored(run_node, probe, broker):
         kinds = [json.loads((await errors.next()).payload)["kind"] for _ in range(4)]
         assert kinds == ["bad_json", "bad_json", "invalid", "invalid"]
         await asyncio.sleep(0.2)
-        assert node._ctx is not None and [q.symbol for q in node._ctx.state["quotes"]] == ["AAPL.US"]
+        assert node._ctx is not None and [q.symbol for q in node._ctx.state.quotes] == ["AAPL.US"]

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodes import matrix
-from nodes.brokers.fees import FeeSchedule
-from nodes.brokers.fx import Rates
 from nodes.evaluator import objective as o
 from nodes.generator import search
+from nodes.money.fees import FeeSchedule
+from nodes.money.fx import Rates
 from nodes.opportunity import model as opp
 from schemas.planning import Action
 

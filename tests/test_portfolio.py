@@ -12,8 +12,8 @@ import pytest
 
 from edge import RemoteError
 from nodes.brokers.base import Account, Position
-from nodes.brokers.fx import Rates
 from nodes.brokers.paper import PaperBroker
+from nodes.money.fx import Rates
 from nodes.portfolio.node import node as portfolio
 from nodes.portfolio.valuation import summarise
 from nodes.trading.node import node as trading

@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from nodes.money.fees import FeeSchedule
+from nodes.money.fx import Rates
+
 from .base import Broker, BrokerError
-from .fees import FeeSchedule
-from .fx import Rates
 
 __all__ = ["Broker", "BrokerError", "LiveRefused", "open_broker"]
 

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from edge.sqlite import connect, transaction
+from nodes.money.fees import FeeSchedule
+from nodes.money.fx import Rates
+from nodes.sqlite import connect, transaction
 
 from .base import Account, BrokerError, BrokerOrder, CashMove, OrderSpec, Position
-from .fees import FeeSchedule
-from .fx import Rates
 
 PRICE = Decimal("0.000001")
 

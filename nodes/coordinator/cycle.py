@@ -11,8 +11,8 @@ from decimal import Decimal
 import numpy as np
 
 from nodes import matrix
-from nodes.brokers.fx import Rates
 from nodes.evaluator import objective
+from nodes.money.fx import Rates
 from schemas.optimization import Inputs, Targets
 from schemas.planning import Action, Batch, BatchResult, Problem, Scored, SearchSpace
 from schemas.portfolio import Summary

@@ -38,8 +38,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from edge import CallTimeout, Context, Node, Rejected, RemoteError
-from nodes.brokers.fx import FxError, Rates
 from nodes.evaluator import objective
+from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.planning import (

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from nodes.brokers.fees import FeeSchedule
-from nodes.brokers.fx import Rates
+from nodes.money.fees import FeeSchedule
+from nodes.money.fx import Rates
 from schemas.planning import Action
 
 CENT = Decimal("0.01")

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
-from nodes.brokers.fees import FeeSchedule
-from nodes.brokers.fx import FxError, Rates
+from nodes.money.fees import FeeSchedule
+from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.planning import Candidates, CandidatesRequest

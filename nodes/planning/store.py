@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.sqlite import connect, transaction
+from nodes.sqlite import connect, transaction
 from schemas.planning import Plan, PlanStep
 
 SCHEMA = """

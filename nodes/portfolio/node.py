@@ -6,7 +6,7 @@ order the trading node reports, when the quotes change, and on command.
 | variable                    | default     | meaning                                                |
 | --------------------------- | ----------- | ------------------------------------------------------ |
 | `EDGE_MODE`                 | `paper`     | `research`/`paper`: the paper account; `live`: Tradernet |
-| `BASE_CURRENCY`, `FX_RATES` | EUR, static | valuation currency and rates (`nodes/brokers/fx.py`)    |
+| `BASE_CURRENCY`, `FX_RATES` | EUR, static | valuation currency and rates (`nodes/money/fx.py`)    |
 | `PORTFOLIO_SYNC_S`          | `300`       | seconds between scheduled syncs                        |
 | `PORTFOLIO_FIRST_DEPOSIT`   | `10000 USD` | paper: what a new account starts with (`0`: nothing)   |
 | `PORTFOLIO_MONTHLY_DEPOSIT` | `500 USD`   | the monthly deposit plan (`0`: none)                   |
@@ -29,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 
 from edge import Context, Node, Rejected
 from nodes.brokers import BrokerError, open_broker
-from nodes.brokers.fx import FxError, Rates
+from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.portfolio import (

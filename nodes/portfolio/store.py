@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from edge.sqlite import connect
+from nodes.sqlite import connect
 from schemas.portfolio import ValuationPoint
 
 SCHEMA = """

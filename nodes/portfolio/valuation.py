@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from nodes.brokers.base import Account
-from nodes.brokers.fx import Rates
+from nodes.money.fx import Rates
 from schemas.portfolio import CashBalance, Holding, Summary
 
 CENT = Decimal("0.01")

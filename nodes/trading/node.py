@@ -8,8 +8,8 @@ makes a second order; a row that was written but never answered (the node was ki
 between) is matched with the broker by its number before it is sent, so it reaches the
 broker once. On start, unfinished orders are reconciled before anything new is sent.
 
-Configuration (environment), besides the limits, fees (`nodes/brokers/fees.py`), FX
-rates (`nodes/brokers/fx.py`) and the broker's settings (`nodes/brokers/__init__.py`):
+Configuration (environment), besides the limits, fees (`nodes/money/fees.py`), FX
+rates (`nodes/money/fx.py`) and the broker's settings (`nodes/brokers/__init__.py`):
 
 | variable                | default   | meaning                                                        |
 | ----------------------- | --------- | -------------------------------------------------------------- |
@@ -31,8 +31,8 @@ from decimal import Decimal
 from edge import Context, Node, Rejected
 from nodes.brokers import BrokerError, open_broker
 from nodes.brokers.base import Broker, BrokerOrder, OrderSpec
-from nodes.brokers.fees import FeeSchedule
-from nodes.brokers.fx import FxError, Rates
+from nodes.money.fees import FeeSchedule
+from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.trading import FINISHED, Halt, Halted, ListOrders, Order, OrderRef, Orders, PlaceOrder, Resume

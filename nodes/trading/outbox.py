@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from edge.sqlite import connect, transaction
+from nodes.sqlite import connect, transaction
 from schemas.trading import FINISHED, Halted, Order, OrderStep, PlaceOrder
 
 SCHEMA = """

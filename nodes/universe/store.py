@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from edge.sqlite import connect, transaction
+from nodes.sqlite import connect, transaction
 from schemas.universe import PricePoint, Security
 
 SCHEMA = """

@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
@@ -51,17 +52,25 @@ class Ledger:
         return Total(total=sum((Decimal(r[0]) for r in rows), Decimal(0)), applied=len(rows))
 
 
+@dataclass
+class State:
+    ledger: Ledger
+    quotes: list[Quote] = field(default_factory=list)
+    price: Quote | None = None  # mirrored from the probe's retained state
+
+
+Ctx = Context[State]
+
+
 @node.lifespan
-async def ledger(ctx: Context) -> AsyncIterator[None]:
-    ctx.state["ledger"] = Ledger(str(ctx.state_dir / f"{ctx.name}.ledger.sqlite"))
-    ctx.state["quotes"] = []
-    ctx.state["price"] = None
-    yield
-    ctx.state["ledger"].db.close()
+async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
+    state = State(Ledger(str(ctx.state_dir / f"{ctx.name}.ledger.sqlite")))
+    yield state
+    state.ledger.db.close()
 
 
-async def _add(req: Add, ctx: Context) -> Total:
-    ledger: Ledger = ctx.state["ledger"]
+async def _add(req: Add, ctx: Ctx) -> Total:
+    ledger = ctx.state.ledger
     ledger.add(req.amount, req.note)
     total = ledger.total()
     await ctx.publish(COUNTER_TOTAL, total)
@@ -75,30 +84,30 @@ node.command(COUNTER_PRIVATE)(_add)
 
 
 @node.command(COUNTER_GET)
-async def get(req: Sleep, ctx: Context) -> Total:
+async def get(req: Sleep, ctx: Ctx) -> Total:
     """Sleeps first: a slow handler, and a place for a test to kill the node."""
     if req.blocking:
         time.sleep(req.seconds)  # the worst a handler can do: paho's thread must keep the link
     elif req.seconds:
         await asyncio.sleep(req.seconds)
-    return ctx.state["ledger"].total()
+    return ctx.state.ledger.total()
 
 
 @node.command(COUNTER_BOOM)
-async def boom(req: Boom, ctx: Context) -> Total:
+async def boom(req: Boom, ctx: Ctx) -> Total:
     raise RuntimeError(req.message)
 
 
 @node.on(QUOTES)
-async def on_quote(quote: Quote, ctx: Context) -> None:
-    ctx.state["quotes"].append(quote)
+async def on_quote(quote: Quote, ctx: Ctx) -> None:
+    ctx.state.quotes.append(quote)
 
 
 node.keep(PRICE, "price")
 
 
 @node.command(COUNTER_PRICE)
-async def price(req: Sleep, ctx: Context) -> Quote:
-    if ctx.state["price"] is None:
+async def price(req: Sleep, ctx: Ctx) -> Quote:
+    if ctx.state.price is None:
         raise Rejected("no price yet: the retained state has not arrived")
-    return ctx.state["price"]
+    return ctx.state.price
