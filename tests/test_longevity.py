@@ -37,7 +37,7 @@ async def test_refused_publishes_detected_after_packet_ids_wrap(connect):
         await echo.publish("trader/evt/echo/done", b'{"job": "j", "worker": "w"}', qos=1)  # allowed: accepted
         # nothing is left waiting, and the in-flight window is whole again
         assert echo._waiters == {} and echo._unwritten_qos0 == set()
-        assert echo._in_flight == 0
+        assert echo.window.used == 0
 
 
 async def test_in_flight_window_is_not_released_early_after_a_wrap(connect):

@@ -47,7 +47,7 @@ async def test_wrong_password_is_refused(tls_broker):
     with pytest.raises(ConnectError, match=r"refused|Not authorized|password"):
         await client.connect(timeout=5)
     await asyncio.sleep(1.5)
-    assert client._reconnecting is None and client.connects == 0, "an abandoned client must not retry"
+    assert not client.reconnecting and client.connects == 0, "an abandoned client must not retry"
 
 
 async def test_anonymous_access_is_refused(tls_broker):

@@ -1,0 +1,112 @@
+"""What a handler gets besides its message: publishing, calling, listening, the message
+in hand, and `state`, the object its node's lifespan yielded (typed: `Context[Desk]`).
+
+Handlers run on the node's handler thread; paho lives on the network loop. A `Context`
+reaches the network only through `io` (run a coroutine there and wait for it), so it
+needs no part of `Node` but its name and the one way to report a rejected message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.topics import Command, Topic
+
+from .client import Client
+from .delivery import AckPolicy
+from .message import Incoming, Meta
+from .settings import BrokerSettings
+
+log = logging.getLogger("edge.context")
+
+S = TypeVar("S")
+T = TypeVar("T")
+IO = Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]]
+Report = Callable[[Incoming, ValidationError, Topic], None]
+
+
+class Context(Generic[S]):
+    def __init__(self, name: str, client: Client, settings: BrokerSettings, state_dir: Path, *,
+                 io: IO, report: Report) -> None:
+        self.name = name
+        self.client = client
+        self.settings = settings
+        self.state_dir = state_dir
+        self.message: Incoming | None = None
+        self.state: S = None  # type: ignore[assignment]  # set from the lifespan before any handler runs
+        self._io = io
+        self._report = report
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.message.trace_id if self.message else None
+
+    def _meta(self, trace_id: str | None) -> Meta:
+        return Meta(source=self.name, trace_id=trace_id or self.trace_id)
+
+    async def publish(self, entry: Topic, message: BaseModel, *, node: str | None = None,
+                      trace_id: str | None = None) -> None:
+        """Publish on a catalog topic (and wait for the broker's acknowledgement); the
+        current message's trace id is carried on."""
+        await self._io(self.client.emit(entry, message, node=node, meta=self._meta(trace_id)))
+
+    async def send(self, entry: Topic, message: BaseModel, *, node: str | None = None,
+                   trace_id: str | None = None) -> None:
+        """Publish without waiting for the broker's acknowledgement (only for an in-flight
+        slot), for a message whose loss its receiver recovers from: an evaluator's result
+        (the coordinator sends a batch again when its result is late) saves a round trip
+        per batch. It is on the wire before the handler's own message is acknowledged; a
+        refusal is logged."""
+        if not isinstance(message, entry.model):
+            raise TypeError(f"{entry.path} carries {entry.model.__name__}, not {type(message).__name__}")
+        meta = self._meta(trace_id)
+        topic = self.client.topics.of(entry, node)
+        client, name = self.client, self.name
+
+        async def hand_over() -> None:
+            ack = await client.send(topic, message, qos=entry.qos, retain=entry.retained, meta=meta)
+            if ack is not None:
+                ack.add_done_callback(lambda f: log_refusal(name, topic, f))
+
+        await self._io(hand_over())
+
+    async def call(self, entry: Command, request: BaseModel, *, node: str | None = None,
+                   timeout: float = 5.0, retries: int = 0, trace_id: str | None = None) -> Any:
+        return await self._io(self.client.call(entry, request, node=node, timeout=timeout, retries=retries,
+                                               trace_id=trace_id or self.trace_id))
+
+    async def listen(self, entry: Topic, on_message: Callable[[Any], None], *, node: str | None = None) -> None:
+        """Receive a topic beside the node's one-message-at-a-time queue, for a handler that
+        waits for other messages (a coordinator collecting its workers' results while its
+        cycle command runs). `on_message(model)` runs on the handlers' loop; a payload that
+        fails validation is reported on `error/<node>` like any other and dropped. These
+        messages are acknowledged on arrival (`AckPolicy.ACK_FIRST`)."""
+        loop = asyncio.get_running_loop()
+        topic = self.client.topics.of(entry, node)
+        report = self._report
+
+        def arrived(msg: Incoming) -> None:
+            try:
+                model = entry.model.model_validate_json(msg.payload)
+            except ValidationError as exc:
+                report(msg, exc, entry)
+                return
+            loop.call_soon_threadsafe(on_message, model)
+
+        await self._io(self.client.subscribe(topic, arrived, qos=entry.qos, ack=AckPolicy.ACK_FIRST,
+                                             retained=entry.retained))
+
+
+def log_refusal(name: str, topic: str, ack: asyncio.Future[Any]) -> None:
+    """Log a message sent without waiting that the broker refused or never took."""
+    if ack.cancelled():
+        return
+    failure = ack.exception() or ack.result()
+    if isinstance(failure, BaseException) or getattr(failure, "is_failure", False):
+        log.error("%s: the broker did not take %s: %s", name, topic, failure)
