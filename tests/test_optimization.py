@@ -17,6 +17,7 @@ from edge import RemoteError
 from edge.settings import REPO_ROOT
 from nodes.optimization import model
 from nodes.optimization.node import node as optimization
+from nodes.optimization.settings import Settings
 from nodes.universe import bundle
 from nodes.universe.node import node as universe
 from schemas import catalog as t
@@ -111,3 +112,14 @@ def test_only_the_optimization_node_imports_pypfopt(module):
     code = f"import sys, nodes.{module}.node; print('pypfopt' in sys.modules or 'cvxpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_settings_from_the_environment():
+    assert Settings.from_env({}) == model.Settings()
+    s = Settings.from_env({"OPT_RETURNS": "ema", "OPT_BLEND": "1", "OPT_LOOKBACK_DAYS": "504"})
+    assert (s.returns_model, s.blend, s.lookback, s.min_days) == ("ema", 1.0, 504, 252)
+    for name, bad in (("OPT_RETURNS", "median"), ("OPT_BLEND", "1.5"), ("OPT_BLEND", "half"),
+                      ("OPT_MAX_WEIGHT", "0"), ("OPT_GAMMA", "nan"), ("OPT_RISK_FREE", "inf"),
+                      ("OPT_MIN_DAYS", "1"), ("OPT_LOOKBACK_DAYS", "100"), ("OPT_LOOKBACK_DAYS", "3y")):
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env({name: bad})

@@ -11,6 +11,7 @@ import pytest
 
 from nodes.scoring import model
 from nodes.scoring.node import node as scoring
+from nodes.scoring.settings import Settings
 from nodes.universe import bundle
 from nodes.universe.node import node as universe
 from schemas import catalog as t
@@ -103,3 +104,10 @@ async def test_scores_follow_the_universe(run_node, probe, tmp_path):
                               (b'{"symbols": "AAPL.US"}', "invalid")):
             reply = await probe.client.request(probe.topics.command("scoring", "rescore"), payload, timeout=30)
             assert reply.user["status"] == "error" and f'"kind":"{kind}"' in reply.payload.decode()
+
+
+def test_settings_from_the_environment():
+    assert Settings.from_env({}).benchmark == "SPY.US"
+    assert Settings.from_env({"SCORING_BENCHMARK": "VT.US"}).benchmark == "VT.US"
+    with pytest.raises(ValueError, match="SCORING_BENCHMARK"):
+        Settings.from_env({"SCORING_BENCHMARK": "spy"})

@@ -30,19 +30,9 @@ import pandas as pd
 from pypfopt import EfficientFrontier, HRPOpt, expected_returns, objective_functions, risk_models
 from pypfopt.base_optimizer import portfolio_performance
 
+from .settings import Settings
+
 PLACES = Decimal("0.000001")
-
-
-@dataclass(frozen=True)
-class Settings:
-    returns_model: str = "mean"
-    blend: float = 0.5
-    max_weight: float = 0.20
-    gamma: float = 0.1
-    risk_free_rate: float = 0.02
-    lookback: int = 756
-    min_days: int = 252
-    ema_span: int = 500
 
 
 @dataclass
@@ -105,7 +95,8 @@ def select(prices: pd.DataFrame, s: Settings) -> tuple[pd.DataFrame, dict[str, s
     return kept, excluded
 
 
-def optimize(prices: pd.DataFrame, s: Settings = Settings()) -> Result:
+def optimize(prices: pd.DataFrame, s: Settings | None = None) -> Result:
+    s = s or Settings()
     kept, excluded = select(prices, s)
     symbols = list(kept.columns)
     if not symbols:

@@ -1,23 +1,13 @@
 """The optimization node's wiring: target weights after every price change and on
 command, from the universe's closes (`universe/history`). Only this node imports
-PyPortfolioOpt. Configuration (environment); the method is in `model.py`:
-
-| variable            | default | meaning                                              |
-| ------------------- | ------- | ---------------------------------------------------- |
-| `OPT_RETURNS`       | `mean`  | expected returns: `mean` historical or `ema`          |
-| `OPT_BLEND`         | `0.5`   | share of mean-variance in the targets (rest: HRP)     |
-| `OPT_MAX_WEIGHT`    | `0.20`  | most of the portfolio one security may be            |
-| `OPT_GAMMA`         | `0.1`   | L2 regularisation of mean-variance                   |
-| `OPT_RISK_FREE`     | `0.02`  | annual risk-free rate for the Sharpe ratio           |
-| `OPT_LOOKBACK_DAYS` | `756`   | trading days of history used (3 years)               |
-| `OPT_MIN_DAYS`      | `252`   | fewer closes than this in the window: excluded       |
-"""
+PyPortfolioOpt. The method is in `model.py`, its configuration in `settings.py`."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
@@ -25,64 +15,60 @@ from nodes import history, matrix
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.optimization import Excluded, Inputs, Optimize, Target, Targets
-from schemas.universe import PricesChanged, Universe
+from schemas.universe import GetHistory, History, PricesChanged, Universe
 
 from . import model
+from .settings import Settings
 
 node = Node("optimization")
 
 
-def _settings(env: dict[str, str]) -> model.Settings:
-    try:
-        s = model.Settings(returns_model=env.get("OPT_RETURNS", "mean"), blend=float(env.get("OPT_BLEND", "0.5")),
-                           max_weight=float(env.get("OPT_MAX_WEIGHT", "0.20")),
-                           gamma=float(env.get("OPT_GAMMA", "0.1")),
-                           risk_free_rate=float(env.get("OPT_RISK_FREE", "0.02")),
-                           lookback=int(env.get("OPT_LOOKBACK_DAYS", "756")),
-                           min_days=int(env.get("OPT_MIN_DAYS", "252")))
-    except ValueError as exc:
-        raise ValueError(f"optimization settings: {exc}") from None
-    if s.returns_model not in ("mean", "ema") or not 0 <= s.blend <= 1 or not 0 < s.max_weight <= 1 \
-            or s.gamma < 0 or s.min_days < 2 or s.lookback < s.min_days:
-        raise ValueError("optimization settings: OPT_RETURNS mean|ema, OPT_BLEND 0..1, OPT_MAX_WEIGHT (0, 1], "
-                         "OPT_GAMMA >= 0, OPT_LOOKBACK_DAYS >= OPT_MIN_DAYS >= 2")
-    return s
+@dataclass
+class State:
+    settings: Settings
+    universe: Universe | None = None  # the universe's retained securities
+
+
+Ctx = Context[State]
 
 
 @node.lifespan
-async def configure(ctx: Context) -> AsyncIterator[None]:
-    ctx.state["settings"] = _settings(dict(os.environ))
-    ctx.state["universe"] = None
-    yield
+async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
+    yield State(Settings.from_env(os.environ))
 
 
 @node.on(t.UNIVERSE_SECURITIES)
-async def on_universe(universe: Universe, ctx: Context) -> None:
-    first = ctx.state["universe"] is None
-    ctx.state["universe"] = universe
+async def on_universe(universe: Universe, ctx: Ctx) -> None:
+    first = ctx.state.universe is None
+    ctx.state.universe = universe
     if first:
         with contextlib.suppress(Rejected):  # no prices yet: the first prices_changed event will do it
             await optimize(Optimize(), ctx)
 
 
 @node.on(t.PRICES_CHANGED)
-async def on_prices(event: PricesChanged, ctx: Context) -> None:
+async def on_prices(event: PricesChanged, ctx: Ctx) -> None:
     await optimize(Optimize(), ctx)
 
 
 @node.command(t.OPTIMIZATION_OPTIMIZE)
-async def optimize(req: Optimize, ctx: Context) -> Targets:
-    symbols = history.chosen(ctx.state["universe"], list(req.symbols))
+async def optimize(req: Optimize, ctx: Ctx) -> Targets:
+    try:
+        symbols = history.chosen(ctx.state.universe, list(req.symbols))
+    except history.NotInUniverse as exc:
+        raise Rejected(str(exc)) from None
     if not symbols:
         raise Rejected("the universe has no active securities yet")
-    base: model.Settings = ctx.state["settings"]
-    updates: dict = {}
+    settings = ctx.state.settings
     if req.returns_model is not None:
-        updates["returns_model"] = req.returns_model
+        settings = replace(settings, returns_model=req.returns_model)
     if req.blend is not None:
-        updates["blend"] = float(req.blend)
-    settings = model.Settings(**{**base.__dict__, **updates})
-    closes = await history.closes(symbols, ctx)
+        settings = replace(settings, blend=float(req.blend))
+
+    async def fetch(symbol: str) -> History:
+        return await ctx.call(t.UNIVERSE_HISTORY, GetHistory(symbol=symbol), timeout=60)
+
+    closes = await history.closes(symbols, fetch)
     try:
         r = model.optimize(closes, settings)  # the handler thread: no keep-alive waits for it
     except ValueError as exc:

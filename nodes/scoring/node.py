@@ -1,12 +1,12 @@
 """The scoring node's wiring. Rescores on the universe's `prices_changed` event and on
 command; reads prices from the universe node (`universe/history`). Only this node
-imports pandas-ta and empyrical. `SCORING_BENCHMARK` (default `SPY.US`) is the
-benchmark for alpha and beta."""
+imports pandas-ta and empyrical. Configuration: `settings.py`."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -15,38 +15,53 @@ from nodes import history
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.scoring import Rescore, Scores, SecurityScore
-from schemas.universe import PricesChanged, Universe
+from schemas.universe import GetHistory, History, PricesChanged, Universe
 
 from . import model
+from .settings import Settings
 
 node = Node("scoring")
 
 
+@dataclass
+class State:
+    settings: Settings
+    universe: Universe | None = None  # the universe's retained securities
+
+
+Ctx = Context[State]
+
+
 @node.lifespan
-async def state(ctx: Context) -> AsyncIterator[None]:
-    ctx.state["universe"] = None
-    ctx.state["benchmark"] = os.environ.get("SCORING_BENCHMARK", "SPY.US")
-    yield
+async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
+    yield State(Settings.from_env(os.environ))
 
 
 @node.on(t.UNIVERSE_SECURITIES)
-async def on_universe(universe: Universe, ctx: Context) -> None:
-    first = ctx.state["universe"] is None
-    ctx.state["universe"] = universe
+async def on_universe(universe: Universe, ctx: Ctx) -> None:
+    first = ctx.state.universe is None
+    ctx.state.universe = universe
     if first:  # a late start: score what the universe has
         await rescore(Rescore(), ctx)
 
 
 @node.on(t.PRICES_CHANGED)
-async def on_prices(event: PricesChanged, ctx: Context) -> None:
+async def on_prices(event: PricesChanged, ctx: Ctx) -> None:
     await rescore(Rescore(), ctx)
 
 
 @node.command(t.SCORING_RESCORE)
-async def rescore(req: Rescore, ctx: Context) -> Scores:
-    symbols = history.chosen(ctx.state["universe"], list(req.symbols))
-    benchmark = ctx.state["benchmark"]
-    closes = await history.closes(sorted(set(symbols) | {benchmark}), ctx) if symbols else pd.DataFrame()
+async def rescore(req: Rescore, ctx: Ctx) -> Scores:
+    try:
+        symbols = history.chosen(ctx.state.universe, list(req.symbols))
+    except history.NotInUniverse as exc:
+        raise Rejected(str(exc)) from None
+    benchmark = ctx.state.settings.benchmark
+
+    async def fetch(symbol: str) -> History:
+        return await ctx.call(t.UNIVERSE_HISTORY, GetHistory(symbol=symbol), timeout=60)
+
+    closes = await history.closes(sorted(set(symbols) | {benchmark}), fetch) if symbols else pd.DataFrame()
     if symbols and (benchmark not in closes or closes[benchmark].dropna().empty):
         raise Rejected(f"the benchmark {benchmark} has no prices: sync it first")
     # the handler thread: blocking here delays no keep-alive

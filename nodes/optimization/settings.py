@@ -1,0 +1,70 @@
+"""The optimization node's configuration, read once from its environment (the method that
+uses it is in `model.py`; a request may override `returns_model` and `blend`).
+
+| variable            | default | meaning                                              |
+| ------------------- | ------- | ---------------------------------------------------- |
+| `OPT_RETURNS`       | `mean`  | expected returns: `mean` historical or `ema`          |
+| `OPT_BLEND`         | `0.5`   | share of mean-variance in the targets (rest: HRP)     |
+| `OPT_MAX_WEIGHT`    | `0.20`  | most of the portfolio one security may be            |
+| `OPT_GAMMA`         | `0.1`   | L2 regularisation of mean-variance                   |
+| `OPT_RISK_FREE`     | `0.02`  | annual risk-free rate for the Sharpe ratio           |
+| `OPT_LOOKBACK_DAYS` | `756`   | trading days of history used (3 years)               |
+| `OPT_MIN_DAYS`      | `252`   | fewer closes than this in the window: excluded       |
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    returns_model: str = "mean"
+    blend: float = 0.5
+    max_weight: float = 0.20
+    gamma: float = 0.1
+    risk_free_rate: float = 0.02
+    lookback: int = 756
+    min_days: int = 252
+    ema_span: int = 500
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        s = cls(returns_model=env.get("OPT_RETURNS", "mean"), blend=_real(env, "OPT_BLEND", "0.5"),
+                max_weight=_real(env, "OPT_MAX_WEIGHT", "0.20"), gamma=_real(env, "OPT_GAMMA", "0.1"),
+                risk_free_rate=_real(env, "OPT_RISK_FREE", "0.02"),
+                lookback=_whole(env, "OPT_LOOKBACK_DAYS", "756"), min_days=_whole(env, "OPT_MIN_DAYS", "252"))
+        if s.returns_model not in ("mean", "ema"):
+            raise ValueError(f"OPT_RETURNS={s.returns_model!r}: use mean or ema")
+        if not 0 <= s.blend <= 1:
+            raise ValueError(f"OPT_BLEND={s.blend}: must be in [0, 1]")
+        if not 0 < s.max_weight <= 1:
+            raise ValueError(f"OPT_MAX_WEIGHT={s.max_weight}: must be in (0, 1]")
+        if s.gamma < 0:
+            raise ValueError(f"OPT_GAMMA={s.gamma}: must not be negative")
+        if s.min_days < 2:
+            raise ValueError(f"OPT_MIN_DAYS={s.min_days}: must be at least 2")
+        if s.lookback < s.min_days:
+            raise ValueError(f"OPT_LOOKBACK_DAYS={s.lookback}: must be at least OPT_MIN_DAYS ({s.min_days})")
+        return s
+
+
+def _real(env: Mapping[str, str], name: str, default: str) -> float:
+    text = env.get(name, default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={text!r} is not a number")
+    return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: str) -> int:
+    text = env.get(name, default)
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a whole number") from None
