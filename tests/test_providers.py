@@ -12,6 +12,7 @@ import pytest
 from nodes.brokers import tradernet_api as api
 from nodes.universe import bundle
 from nodes.universe.providers import ProviderError, provider, to_close, yahoo_ticker
+from nodes.universe.settings import Settings
 from tests.fakes import tradernet, yahoo
 
 AAPL = bundle.history("AAPL.US")
@@ -30,13 +31,13 @@ def fake_tradernet():
         yield fake
 
 
-def yf_env(fake: yahoo.FakeYahoo) -> dict[str, str]:
-    return {"UNIVERSE_YF_PROXY": fake.proxy, "UNIVERSE_YF_CAFILE": str(fake.cafile)}
+def yf_settings(fake: yahoo.FakeYahoo) -> Settings:
+    return Settings.from_env({"UNIVERSE_YF_PROXY": fake.proxy, "UNIVERSE_YF_CAFILE": str(fake.cafile)})
 
 
 # -- yfinance -------------------------------------------------------------------------------------
 def test_yfinance_gets_the_real_closes_exactly(fake_yahoo, tmp_path):
-    source = provider("yfinance", tmp_path, yf_env(fake_yahoo))
+    source = provider("yfinance", tmp_path, yf_settings(fake_yahoo))
     assert source.fetch("AAPL.US", None, None) == AAPL  # every day, every digit
     window = source.fetch("AAPL.US", *NOV)
     assert window == [(d, c) for d, c in AAPL if NOV[0] <= d <= NOV[1]]
@@ -45,7 +46,7 @@ def test_yfinance_gets_the_real_closes_exactly(fake_yahoo, tmp_path):
 
 def test_yfinance_does_its_cookie_and_crumb_handshake(fake_yahoo, tmp_path):
     """Once per process (yfinance keeps them), then every chart request carries the crumb."""
-    provider("yfinance", tmp_path, yf_env(fake_yahoo)).fetch("AAPL.US", date(2024, 10, 1), date(2024, 10, 31))
+    provider("yfinance", tmp_path, yf_settings(fake_yahoo)).fetch("AAPL.US", date(2024, 10, 1), date(2024, 10, 31))
     paths = [path for _, path, _ in fake_yahoo.requests]
     assert paths.index("/v1/test/getcrumb") < paths.index("/v8/finance/chart/AAPL")
     charts = [q for _, path, q in fake_yahoo.requests if path == "/v8/finance/chart/AAPL"]
@@ -61,7 +62,7 @@ def test_yfinance_maps_tradernet_symbols():
 
 
 def test_yfinance_failures_are_provider_errors(fake_yahoo, tmp_path):
-    source = provider("yfinance", tmp_path, yf_env(fake_yahoo))
+    source = provider("yfinance", tmp_path, yf_settings(fake_yahoo))
     with pytest.raises(ProviderError, match=r"NOPE.*404"):
         source.fetch("NOPE.US", None, None)
     fake_yahoo.fail = 500
@@ -74,7 +75,7 @@ def test_yfinance_failures_are_provider_errors(fake_yahoo, tmp_path):
 
 def test_yfinance_checks_the_servers_certificate(fake_yahoo, tmp_path):
     """Without the fake's CA the TLS handshake fails: the test path is the real TLS path."""
-    source = provider("yfinance", tmp_path, {"UNIVERSE_YF_PROXY": fake_yahoo.proxy})
+    source = provider("yfinance", tmp_path, Settings(yf_proxy=fake_yahoo.proxy))
     with pytest.raises(ProviderError, match=r"(?i)certificate|ssl|tls"):
         source.fetch("AAPL.US", date(2024, 8, 1), date(2024, 8, 31))
 
@@ -84,7 +85,7 @@ def test_yfinance_checks_the_servers_certificate(fake_yahoo, tmp_path):
 def test_tradernet_gets_the_real_closes_on_their_days(zone, tmp_path):
     """Whatever time zone the candles' midnight is in, each close lands on its own day."""
     with tradernet.serve({"AAPL.US": AAPL}, stamp_tz=zone) as fake:
-        source = provider("tradernet", tmp_path, fake.env())
+        source = provider("tradernet", tmp_path, Settings.from_env(fake.env()))
         assert source.fetch("AAPL.US", None, None) == AAPL
         assert source.fetch("AAPL.US", *NOV) == [(d, c) for d, c in AAPL if NOV[0] <= d <= NOV[1]]
         sent = fake.accepted("getHloc")[-1]
@@ -93,14 +94,14 @@ def test_tradernet_gets_the_real_closes_on_their_days(zone, tmp_path):
 
 
 def test_tradernet_refuses_a_wrong_signature(fake_tradernet, tmp_path):
-    source = provider("tradernet", tmp_path, fake_tradernet.env(private="not-the-key"))
+    source = provider("tradernet", tmp_path, Settings.from_env(fake_tradernet.env(private="not-the-key")))
     with pytest.raises(ProviderError, match="Wrong signature"):
         source.fetch("AAPL.US", *NOV)
     assert fake_tradernet.accepted("getHloc") == []
 
 
 def test_tradernet_errors_are_provider_errors(fake_tradernet, tmp_path):
-    source = provider("tradernet", tmp_path, fake_tradernet.env())
+    source = provider("tradernet", tmp_path, Settings.from_env(fake_tradernet.env()))
     with pytest.raises(ProviderError, match=r"Security NOPE\.US not found"):
         source.fetch("NOPE.US", None, None)
     fake_tradernet.fail = "Service unavailable"
@@ -110,15 +111,15 @@ def test_tradernet_errors_are_provider_errors(fake_tradernet, tmp_path):
 
 def test_tradernet_needs_its_keys(tmp_path):
     with pytest.raises(ProviderError, match="TRADERNET_PUBLIC_KEY and TRADERNET_PRIVATE_KEY"):
-        provider("tradernet", tmp_path, {"TRADERNET_PUBLIC_KEY": "only-one"})
+        provider("tradernet", tmp_path, Settings.from_env({"TRADERNET_PUBLIC_KEY": "only-one"}))
     assert "secret" not in repr(api.Credentials("pub", "secret"))
 
 
 def test_tradernet_unreachable_is_a_provider_error(tmp_path):
     with tradernet.serve({}) as fake:
-        env = fake.env()
+        settings = Settings.from_env(fake.env())
     with pytest.raises(ProviderError, match="getHloc"):  # the server is gone: connection refused
-        provider("tradernet", tmp_path, env).fetch("AAPL.US", *NOV)
+        provider("tradernet", tmp_path, settings).fetch("AAPL.US", *NOV)
 
 
 def _answer(bars, stamps, symbol="X.US"):

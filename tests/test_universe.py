@@ -13,6 +13,7 @@ from edge import RemoteError
 from edge.settings import REPO_ROOT
 from nodes.universe import bundle
 from nodes.universe.node import node as universe
+from nodes.universe.settings import Settings
 from nodes.universe.store import Store
 from schemas import catalog as t
 from schemas.universe import (
@@ -152,3 +153,16 @@ def test_store_writes_exact_decimals_and_only_changes(tmp_path):
     with pytest.raises(ValueError):
         store.write_prices("T.US", [(date(2024, 1, 4), Decimal("-1"))], "test")
     assert len(store.history("T.US")) == 2
+
+
+def test_settings_from_the_environment():
+    assert Settings.from_env({}) == Settings(provider="bundled", seed=True, sync_on_start=True)
+    s = Settings.from_env({"UNIVERSE_PROVIDER": "tradernet", "UNIVERSE_SEED": "none", "UNIVERSE_SYNC_ON_START": "0",
+                           "UNIVERSE_YF_PROXY": "http://proxy:3128", "TRADERNET_PUBLIC_KEY": "pub",
+                           "TRADERNET_PRIVATE_KEY": "secret"})
+    assert (s.provider, s.seed, s.sync_on_start, s.yf_proxy) == ("tradernet", False, False, "http://proxy:3128")
+    assert s.tradernet is not None and s.tradernet.public == "pub" and "secret" not in repr(s)
+    assert Settings.from_env({"TRADERNET_PUBLIC_KEY": "only-one"}).tradernet is None  # the provider refuses then
+    for name, bad in (("UNIVERSE_PROVIDER", "ftp"), ("UNIVERSE_SEED", "all"), ("UNIVERSE_SYNC_ON_START", "yes")):
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env({name: bad})

@@ -7,14 +7,15 @@ so every call passes both ends; `buy`/`sell` default to margin (the trading adap
 `use_margin=False`). `url` is a property of the SDK's class: `client(url=...)` points a
 subclass at another server (a regional domain, or the tests' local fake).
 
-Configuration (environment): `TRADERNET_PUBLIC_KEY`, `TRADERNET_PRIVATE_KEY` and
+Configuration (the environment of the node that calls Tradernet, read by its settings
+through `Credentials.from_env`): `TRADERNET_PUBLIC_KEY`, `TRADERNET_PRIVATE_KEY` and
 optionally `TRADERNET_URL` (default: the SDK's, https://freedom24.com).
 """
 
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -22,6 +23,10 @@ from typing import Any
 
 DAY_SECONDS = 86400
 TIMEOUT_S = 30  # the SDK's default is 300 s: a hung call would hold a sync or an order that long
+
+
+MISSING_KEYS = ("TRADERNET_PUBLIC_KEY and TRADERNET_PRIVATE_KEY must both be set "
+                "(make a key pair in Freedom24: Profile > API keys)")
 
 
 class TradernetError(RuntimeError):
@@ -35,20 +40,22 @@ class Credentials:
     url: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Credentials:
-        env = dict(os.environ if env is None else env)
+    def from_env(cls, env: Mapping[str, str]) -> Credentials | None:
+        """The key pair, or None unless both keys are set: only live trading and the tradernet
+        provider need one, and `client` refuses None with `MISSING_KEYS`."""
         public, private = env.get("TRADERNET_PUBLIC_KEY", ""), env.get("TRADERNET_PRIVATE_KEY", "")
         if not public or not private:
-            raise TradernetError("TRADERNET_PUBLIC_KEY and TRADERNET_PRIVATE_KEY must both be set "
-                                 "(make a key pair in Freedom24: Profile > API keys)")
+            return None
         return cls(public, private, env.get("TRADERNET_URL") or None)
 
     def __repr__(self) -> str:  # never print the private key
         return f"Credentials(public={self.public!r}, url={self.url!r})"
 
 
-def client(creds: Credentials) -> Any:
+def client(creds: Credentials | None) -> Any:
     """A `tradernet.Tradernet` for these credentials, pointed at `creds.url` if given."""
+    if creds is None:
+        raise TradernetError(MISSING_KEYS)
     from tradernet import Tradernet
 
     if creds.url is None:

@@ -1,23 +1,16 @@
 """The universe node's wiring: commands and state on the broker (the package's only
-module that imports `edge`). Configuration from the environment:
-
-| variable                 | default   | meaning                                                   |
-| ------------------------ | --------- | --------------------------------------------------------- |
-| `UNIVERSE_PROVIDER`      | `bundled` | where `sync` fetches unless a request says: `bundled`,    |
-|                          |           | `yfinance` or `tradernet` (their settings: providers.py)  |
-| `UNIVERSE_SEED`          | `bundled` | a new, empty store starts with the bundled securities     |
-|                          |           | (`none`: empty)                                           |
-| `UNIVERSE_SYNC_ON_START` | `1`       | sync once at start when the store has no prices yet       |
-"""
+module that imports `edge`). Configuration: `settings.py`."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import partial
@@ -46,43 +39,51 @@ from schemas.universe import (
 
 from . import bundle
 from .providers import ProviderError, fetch_in_child, provider
+from .settings import Settings
 from .store import Store, UnknownSymbol
 
+log = logging.getLogger(__name__)
 node = Node("universe")
 
 
+@dataclass
+class State:
+    settings: Settings
+    store: Store
+
+
+Ctx = Context[State]
+
+
 @node.lifespan
-async def open_store(ctx: Context) -> AsyncIterator[None]:
+async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
+    """Open the store (seeded on a first start), then publish the retained state, and sync
+    the prices too when the store has none. A failed start-up publish or sync is logged:
+    the node serves anyway, and a sync can be asked for again."""
+    settings = Settings.from_env(os.environ)
     store = Store(ctx.state_dir / "universe.sqlite")
-    if not store.securities() and os.environ.get("UNIVERSE_SEED", "bundled") == "bundled":
+    if not store.securities() and settings.seed:
         for s in bundle.securities():
             store.put(Security(**s))
-    ctx.state["store"] = store
-    ctx.state["provider"] = os.environ.get("UNIVERSE_PROVIDER", "bundled")
-    yield
+    state = ctx.state = State(settings, store)  # the start-up below goes through the handlers
+    try:
+        await publish_universe(ctx)
+        if store.count() == 0 and settings.sync_on_start:
+            await sync(SyncPrices(), ctx)
+        else:
+            await publish_quotes(ctx)
+    except Exception:
+        log.exception("universe: the start-up publish or sync failed")
+    yield state
     store.close()
 
 
-def _store(ctx: Context) -> Store:
-    return ctx.state["store"]
+async def publish_universe(ctx: Ctx) -> None:
+    await ctx.publish(t.UNIVERSE_SECURITIES, Universe(securities=ctx.state.store.securities(), at=utcnow()))
 
 
-@node.startup
-async def announce(ctx: Context) -> None:
-    """Retained state at once; prices too on a first start."""
-    await publish_universe(ctx)
-    if _store(ctx).count() == 0 and os.environ.get("UNIVERSE_SYNC_ON_START", "1") != "0":
-        await sync(SyncPrices(), ctx)
-    else:
-        await publish_quotes(ctx)
-
-
-async def publish_universe(ctx: Context) -> None:
-    await ctx.publish(t.UNIVERSE_SECURITIES, Universe(securities=_store(ctx).securities(), at=utcnow()))
-
-
-async def publish_quotes(ctx: Context) -> None:
-    store = _store(ctx)
+async def publish_quotes(ctx: Ctx) -> None:
+    store = ctx.state.store
     quotes = {}
     for s in store.securities(active_only=True):
         last = store.latest(s.symbol)
@@ -91,23 +92,23 @@ async def publish_quotes(ctx: Context) -> None:
     await ctx.publish(t.UNIVERSE_QUOTES, Quotes(quotes=quotes, at=utcnow()))
 
 
-def _known(ctx: Context, symbol: str) -> Security:
+def _known(ctx: Ctx, symbol: str) -> Security:
     try:
-        return _store(ctx).get(symbol)
+        return ctx.state.store.get(symbol)
     except UnknownSymbol as exc:
         raise Rejected(str(exc)) from None
 
 
 @node.command(t.UNIVERSE_ADD)
-async def add(req: AddSecurity, ctx: Context) -> Security:
-    if not _store(ctx).add(req.security):
+async def add(req: AddSecurity, ctx: Ctx) -> Security:
+    if not ctx.state.store.add(req.security):
         raise Rejected(f"{req.security.symbol} is in the universe already (change it with update)")
     await publish_universe(ctx)
     return req.security
 
 
 @node.command(t.UNIVERSE_UPDATE)
-async def update(req: UpdateSecurity, ctx: Context) -> Security:
+async def update(req: UpdateSecurity, ctx: Ctx) -> Security:
     current = _known(ctx, req.symbol)
     changes = req.model_dump(exclude={"symbol"}, exclude_none=True)
     try:
@@ -115,14 +116,14 @@ async def update(req: UpdateSecurity, ctx: Context) -> Security:
     except ValidationError as exc:
         raise Rejected("; ".join(e["msg"] for e in exc.errors())) from None
     if new != current:
-        _store(ctx).put(new)
+        ctx.state.store.put(new)
         await publish_universe(ctx)
         await publish_quotes(ctx)
     return new
 
 
 @node.command(t.UNIVERSE_DEACTIVATE)
-async def deactivate(req: SymbolRef, ctx: Context) -> Security:
+async def deactivate(req: SymbolRef, ctx: Ctx) -> Security:
     return await update(UpdateSecurity(symbol=req.symbol, active=False), ctx)
 
 
@@ -130,17 +131,17 @@ Fetch = Callable[[str, date | None, date | None], "asyncio.Future[list[tuple[dat
 
 
 @contextmanager
-def fetcher(name: str, ctx: Context) -> Iterator[Fetch]:
+def fetcher(name: str, ctx: Ctx) -> Iterator[Fetch]:
     """`bundled` in this process; a network provider in one child process for the sync, so
     yfinance's pandas and tradernet-sdk never stay in the node (spawned, not forked: the
     node has threads)."""
     loop = asyncio.get_running_loop()
     if name == "bundled":
-        source = provider(name, ctx.state_dir)
+        source = provider(name, ctx.state_dir, ctx.state.settings)
         yield lambda symbol, start, end: loop.run_in_executor(None, source.fetch, symbol, start, end)
         return
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    job = partial(fetch_in_child, name, ctx.state_dir, dict(os.environ))
+    job = partial(fetch_in_child, name, ctx.state_dir, ctx.state.settings)
     try:
         yield lambda symbol, start, end: loop.run_in_executor(pool, job, symbol, start, end)
     except BaseException:  # refused or cancelled: do not wait for a fetch still in flight
@@ -150,12 +151,12 @@ def fetcher(name: str, ctx: Context) -> Iterator[Fetch]:
 
 
 @node.command(t.UNIVERSE_SYNC)
-async def sync(req: SyncPrices, ctx: Context) -> SyncResult:
+async def sync(req: SyncPrices, ctx: Ctx) -> SyncResult:
     """All symbols in one transaction, fetched and written one at a time: a provider
     failing halfway changes nothing, and only one symbol's prices are in memory."""
-    store = _store(ctx)
+    store = ctx.state.store
     symbols = [_known(ctx, s).symbol for s in req.symbols] or [s.symbol for s in store.securities(active_only=True)]
-    name = req.provider or ctx.state["provider"]
+    name = req.provider or ctx.state.settings.provider
     results: list[SymbolSync] = []
     try:
         with fetcher(name, ctx) as fetch, store.batch(name) as write:  # every symbol's prices, or none
@@ -186,7 +187,7 @@ async def sync(req: SyncPrices, ctx: Context) -> SyncResult:
 
 
 @node.command(t.UNIVERSE_HISTORY)
-async def history(req: GetHistory, ctx: Context) -> History:
+async def history(req: GetHistory, ctx: Ctx) -> History:
     security = _known(ctx, req.symbol)
     return History(symbol=security.symbol, currency=security.currency,
-                   points=_store(ctx).history(security.symbol, req.start, req.end))
+                   points=ctx.state.store.history(security.symbol, req.start, req.end))

@@ -10,31 +10,24 @@ Every close is a Decimal rounded to 6 places; a missing, non-finite or non-posit
 is refused, never stored. `bundled` runs in the node's own process (stdlib only); the two
 network providers import yfinance (with pandas, ~100 MB) or tradernet-sdk (~57 MB), so the
 node runs them in a child process for the length of one sync (`fetch_in_child`) and stays
-thin at rest.
-
-Configuration (environment of the universe node):
-
-| variable                   | meaning                                                              |
-| -------------------------- | -------------------------------------------------------------------- |
-| `UNIVERSE_YF_PROXY`        | HTTPS proxy for Yahoo (`http://host:port`); default: none             |
-| `UNIVERSE_YF_CAFILE`       | CA bundle to trust instead of the system's (a TLS-inspecting proxy)  |
-| `TRADERNET_PUBLIC_KEY`, `TRADERNET_PRIVATE_KEY`, `TRADERNET_URL` | see `nodes.brokers.tradernet_api` |
+thin at rest. Their configuration (proxy, CA bundle, keys) comes in the node's `Settings`
+(`settings.py`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import bundle
+from nodes.brokers.tradernet_api import Credentials
 
-NAMES = ("bundled", "yfinance", "tradernet")
+from . import bundle
+from .settings import PROVIDERS, Settings
+
 PLACES = Decimal("0.000001")
 
 
@@ -137,12 +130,12 @@ class TradernetProvider:
     name = "tradernet"
     first_day = date(2000, 1, 1)
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, credentials: Credentials | None) -> None:
         from nodes.brokers import tradernet_api as api
 
         self._api = api
         try:
-            self._client = api.client(api.Credentials.from_env(dict(env)))
+            self._client = api.client(credentials)
         except api.TradernetError as exc:
             raise ProviderError(str(exc)) from None
 
@@ -153,27 +146,25 @@ class TradernetProvider:
             raise ProviderError(str(exc)) from exc
 
 
-def provider(name: str, state_dir: Path, env: Mapping[str, str] | None = None) -> PriceProvider:
-    """The provider called `name`, configured from `env` (default: this process's)."""
-    env = os.environ if env is None else env
+def provider(name: str, state_dir: Path, settings: Settings) -> PriceProvider:
+    """The provider called `name`, configured from the node's settings."""
     if name == "bundled":
         return BundledProvider()
     if name == "yfinance":
-        return YFinanceProvider(state_dir / "yfinance", env.get("UNIVERSE_YF_PROXY") or None,
-                                env.get("UNIVERSE_YF_CAFILE") or None)
+        return YFinanceProvider(state_dir / "yfinance", settings.yf_proxy, settings.yf_cafile)
     if name == "tradernet":
-        return TradernetProvider(env)
-    raise ProviderError(f"unknown provider {name!r} (known: {', '.join(NAMES)})")
+        return TradernetProvider(settings.tradernet)
+    raise ProviderError(f"unknown provider {name!r} (known: {', '.join(PROVIDERS)})")
 
 
 # -- in a child process ---------------------------------------------------------------------------
 _child: dict[str, PriceProvider] = {}
 
 
-def fetch_in_child(name: str, state_dir: Path, env: dict[str, str], symbol: str, start: date | None,
+def fetch_in_child(name: str, state_dir: Path, settings: Settings, symbol: str, start: date | None,
                    end: date | None) -> list[tuple[date, Decimal]]:
     """Run in a worker process: one provider per process, made on the first call and kept
     for the others of the same sync (yfinance's cookie and crumb, one HTTP session)."""
     if name not in _child:
-        _child[name] = provider(name, state_dir, env)
+        _child[name] = provider(name, state_dir, settings)
     return _child[name].fetch(symbol, start, end)

@@ -1,0 +1,50 @@
+"""The universe node's configuration, read once from its environment.
+
+| variable                   | default   | meaning                                                   |
+| -------------------------- | --------- | --------------------------------------------------------- |
+| `UNIVERSE_PROVIDER`        | `bundled` | where `sync` fetches unless a request says: `bundled`,    |
+|                            |           | `yfinance` or `tradernet` (`providers.py`)                |
+| `UNIVERSE_SEED`            | `bundled` | a new, empty store starts with the bundled securities     |
+|                            |           | (`none`: empty)                                           |
+| `UNIVERSE_SYNC_ON_START`   | `1`       | sync once at start when the store has no prices yet (`0`: |
+|                            |           | do not)                                                   |
+| `UNIVERSE_YF_PROXY`        | none      | yfinance: HTTPS proxy for Yahoo (`http://host:port`)      |
+| `UNIVERSE_YF_CAFILE`       | none      | yfinance: CA bundle to trust instead of the system's (a   |
+|                            |           | TLS-inspecting proxy)                                     |
+| `TRADERNET_PUBLIC_KEY`,    | none      | tradernet: the key pair, and the server if not the SDK's  |
+| `TRADERNET_PRIVATE_KEY`,   |           | (`nodes.brokers.tradernet_api`)                           |
+| `TRADERNET_URL`            |           |                                                           |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from nodes.brokers.tradernet_api import Credentials
+
+PROVIDERS = ("bundled", "yfinance", "tradernet")
+
+
+@dataclass(frozen=True)
+class Settings:
+    provider: str = "bundled"
+    seed: bool = True  # a new, empty store starts with the bundled securities
+    sync_on_start: bool = True
+    yf_proxy: str | None = None
+    yf_cafile: str | None = None
+    tradernet: Credentials | None = None  # None unless both keys are set: that provider refuses then
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        provider = env.get("UNIVERSE_PROVIDER", "bundled")
+        if provider not in PROVIDERS:
+            raise ValueError(f"UNIVERSE_PROVIDER={provider!r}: use {', '.join(PROVIDERS)}")
+        seed = env.get("UNIVERSE_SEED", "bundled")
+        if seed not in ("bundled", "none"):
+            raise ValueError(f"UNIVERSE_SEED={seed!r}: use bundled or none")
+        sync = env.get("UNIVERSE_SYNC_ON_START", "1")
+        if sync not in ("0", "1"):
+            raise ValueError(f"UNIVERSE_SYNC_ON_START={sync!r}: use 1 (sync a new store) or 0")
+        return cls(provider, seed == "bundled", sync == "1", env.get("UNIVERSE_YF_PROXY") or None,
+                   env.get("UNIVERSE_YF_CAFILE") or None, Credentials.from_env(env))
