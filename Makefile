@@ -32,11 +32,15 @@ bench: deps
 	$(BIN)/python bench/optimization.py
 	$(BIN)/python bench/planner.py
 
+# ruff's linter and formatter, and mypy on edge/, schemas/ and nodes/ (pyproject's [tool.mypy]).
 lint: deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 fmt: deps
 	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 schema: deps
 	$(BIN)/edge schema --jsonschema build/schemas --asyncapi build/asyncapi.yaml

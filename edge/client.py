@@ -221,7 +221,7 @@ class Client:
         if not self.is_connected():
             return  # the connect callback subscribes
         rc, mid = self._paho.subscribe(topic_filter, options=sub.options(), properties=_sub_props(sub))
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             return  # not connected after all: the connect callback subscribes
         self._suback_mids.add(mid)
         try:

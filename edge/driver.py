@@ -60,7 +60,7 @@ class _Paho(mqtt.Client):
     - Packet ids still in use are skipped: the 16-bit counter wraps after 65,535 publishes
       and subscribes, and a new id must not be one whose acknowledgement is awaited."""
 
-    in_use: Callable[[int], bool] = staticmethod(lambda mid: False)  # type: ignore[assignment]
+    in_use: Callable[[int], bool] = staticmethod(lambda mid: False)
 
     def _mid_generate(self) -> int:
         for _ in range(65535):
@@ -107,7 +107,7 @@ class Driver:
     def _make_paho(self, will: Will | None, max_inflight: int) -> _Paho:
         c = _Paho(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
         c.suppress_exceptions = True  # an exception in a callback must never kill the loop
-        c.in_use = self.link.packet_id_in_use  # type: ignore[method-assign]
+        c.in_use = self.link.packet_id_in_use
         c.enable_logger(logging.getLogger("paho"))
         if self.settings.user:
             c.username_pw_set(self.settings.user, self.settings.password)

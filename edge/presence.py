@@ -92,7 +92,7 @@ class Presence:
         client = self.client
         assert client is not None
         while True:  # the first one at once, then every interval
-            beat = rt.Heartbeat(node=self.ident, incarnation=self.incarnation, at=utcnow(),  # type: ignore[arg-type]
+            beat = rt.Heartbeat(node=self.ident, incarnation=self.incarnation, at=utcnow(),
                                 uptime_s=metrics.uptime(), rss_mb=metrics.rss_mb(), cpu_percent=metrics.cpu_percent(),
                                 msgs_in=client.msgs_in, msgs_out=client.msgs_out, errors=metrics.errors,
                                 handled=metrics.handled, latency_p50_ms=metrics.percentile(0.5),

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -116,7 +115,7 @@ class Runtime:
         if self.presence.on_own_status(msg):
             self.background(self.presence.announce())
 
-    async def _subscribe(self, enqueue: Any) -> None:
+    async def _subscribe(self, enqueue: Callable[[Incoming], None]) -> None:
         node, topics, client = self.node, self.topics, self.client
         cmd_filter = topics.commands_of(node.name)
         shared = node.name in node.catalog.scalable
@@ -133,7 +132,12 @@ class Runtime:
     async def serve(self, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
         handlers = HandlerThread(f"{self.ident}-handlers")
         queue = await handlers.run(_new_queue())
-        await self._subscribe(functools.partial(handlers.loop.call_soon_threadsafe, queue.put_nowait))
+        loop = handlers.loop
+
+        def enqueue(msg: Incoming) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, msg)
+
+        await self._subscribe(enqueue)
         stack = contextlib.AsyncExitStack()
         try:
             await self.client.connect()
