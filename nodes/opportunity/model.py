@@ -20,8 +20,10 @@ of a candidate: never a guess.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
@@ -32,11 +34,50 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class Settings:
+    """The node's settings, read once from its environment (fees and FX: `nodes/money`).
+
+    | variable                    | default | meaning                                         |
+    | --------------------------- | ------- | ----------------------------------------------- |
+    | `OPPORTUNITY_BUY_MIN_SCORE` | `50`    | no buy under this score                         |
+    | `OPPORTUNITY_SELL_BELOW`    | `30`    | sell everything of a holding scored under this  |
+    | `OPPORTUNITY_MIN_GAP`       | `0.01`  | ignore gaps to the target under this share of V |
+
+    `deploy_share` and `max_fee_share` are fixed here (5 % and 1 %).
+    """
+
     buy_min_score: float = 50.0
     sell_below_score: float = 30.0
     min_gap: Decimal = Decimal("0.01")
     deploy_share: Decimal = Decimal("0.05")
     max_fee_share: Decimal = Decimal("0.01")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(buy_min_score=_score(env, "OPPORTUNITY_BUY_MIN_SCORE", "50"),
+                   sell_below_score=_score(env, "OPPORTUNITY_SELL_BELOW", "30"),
+                   min_gap=_share(env, "OPPORTUNITY_MIN_GAP", "0.01"))
+
+
+def _score(env: Mapping[str, str], name: str, default: str) -> float:
+    text = env.get(name, default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={text!r}: a score is a number, such as {default}")
+    return value
+
+
+def _share(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    text = env.get(name, default)
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or not 0 <= value < 1:
+        raise ValueError(f"{name}={text!r}: a share of the portfolio in [0, 1), such as {default}")
+    return value
 
 
 @dataclass(frozen=True)
