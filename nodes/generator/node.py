@@ -1,6 +1,7 @@
 """The generator node's wiring: `generator/space` turns a cycle's candidate actions and
 cash into the search space (`search.space`): the search order and the rules, in exact
-amounts, that the evaluators apply to every sequence they grow."""
+amounts, that the evaluators apply to every sequence they grow. It keeps no state and
+reads no settings: the space depends on the request alone."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from schemas.planning import SearchSpace, SpaceRequest
 from . import search
 
 node = Node("generator")
+Ctx = Context[None]
 
 
 @node.command(t.GENERATOR_SPACE)
-async def space(req: SpaceRequest, ctx: Context) -> SearchSpace:
+async def space(req: SpaceRequest, ctx: Ctx) -> SearchSpace:
     try:
         return search.space(req.cycle_id, req.actions, dict(req.cash))
     except ValueError as exc:
