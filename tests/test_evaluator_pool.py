@@ -3,12 +3,11 @@ exactly as one process does."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from nodes.evaluator import node as evaluator_node
 from nodes.evaluator import objective as o
+from nodes.evaluator.settings import Settings
 
 
 def test_a_batch_split_over_processes_scores_the_same():
@@ -20,12 +19,12 @@ def test_a_batch_split_over_processes_scores_the_same():
                       action_symbol=rng.integers(0, n, a), action_quantity=rng.integers(-5, 10, a).astype(float),
                       action_fee=np.full(a, 1.5), weights=dict(o.DEFAULT_WEIGHTS))
     seqs = o.pad([list(rng.choice(a, size=int(rng.integers(1, 6)), replace=False)) for _ in range(3000)])
-    holder = SimpleNamespace(state={"processes": 2, "parallel_min": 1000, "pool": None})
+    state = evaluator_node.State(Settings(processes=2, parallel_min=1000))
     try:
-        pooled, parts = evaluator_node._scores(holder, arrays, seqs)  # type: ignore[arg-type]
-        assert parts == {} and holder.state["pool"] is not None  # it did use the pool
+        pooled, parts = evaluator_node._scores(state, arrays, seqs)
+        assert parts == {} and state.pool is not None  # it did use the pool
     finally:
-        if holder.state["pool"] is not None:
-            holder.state["pool"].terminate()
+        if state.pool is not None:
+            state.pool.terminate()
     single, _ = o.score_batch(arrays, seqs)
     np.testing.assert_array_equal(pooled, single)
