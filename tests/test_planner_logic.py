@@ -236,7 +236,7 @@ def test_the_next_frontier_does_not_depend_on_who_answers_when(data):
     """In whatever order a round's results come, and with a re-sent batch answered twice,
     the coordinator keeps the same sequences (equal scores included); with a beam wide
     enough for every batch, they are the round's best."""
-    from nodes.coordinator import cycle as c
+    from nodes.coordinator import beam as c
 
     n = data.draw(st.integers(1, 60))
     rows = np.arange(n * 2, dtype=np.int16).reshape(n, 2)
@@ -274,7 +274,7 @@ def test_top_is_a_full_sort_cut_short(scores, keep):
 
 
 def test_round_batches_stride_over_the_frontier():
-    from nodes.coordinator import cycle as c
+    from nodes.coordinator import beam as c
 
     rank = np.arange(40)
     frontier = np.array([[i] for i in range(40)], dtype=np.int16)  # grows 39, 38, ..., 0 sequences
