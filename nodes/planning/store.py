@@ -4,6 +4,7 @@ stopped and never sends a step twice."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from nodes.sqlite import connect, transaction
@@ -55,7 +56,7 @@ class PlanStore:
         return plan
 
     @staticmethod
-    def _put(db, plan: Plan) -> None:  # type: ignore[no-untyped-def]
+    def _put(db: sqlite3.Connection, plan: Plan) -> None:
         db.execute("UPDATE plans SET body=? WHERE plan_id=?", (plan.model_dump_json(), plan.plan_id))
 
     def step_done(self, plan_id: str, step: PlanStep) -> Plan:
