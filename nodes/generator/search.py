@@ -160,8 +160,8 @@ def sequences(actions: list[Action], cash: dict[str, Decimal], s: Settings = Set
 def _exact(cash: list[Decimal], changes: list[Decimal], depth: int) -> tuple[np.ndarray, np.ndarray]:
     """Cash and the changes as integers of the smallest decimal place any of them uses:
     int64 when any sum of `depth` of them fits, Python integers (exact, slower) if not."""
-    places = max((-d.as_tuple().exponent for d in (*cash, *changes) if isinstance(d.as_tuple().exponent, int)),
-                 default=0)
+    exponents = [d.as_tuple().exponent for d in (*cash, *changes)]
+    places = max([-e for e in exponents if isinstance(e, int)], default=0)
     places = max(places, 0)
 
     def scaled(d: Decimal) -> int:
