@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from nodes.brokers import LiveRefused, open_broker
+from nodes.brokers import AccountSettings, LiveRefused, open_broker
 from nodes.brokers import tradernet_api as api
 from nodes.brokers.base import BrokerError, OrderSpec
 from nodes.brokers.paper import PaperBroker
@@ -37,8 +37,10 @@ def test_the_fee_is_fixed_plus_rate_in_the_orders_currency():
     # EUR 1.20 at 1.0565 USD per EUR is USD 1.2678; plus 0.12 % of 1000 = 1.20 -> 2.4678 -> 2.47
     assert fees.fee(D(1000), "USD", FX) == D("2.47")
     assert FeeSchedule.from_env({"TRADING_FEE_RATE": "0.002", "TRADING_FEE_FIXED": "2"}).fee(D(500), "EUR", FX) == D(3)
-    with pytest.raises(ValueError):
-        FeeSchedule.from_env({"TRADING_FEE_RATE": "abc"})
+    for name, bad in (("TRADING_FEE_RATE", "abc"), ("TRADING_FEE_RATE", "1"), ("TRADING_FEE_FIXED", "-1"),
+                      ("TRADING_FEE_FIXED", "NaN"), ("TRADING_FEE_CURRENCY", "euro")):
+        with pytest.raises(ValueError, match=name):
+            FeeSchedule.from_env({name: bad})
 
 
 def test_fx_rates_are_configured_or_refused():
@@ -105,11 +107,29 @@ def test_paper_sells_everything_and_keeps_cash_per_currency(paper):
 
 
 def test_live_needs_its_switch_and_its_keys(tmp_path):
+    def live(**env: str) -> AccountSettings:
+        return AccountSettings.from_env({"EDGE_MODE": "live", **env})
+
     with pytest.raises(LiveRefused, match="TRADING_ALLOW_LIVE=yes"):
-        open_broker("live", tmp_path, {"TRADERNET_PUBLIC_KEY": "p", "TRADERNET_PRIVATE_KEY": "k"})
+        open_broker(live(TRADERNET_PUBLIC_KEY="p", TRADERNET_PRIVATE_KEY="k"), tmp_path)
     with pytest.raises(LiveRefused, match="TRADERNET_PUBLIC_KEY and TRADERNET_PRIVATE_KEY"):
-        open_broker("live", tmp_path, {"TRADING_ALLOW_LIVE": "yes"})
-    assert open_broker("paper", tmp_path, {}).name == "paper"
+        open_broker(live(TRADING_ALLOW_LIVE="yes"), tmp_path)
+    assert open_broker(AccountSettings.from_env({}), tmp_path).name == "paper"
+
+
+def test_account_settings_from_the_environment(tmp_path):
+    s = AccountSettings.from_env({})
+    assert (s.mode, s.paper_account, s.slippage, s.allow_live, s.tradernet) == ("paper", None, D("0.001"), False, None)
+    assert s.fees == FeeSchedule() and s.fx == Rates()
+    s = AccountSettings.from_env({"EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes", "PAPER_SLIPPAGE": "0",
+                                  "PAPER_ACCOUNT": str(tmp_path / "a.sqlite"), "TRADING_FEE_RATE": "0.002",
+                                  "TRADERNET_PUBLIC_KEY": "p", "TRADERNET_PRIVATE_KEY": "k"})
+    assert (s.mode, s.allow_live, s.slippage, s.fees.rate) == ("live", True, D(0), D("0.002"))
+    assert s.paper_account == tmp_path / "a.sqlite" and s.tradernet is not None and s.tradernet.public == "p"
+    for name, bad in (("EDGE_MODE", "demo"), ("PAPER_SLIPPAGE", "0.1%"), ("PAPER_SLIPPAGE", "-0.001"),
+                      ("TRADING_ALLOW_LIVE", "1")):
+        with pytest.raises(ValueError, match=name):
+            AccountSettings.from_env({name: bad})
 
 
 # -- Tradernet through the real SDK against the fake ----------------------------------------------------
@@ -213,6 +233,17 @@ def test_an_order_within_the_limits_passes():
 def test_each_limit_refuses_with_its_reason(o, s, says):
     reasons = check(o, s, Limits())
     assert any(says in r for r in reasons), reasons
+
+
+def test_limits_from_the_environment():
+    assert Limits.from_env({}) == Limits() and Limits.from_env({}, market_hours="always").market_hours == "always"
+    limits = Limits.from_env({"TRADING_MAX_ORDER_VALUE": "750", "TRADING_MARKET_HOURS": "exchange"},
+                             market_hours="always")
+    assert limits.max_order_value == 750 and limits.market_hours == "exchange"
+    for name, bad in (("TRADING_MAX_ORDER_VALUE", "lots"), ("TRADING_MAX_DAILY_TURNOVER", "0"),
+                      ("TRADING_MAX_PRICE_DEVIATION", "Infinity"), ("TRADING_MARKET_HOURS", "never")):
+        with pytest.raises(ValueError, match=name):
+            Limits.from_env({name: bad})
 
 
 def test_market_hours():

@@ -15,6 +15,7 @@ from nodes.brokers.base import Account, Position
 from nodes.brokers.paper import PaperBroker
 from nodes.money.fx import Rates
 from nodes.portfolio.node import node as portfolio
+from nodes.portfolio.settings import Settings
 from nodes.portfolio.valuation import summarise
 from nodes.trading.node import node as trading
 from schemas import catalog as t
@@ -44,6 +45,20 @@ def test_valuation_in_the_base_currency():
     aapl = next(h for h in s.positions if h.symbol == "AAPL.US")
     assert aapl.weight == D("0.645161") and aapl.value == D("2113.00")
     assert s.fx["EUR"] == 1 and "ECB" in s.fx_source
+
+
+def test_settings_from_the_environment():
+    s = Settings.from_env({})
+    assert (s.sync_s, s.first_deposit, s.monthly_deposit, s.deposit_day) == (300, (D(10000), "USD"), (D(500), "USD"), 1)
+    assert s.account.mode == "paper"
+    s = Settings.from_env({"PORTFOLIO_FIRST_DEPOSIT": "0", "PORTFOLIO_MONTHLY_DEPOSIT": "750 eur",
+                           "PORTFOLIO_DEPOSIT_DAY": "28", "PORTFOLIO_SYNC_S": "60"})
+    assert (s.sync_s, s.first_deposit, s.monthly_deposit, s.deposit_day) == (60, None, (D(750), "EUR"), 28)
+    for name, bad in (("PORTFOLIO_SYNC_S", "0"), ("PORTFOLIO_SYNC_S", "5m"), ("PORTFOLIO_DEPOSIT_DAY", "31"),
+                      ("PORTFOLIO_DEPOSIT_DAY", "first"), ("PORTFOLIO_FIRST_DEPOSIT", "10000"),
+                      ("PORTFOLIO_MONTHLY_DEPOSIT", "-5 USD"), ("EDGE_MODE", "demo")):
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env({name: bad})
 
 
 async def test_a_new_paper_account_starts_with_its_first_deposit(run_node, market, probe, account):

@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from edge import Client, PublishRefused, RemoteError
 from nodes.brokers import LiveRefused
 from nodes.brokers.paper import PaperBroker
+from nodes.trading.limits import Limits
 from nodes.trading.node import node as trading
+from nodes.trading.settings import Settings
 from schemas import catalog as t
 from schemas.trading import Halt, Halted, ListOrders, Order, OrderRef, Resume
 from tests.fakes import tradernet
@@ -178,6 +180,18 @@ async def test_live_refuses_to_start_without_its_switch(run_node, monkeypatch):
     with pytest.raises(LiveRefused, match="TRADING_ALLOW_LIVE=yes"):
         async with run_node(trading):
             pass
+
+
+def test_settings_from_the_environment():
+    s = Settings.from_env({})
+    assert (s.mode, s.stale_after.total_seconds(), s.limits) == ("paper", 3600, Limits(market_hours="always"))
+    live = Settings.from_env({"EDGE_MODE": "live", "TRADING_STALE_ORDER_S": "60", "FX_RATES": "USD=0.9"})
+    assert live.limits.market_hours == "exchange" and live.stale_after.total_seconds() == 60
+    assert live.fx.rate("USD") == D("0.9")
+    for name, bad in (("TRADING_STALE_ORDER_S", "1h"), ("TRADING_STALE_ORDER_S", "-1"), ("EDGE_MODE", "Paper"),
+                      ("TRADING_MAX_FEE_SHARE", "-0.01")):
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env({name: bad})
 
 
 # -- kill -9 between writing an order and the broker's answer -------------------------------------------

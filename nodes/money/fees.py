@@ -10,7 +10,6 @@ TRADING_FEE_FIXED=2`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -35,13 +34,24 @@ class FeeSchedule:
         return f"{self.fixed_currency} {self.fixed} + {self.rate * 100:g} % per order"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> FeeSchedule:
-        env = os.environ if env is None else env
-        try:
-            schedule = cls(Decimal(env.get("TRADING_FEE_RATE", "0.0012")),
-                           Decimal(env.get("TRADING_FEE_FIXED", "1.20")), env.get("TRADING_FEE_CURRENCY", "EUR"))
-        except InvalidOperation:
-            raise ValueError("TRADING_FEE_RATE and TRADING_FEE_FIXED must be decimal numbers") from None
-        if not (0 <= schedule.rate < 1) or schedule.fixed < 0:
-            raise ValueError("TRADING_FEE_RATE must be in [0, 1) and TRADING_FEE_FIXED not negative")
-        return schedule
+    def from_env(cls, env: Mapping[str, str]) -> FeeSchedule:
+        rate, fixed = _decimal(env, "TRADING_FEE_RATE", "0.0012"), _decimal(env, "TRADING_FEE_FIXED", "1.20")
+        if not 0 <= rate < 1:
+            raise ValueError(f"TRADING_FEE_RATE={rate}: must be in [0, 1)")
+        if fixed < 0:
+            raise ValueError(f"TRADING_FEE_FIXED={fixed}: must not be negative")
+        currency = env.get("TRADING_FEE_CURRENCY", "EUR")
+        if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+            raise ValueError(f"TRADING_FEE_CURRENCY={currency!r}: write a currency code such as EUR")
+        return cls(rate, fixed, currency)
+
+
+def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    text = env.get(name, default)
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise ValueError(f"{name}={text!r} is not a decimal number")
+    return value

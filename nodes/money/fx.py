@@ -10,7 +10,6 @@ an error, never a guess. (Live rates from Tradernet's quotes are a later step.)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -46,8 +45,7 @@ class Rates:
         return amount if source == target else amount * self.rate(source) / self.rate(target)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Rates:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> Rates:
         base = env.get("BASE_CURRENCY", DEFAULT_BASE)
         text = env.get("FX_RATES", "").strip()
         if not text:

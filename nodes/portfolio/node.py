@@ -1,35 +1,28 @@
 """The portfolio node's wiring: reads the account from the broker (the paper account, or
 Tradernet in live mode), values it at the universe's latest closes and publishes the
 summary, retained. It syncs at start, every `PORTFOLIO_SYNC_S` seconds, after every
-order the trading node reports, when the quotes change, and on command.
+order the trading node reports, when the quotes change, and on command. Configuration:
+`settings.py`.
 
-| variable                    | default     | meaning                                                |
-| --------------------------- | ----------- | ------------------------------------------------------ |
-| `EDGE_MODE`                 | `paper`     | `research`/`paper`: the paper account; `live`: Tradernet |
-| `BASE_CURRENCY`, `FX_RATES` | EUR, static | valuation currency and rates (`nodes/money/fx.py`)    |
-| `PORTFOLIO_SYNC_S`          | `300`       | seconds between scheduled syncs                        |
-| `PORTFOLIO_FIRST_DEPOSIT`   | `10000 USD` | paper: what a new account starts with (`0`: nothing)   |
-| `PORTFOLIO_MONTHLY_DEPOSIT` | `500 USD`   | the monthly deposit plan (`0`: none)                   |
-| `PORTFOLIO_DEPOSIT_DAY`     | `1`         | the day of the month it is due                         |
-
-Deposits default to USD because the bundled universe trades in USD and a Freedom24
-account keeps cash per currency (buying a USD share needs USD). In paper mode the plan
-credits the account once a month (keyed by month: never twice); in live mode deposits
-are bank transfers, which the next sync sees in the cash.
+In paper mode the deposit plan credits the account once a month (keyed by month: never
+twice); in live mode deposits are bank transfers, which the next sync sees in the cash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from edge import Context, Node, Rejected
-from nodes.brokers import BrokerError, open_broker
-from nodes.money.fx import FxError, Rates
+from nodes.brokers import Broker, BrokerError, open_broker
+from nodes.brokers.paper import PaperBroker
+from nodes.money.fx import FxError
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.portfolio import (
@@ -46,94 +39,90 @@ from schemas.portfolio import (
 from schemas.trading import Order
 from schemas.universe import Quotes, closes
 
+from .settings import Settings
 from .store import PortfolioStore
 from .valuation import summarise
 
+log = logging.getLogger(__name__)
 node = Node("portfolio")
 
 
-def _amount(text: str, name: str) -> tuple[Decimal, str] | None:
-    """`"500 USD"` -> (500, "USD"); `"0"` or empty -> None."""
-    parts = text.split()
-    try:
-        if not parts or Decimal(parts[0]) == 0:
-            return None
-        amount, currency = Decimal(parts[0]), parts[1].upper()
-    except (InvalidOperation, IndexError):
-        raise ValueError(f"{name}={text!r}: write an amount and a currency, e.g. '500 USD'") from None
-    if amount < 0 or len(currency) != 3 or not currency.isalpha():
-        raise ValueError(f"{name}={text!r}: write an amount and a currency, e.g. '500 USD'")
-    return amount, currency
+@dataclass
+class State:
+    settings: Settings
+    broker: Broker
+    store: PortfolioStore
+    quotes: dict[str, Decimal] = field(default_factory=dict)  # the universe's latest closes
+    ticker: asyncio.Task[None] | None = None  # the scheduled syncs, on the handlers' loop
+
+
+Ctx = Context[State]
 
 
 @node.lifespan
-async def open_account(ctx: Context) -> AsyncIterator[None]:
-    env = os.environ
-    mode = env.get("EDGE_MODE", "paper")
-    ctx.state.update(
-        mode=mode, broker=open_broker(mode, ctx.state_dir, env), fx=Rates.from_env(env),
-        store=PortfolioStore(ctx.state_dir / "portfolio.sqlite"), quotes={},
-        first=_amount(env.get("PORTFOLIO_FIRST_DEPOSIT", "10000 USD"), "PORTFOLIO_FIRST_DEPOSIT"),
-        plan=_amount(env.get("PORTFOLIO_MONTHLY_DEPOSIT", "500 USD"), "PORTFOLIO_MONTHLY_DEPOSIT"),
-        day=int(env.get("PORTFOLIO_DEPOSIT_DAY", "1")), every=float(env.get("PORTFOLIO_SYNC_S", "300")))
-    if not 1 <= ctx.state["day"] <= 28:
-        raise ValueError("PORTFOLIO_DEPOSIT_DAY must be 1..28 (every month has it)")
-    yield
-    if "ticker" in ctx.state:  # the scheduled syncs run on this (the handlers') loop
-        ctx.state["ticker"].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ctx.state["ticker"]
-    ctx.state["store"].close()
-    close = getattr(ctx.state["broker"], "close", None)
+async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
+    """Open the account (live without its switch or keys: refused, saying why) and the
+    store; credit a new paper account's first deposit, check the plan and sync, then sync
+    on schedule. A failed start-up sync is logged: the schedule tries again."""
+    settings = Settings.from_env(os.environ)
+    broker = open_broker(settings.account, ctx.state_dir)
+    state = ctx.state = State(settings, broker, PortfolioStore(ctx.state_dir / "portfolio.sqlite"))
+    try:
+        paper = _paper(ctx)
+        if paper is not None and settings.first_deposit is not None:
+            amount, currency = settings.first_deposit
+            state.store.remember("first_month", datetime.now(UTC).strftime("%Y-%m"))  # before the deposit: a crash
+            paper.deposit(amount, currency, "first deposit of a new paper account", key="first")
+        await deposit_check(DepositCheck(), ctx)
+        await sync(SyncPortfolio(), ctx)
+    except Exception:
+        log.exception("portfolio: the start-up deposit or sync failed")
+    state.ticker = asyncio.get_running_loop().create_task(_every(ctx))
+    yield state
+    state.ticker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await state.ticker
+    state.store.close()
+    close = getattr(broker, "close", None)
     if close:
         close()
 
 
-def _paper(ctx: Context) -> bool:
-    return ctx.state["broker"].name == "paper"
+def _paper(ctx: Ctx) -> PaperBroker | None:
+    """The paper account, which takes deposits; None for a live one."""
+    broker = ctx.state.broker
+    return broker if isinstance(broker, PaperBroker) else None
 
 
-@node.startup
-async def start(ctx: Context) -> None:
-    store = ctx.state["store"]
-    if _paper(ctx) and ctx.state["first"] is not None:
-        amount, currency = ctx.state["first"]
-        store.remember("first_month", datetime.now(UTC).strftime("%Y-%m"))  # before the deposit: a crash
-        ctx.state["broker"].deposit(amount, currency, "first deposit of a new paper account", key="first")
-    await deposit_check(DepositCheck(), ctx)
-    await sync(SyncPortfolio(), ctx)
-    ctx.state["ticker"] = asyncio.get_running_loop().create_task(_every(ctx))
-
-
-async def _every(ctx: Context) -> None:
+async def _every(ctx: Ctx) -> None:
     while True:
-        await asyncio.sleep(ctx.state["every"])
+        await asyncio.sleep(ctx.state.settings.sync_s)
         with contextlib.suppress(Rejected):
             await deposit_check(DepositCheck(), ctx)
             await sync(SyncPortfolio(), ctx)
 
 
 @node.on(t.UNIVERSE_QUOTES)
-async def on_quotes(quotes: Quotes, ctx: Context) -> None:
-    ctx.state["quotes"] = closes(quotes)
+async def on_quotes(quotes: Quotes, ctx: Ctx) -> None:
+    ctx.state.quotes = closes(quotes)
     with contextlib.suppress(Rejected):
         await sync(SyncPortfolio(), ctx)
 
 
 @node.on(t.ORDER_UPDATED)
-async def on_order(order: Order, ctx: Context) -> None:
+async def on_order(order: Order, ctx: Ctx) -> None:
     if order.status in ("filled", "partially_filled", "cancelled"):
         with contextlib.suppress(Rejected):
             await sync(SyncPortfolio(), ctx)
 
 
 @node.command(t.PORTFOLIO_SYNC)
-async def sync(req: SyncPortfolio, ctx: Context) -> Summary:
-    broker, fx, store = ctx.state["broker"], ctx.state["fx"], ctx.state["store"]
+async def sync(req: SyncPortfolio, ctx: Ctx) -> Summary:
+    broker, fx, store = ctx.state.broker, ctx.state.settings.account.fx, ctx.state.store
     try:
         account = broker.account()
         moves = broker.cash_moves()
-        summary = summarise(account, ctx.state["quotes"], fx, mode=ctx.state["mode"], broker=broker.name,
+        summary = summarise(account, ctx.state.quotes, fx, mode=ctx.state.settings.account.mode, broker=broker.name,
                             deposits_base=sum((fx.to_base(m.amount, m.currency) for m in moves if m.kind == "deposit"),
                                               Decimal(0)),
                             dividends_base=sum((fx.to_base(m.amount, m.currency) for m in moves
@@ -151,36 +140,38 @@ async def sync(req: SyncPortfolio, ctx: Context) -> Summary:
 
 
 @node.command(t.PORTFOLIO_DEPOSIT)
-async def deposit(req: Deposit, ctx: Context) -> DepositResult:
-    if not _paper(ctx):
+async def deposit(req: Deposit, ctx: Ctx) -> DepositResult:
+    paper = _paper(ctx)
+    if paper is None:
         raise Rejected("a live account is funded by a bank transfer to Freedom24; the next sync sees it")
-    broker = ctx.state["broker"]
     key = ctx.message.msg_id if ctx.message is not None and ctx.message.msg_id else None  # a retry credits once
-    broker.deposit(req.amount, req.currency, req.note, key=f"cmd:{key}" if key else None)
+    paper.deposit(req.amount, req.currency, req.note, key=f"cmd:{key}" if key else None)
     summary = await sync(SyncPortfolio(), ctx)
     balance = next(c.amount for c in summary.cash if c.currency == req.currency)
     return DepositResult(currency=req.currency, amount=req.amount, balance=balance)
 
 
 @node.command(t.PORTFOLIO_DEPOSIT_CHECK)
-async def deposit_check(req: DepositCheck, ctx: Context) -> DepositPlanState:
-    plan, day = ctx.state["plan"], ctx.state["day"]
+async def deposit_check(req: DepositCheck, ctx: Ctx) -> DepositPlanState:
+    settings = ctx.state.settings
+    plan, day = settings.monthly_deposit, settings.deposit_day
     now = datetime.now(UTC)
     month = now.strftime("%Y-%m")
     if plan is None:
-        return DepositPlanState(amount=Decimal(0), currency=ctx.state["fx"].base, day=day, month=month, credited=False,
-                                note="no monthly deposit plan (PORTFOLIO_MONTHLY_DEPOSIT=0)")
+        return DepositPlanState(amount=Decimal(0), currency=settings.account.fx.base, day=day, month=month,
+                                credited=False, note="no monthly deposit plan (PORTFOLIO_MONTHLY_DEPOSIT=0)")
     amount, currency = plan
-    if not _paper(ctx):
+    paper = _paper(ctx)
+    if paper is None:
         return DepositPlanState(amount=amount, currency=currency, day=day, month=month, credited=False,
                                 note="live: deposits are bank transfers; the sync sees them in the cash")
-    if ctx.state["store"].recalled("first_month") == month:
+    if ctx.state.store.recalled("first_month") == month:
         return DepositPlanState(amount=amount, currency=currency, day=day, month=month, credited=True,
                                 note="this month is covered by the account's first deposit")
     if now.day < day:
         return DepositPlanState(amount=amount, currency=currency, day=day, month=month, credited=False,
                                 note=f"due on day {day}")
-    credited = ctx.state["broker"].deposit(amount, currency, f"monthly deposit {month}", key=f"plan:{month}")
+    credited = paper.deposit(amount, currency, f"monthly deposit {month}", key=f"plan:{month}")
     if credited:
         await sync(SyncPortfolio(), ctx)
     return DepositPlanState(amount=amount, currency=currency, day=day, month=month, credited=True,
@@ -188,5 +179,5 @@ async def deposit_check(req: DepositCheck, ctx: Context) -> DepositPlanState:
 
 
 @node.command(t.PORTFOLIO_VALUATIONS)
-async def valuations(req: GetValuations, ctx: Context) -> Valuations:
-    return Valuations(base=ctx.state["fx"].base, points=ctx.state["store"].valuations(req.start, req.end))
+async def valuations(req: GetValuations, ctx: Ctx) -> Valuations:
+    return Valuations(base=ctx.state.settings.account.fx.base, points=ctx.state.store.valuations(req.start, req.end))

@@ -1,5 +1,6 @@
 """The limits every order must pass in the trading node, whatever the plan says. Pure:
-no MQTT, no broker, no clock of its own (the caller passes `now`).
+no MQTT, no broker, no clock of its own (the caller passes `now`), no environment (the
+node's settings read it once through `Limits.from_env`).
 
 | limit (environment)              | default   | refuses an order ...                                     |
 | -------------------------------- | --------- | -------------------------------------------------------- |
@@ -20,7 +21,6 @@ an order on a holiday is left to the broker to refuse.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -45,22 +45,26 @@ class Limits:
     market_hours: str = "exchange"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, market_hours: str = "exchange") -> Limits:
-        env = os.environ if env is None else env
-        try:
-            limits = cls(Decimal(env.get("TRADING_MAX_ORDER_VALUE", "5000")),
-                         Decimal(env.get("TRADING_MAX_DAILY_TURNOVER", "20000")),
-                         Decimal(env.get("TRADING_MAX_PRICE_DEVIATION", "0.05")),
-                         Decimal(env.get("TRADING_MAX_FEE_SHARE", "0.01")),
-                         env.get("TRADING_MARKET_HOURS", market_hours))
-        except InvalidOperation:
-            raise ValueError("the TRADING_MAX_* limits must be decimal numbers") from None
-        if limits.market_hours not in ("exchange", "always"):
-            raise ValueError("TRADING_MARKET_HOURS must be exchange or always")
-        if min(limits.max_order_value, limits.max_daily_turnover, limits.max_price_deviation,
-               limits.max_fee_share) <= 0:
-            raise ValueError("the TRADING_MAX_* limits must be above 0")
-        return limits
+    def from_env(cls, env: Mapping[str, str], *, market_hours: str = "exchange") -> Limits:
+        """`market_hours` is the default of `TRADING_MARKET_HOURS` (the node's mode decides it)."""
+        hours = env.get("TRADING_MARKET_HOURS", market_hours)
+        if hours not in ("exchange", "always"):
+            raise ValueError(f"TRADING_MARKET_HOURS={hours!r}: use exchange or always")
+        return cls(_above_zero(env, "TRADING_MAX_ORDER_VALUE", "5000"),
+                   _above_zero(env, "TRADING_MAX_DAILY_TURNOVER", "20000"),
+                   _above_zero(env, "TRADING_MAX_PRICE_DEVIATION", "0.05"),
+                   _above_zero(env, "TRADING_MAX_FEE_SHARE", "0.01"), hours)
+
+
+def _above_zero(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    text = env.get(name, default)
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"{name}={text!r}: write a decimal number above 0")
+    return value
 
 
 @dataclass(frozen=True)

@@ -8,95 +8,80 @@ makes a second order; a row that was written but never answered (the node was ki
 between) is matched with the broker by its number before it is sent, so it reaches the
 broker once. On start, unfinished orders are reconciled before anything new is sent.
 
-Configuration (environment), besides the limits, fees (`nodes/money/fees.py`), FX
-rates (`nodes/money/fx.py`) and the broker's settings (`nodes/brokers/__init__.py`):
-
-| variable                | default   | meaning                                                        |
-| ----------------------- | --------- | -------------------------------------------------------------- |
-| `EDGE_MODE`             | `paper`   | `research` (never sends), `paper`, `live` (Tradernet); the     |
-|                         |           | whole system's mode (`edge up --mode`, Ansible's `edge_mode`)  |
-| `TRADING_ALLOW_LIVE`    |           | must be `yes` for `live`: the explicit switch                  |
-| `TRADING_STALE_ORDER_S` | `3600`    | an order written but never sent, older than this at a restart, |
-|                         |           | is cancelled instead of sent (its price is stale)             |
-| `TRADING_MARKET_HOURS`  | `always` in paper, `exchange` in live | see `limits.py`                    |
+Configuration: `settings.py`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
 from nodes.brokers import BrokerError, open_broker
 from nodes.brokers.base import Broker, BrokerOrder, OrderSpec
-from nodes.money.fees import FeeSchedule
-from nodes.money.fx import FxError, Rates
+from nodes.money.fx import FxError
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.trading import FINISHED, Halt, Halted, ListOrders, Order, OrderRef, Orders, PlaceOrder, Resume
-from schemas.universe import Quotes, Security, Universe, closes
+from schemas.universe import Security, Universe, closes
 
-from .limits import Limits, Situation, check
+from .limits import Situation, check
 from .outbox import Outbox
+from .settings import Settings
 
+log = logging.getLogger(__name__)
 node = Node("trading")
 
 
+@dataclass
 class Desk:
-    """The node's state: its outbox, its broker and what it knows of the market."""
+    """The node's state: its settings, outbox and broker, and what it knows of the market."""
 
-    def __init__(self, mode: str, outbox: Outbox, broker: Broker, limits: Limits, fees: FeeSchedule, fx: Rates,
-                 stale_after: timedelta) -> None:
-        self.mode, self.outbox, self.broker = mode, outbox, broker
-        self.limits, self.fees, self.fx, self.stale_after = limits, fees, fx, stale_after
-        self.securities: dict[str, Security] = {}
-        self.quotes: dict[str, Decimal] = {}
-        self.reconciled = False
+    settings: Settings
+    outbox: Outbox
+    broker: Broker
+    securities: dict[str, Security] = field(default_factory=dict)  # the universe's, by symbol
+    quotes: dict[str, Decimal] = field(default_factory=dict)  # the universe's latest closes
+    reconciled: bool = False
 
     def halted(self) -> Halted:
-        return self.outbox.halted() or Halted(halted=False, at=utcnow(), mode=self.mode)  # type: ignore[arg-type]
+        return self.outbox.halted() or Halted(halted=False, at=utcnow(), mode=self.settings.mode)  # type: ignore[arg-type]
 
 
-def _desk(ctx: Context) -> Desk:
-    return ctx.state["desk"]
+Ctx = Context[Desk]
 
 
 @node.lifespan
-async def open_desk(ctx: Context) -> AsyncIterator[None]:
-    env = os.environ
-    mode = env.get("EDGE_MODE", "paper")
-    if mode not in ("research", "paper", "live"):
-        raise ValueError(f"EDGE_MODE={mode!r}: use research, paper or live")
-    broker = open_broker(mode, ctx.state_dir, env)  # live without its switch or keys: refuses, says why
+async def lifespan(ctx: Ctx) -> AsyncIterator[Desk]:
+    """Open the broker (live without its switch or keys: refused, saying why) and the
+    outbox, publish the halt flag and reconcile unfinished orders. A failed reconcile is
+    logged: nothing is sent until one succeeds (`_ensure_reconciled`)."""
+    settings = Settings.from_env(os.environ)
+    broker = open_broker(settings.account, ctx.state_dir)
     outbox = Outbox(ctx.state_dir / "trading.sqlite")
-    ctx.state["desk"] = Desk(mode, outbox, broker, Limits.from_env(env, market_hours="exchange" if mode == "live"
-                                                                    else "always"),
-                             FeeSchedule.from_env(env), Rates.from_env(env),
-                             timedelta(seconds=float(env.get("TRADING_STALE_ORDER_S", "3600"))))
-    yield
+    desk = ctx.state = Desk(settings, outbox, broker)
+    try:
+        await ctx.publish(t.TRADING_HALTED, desk.halted())
+        await reconcile(ctx)
+    except Exception:
+        log.exception("trading: the start-up publish or reconcile failed")
+    yield desk
     outbox.close()
     close = getattr(broker, "close", None)
     if close:
         close()
 
 
-@node.startup
-async def start(ctx: Context) -> None:
-    desk = _desk(ctx)
-    await ctx.publish(t.TRADING_HALTED, desk.halted())
-    await reconcile(ctx)
+def _by_symbol(universe: Universe) -> dict[str, Security]:
+    return {s.symbol: s for s in universe.securities}
 
 
-@node.on(t.UNIVERSE_SECURITIES)
-async def on_securities(universe: Universe, ctx: Context) -> None:
-    _desk(ctx).securities = {s.symbol: s for s in universe.securities}
-
-
-@node.on(t.UNIVERSE_QUOTES)
-async def on_quotes(quotes: Quotes, ctx: Context) -> None:
-    _desk(ctx).quotes = closes(quotes)
+node.keep(t.UNIVERSE_SECURITIES, "securities", _by_symbol)
+node.keep(t.UNIVERSE_QUOTES, "quotes", closes)
 
 
 # -- sending ----------------------------------------------------------------------------------------
@@ -106,18 +91,18 @@ def _spec(order: Order) -> OrderSpec:
                      quote=order.reference_price)
 
 
-async def _record(ctx: Context, order: Order, answer: BrokerOrder) -> Order:
-    updated = _desk(ctx).outbox.update(order.ref, answer.status, note=answer.note,
+async def _record(ctx: Ctx, order: Order, answer: BrokerOrder) -> Order:
+    updated = ctx.state.outbox.update(order.ref, answer.status, note=answer.note,
                                        broker_order_id=answer.broker_order_id, filled=answer.filled_quantity,
                                        average_price=answer.average_price, fee=answer.fee)
     await ctx.publish(t.ORDER_UPDATED, updated)
     return updated
 
 
-async def _send(ctx: Context, order: Order, *, resumed: bool) -> Order:
+async def _send(ctx: Ctx, order: Order, *, resumed: bool) -> Order:
     """Send an order in status `new`. A resumed one (written earlier, its answer never
     recorded) is first looked up at the broker by its number: it may have arrived."""
-    desk = _desk(ctx)
+    desk = ctx.state
     try:
         answer = desk.broker.find(order.ref) if resumed else None
         if answer is None:
@@ -135,20 +120,20 @@ async def _send(ctx: Context, order: Order, *, resumed: bool) -> Order:
     return await _record(ctx, order, answer)
 
 
-async def reconcile(ctx: Context) -> None:
+async def reconcile(ctx: Ctx) -> None:
     """Match every unfinished order with the broker; send those that never reached it,
     unless too old. Nothing new is sent before this has succeeded once."""
-    desk = _desk(ctx)
+    desk = ctx.state
     for order in desk.outbox.unfinished():
         found = desk.broker.find(order.ref)
         if found is not None:
             if found.status != order.status or found.filled_quantity != order.filled_quantity:
                 await _record(ctx, order, found)
         elif order.status == "new":
-            if utcnow() - order.created > desk.stale_after:
+            if utcnow() - order.created > desk.settings.stale_after:
                 await ctx.publish(t.ORDER_UPDATED, desk.outbox.update(
                     order.ref, "cancelled", note="written but never sent before a restart, and too old to send now"))
-            elif desk.mode != "research":
+            elif desk.settings.mode != "research":
                 await _send(ctx, order, resumed=False)
         else:
             await ctx.publish(t.ORDER_UPDATED, desk.outbox.update(
@@ -156,8 +141,8 @@ async def reconcile(ctx: Context) -> None:
     desk.reconciled = True
 
 
-async def _ensure_reconciled(ctx: Context) -> None:
-    if _desk(ctx).reconciled:
+async def _ensure_reconciled(ctx: Ctx) -> None:
+    if ctx.state.reconciled:
         return
     try:
         await reconcile(ctx)
@@ -173,8 +158,8 @@ def _situation(desk: Desk, req: PlaceOrder) -> Situation:
     price = req.limit_price if req.limit_price is not None else quote
     value = (price or Decimal(0)) * req.quantity
     try:
-        value_base = desk.fx.to_base(value, req.currency)
-        fee = desk.fees.fee(value, req.currency, desk.fx)
+        value_base = desk.settings.fx.to_base(value, req.currency)
+        fee = desk.settings.fees.fee(value, req.currency, desk.settings.fx)
     except FxError as exc:
         raise Rejected(str(exc)) from None
     try:
@@ -185,45 +170,45 @@ def _situation(desk: Desk, req: PlaceOrder) -> Situation:
     now = datetime.now(UTC)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return Situation(security=desk.securities.get(req.symbol), quote=quote, fee=fee, value_base=value_base,
-                     base=desk.fx.base, turnover_today=desk.outbox.turnover_since(day),
+                     base=desk.settings.fx.base, turnover_today=desk.outbox.turnover_since(day),
                      cash=account.cash.get(req.currency, Decimal(0)), held=held.quantity if held else Decimal(0),
                      now=now)
 
 
 @node.command(t.TRADING_ORDER)
-async def place(req: PlaceOrder, ctx: Context) -> Order:
-    desk = _desk(ctx)
+async def place(req: PlaceOrder, ctx: Ctx) -> Order:
+    desk = ctx.state
     existing = desk.outbox.get(req.client_order_id)
     if existing is not None:
         first = desk.outbox.request(req.client_order_id)
         if first is None or not first.same_order(req):
             raise Rejected(f"client_order_id {req.client_order_id} names another order already "
                            f"({existing.side} {existing.quantity} {existing.symbol}); nothing was placed")
-        if existing.status == "new" and desk.mode != "research":
+        if existing.status == "new" and desk.settings.mode != "research":
             await _ensure_reconciled(ctx)
             existing = desk.outbox.get(req.client_order_id) or existing
             if existing.status == "new":
                 return await _send(ctx, existing, resumed=True)
         return existing
-    if desk.mode == "research":
+    if desk.settings.mode == "research":
         raise Rejected("mode research: orders are never sent (set EDGE_MODE=paper or live)")
     halted = desk.halted()
     if halted.halted:
         raise Rejected(f"trading is halted since {halted.at:%Y-%m-%d %H:%M} UTC: {halted.reason}; nothing was placed")
     await _ensure_reconciled(ctx)
     situation = _situation(desk, req)
-    reasons = check(req, situation, desk.limits)
+    reasons = check(req, situation, desk.settings.limits)
     if reasons:
         raise Rejected("; ".join(reasons))
-    order = desk.outbox.create(req, desk.mode, situation.quote or Decimal(0), situation.value_base)
+    order = desk.outbox.create(req, desk.settings.mode, situation.quote or Decimal(0), situation.value_base)
     # No event for `new`: the broker's answer follows at once, and its event (with every
     # step, `new` included) is the one that matters; one broker round trip less per order.
     return await _send(ctx, order, resumed=False)
 
 
 @node.command(t.TRADING_CANCEL)
-async def cancel(req: OrderRef, ctx: Context) -> Order:
-    desk = _desk(ctx)
+async def cancel(req: OrderRef, ctx: Ctx) -> Order:
+    desk = ctx.state
     order = desk.outbox.get(req.client_order_id)
     if order is None:
         raise Rejected(f"no order {req.client_order_id}")
@@ -241,31 +226,31 @@ async def cancel(req: OrderRef, ctx: Context) -> Order:
 
 
 @node.command(t.TRADING_GET)
-async def get(req: OrderRef, ctx: Context) -> Order:
-    order = _desk(ctx).outbox.get(req.client_order_id)
+async def get(req: OrderRef, ctx: Ctx) -> Order:
+    order = ctx.state.outbox.get(req.client_order_id)
     if order is None:
         raise Rejected(f"no order {req.client_order_id}")
     return order
 
 
 @node.command(t.TRADING_ORDERS)
-async def orders(req: ListOrders, ctx: Context) -> Orders:
-    return Orders(orders=_desk(ctx).outbox.list(req.status, req.plan_id, req.limit))
+async def orders(req: ListOrders, ctx: Ctx) -> Orders:
+    return Orders(orders=ctx.state.outbox.list(req.status, req.plan_id, req.limit))
 
 
-async def _set_halt(ctx: Context, halted: bool, reason: str) -> Halted:
-    desk = _desk(ctx)
-    flag = Halted(halted=halted, reason=reason, at=utcnow(), mode=desk.mode)  # type: ignore[arg-type]
+async def _set_halt(ctx: Ctx, halted: bool, reason: str) -> Halted:
+    desk = ctx.state
+    flag = Halted(halted=halted, reason=reason, at=utcnow(), mode=desk.settings.mode)  # type: ignore[arg-type]
     desk.outbox.set_halted(flag)
     await ctx.publish(t.TRADING_HALTED, flag)
     return flag
 
 
 @node.command(t.TRADING_HALT)
-async def halt(req: Halt, ctx: Context) -> Halted:
+async def halt(req: Halt, ctx: Ctx) -> Halted:
     return await _set_halt(ctx, True, req.reason)
 
 
 @node.command(t.TRADING_RESUME)
-async def resume(req: Resume, ctx: Context) -> Halted:
+async def resume(req: Resume, ctx: Ctx) -> Halted:
     return await _set_halt(ctx, False, req.reason or "resumed")
