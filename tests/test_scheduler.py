@@ -16,17 +16,29 @@ from schemas.planning import JobRan, RunJob, Schedule
 
 def test_cadences_from_the_environment():
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    entries = jobs.configure({"SCHEDULER_SCORING_S": "0", "SCHEDULER_PLANNING_CYCLE_S": "3600",
-                              "SCHEDULER_PLANNING_CYCLE_FIRST_S": "5"}, now)
+    entries = jobs.configure(jobs.Settings.from_env({"SCHEDULER_SCORING_S": "0", "SCHEDULER_PLANNING_CYCLE_S": "3600",
+                                                     "SCHEDULER_PLANNING_CYCLE_FIRST_S": "5"}), now)
     assert "scoring" not in entries
     cycle = entries["planning_cycle"]
     assert cycle.every_s == 3600 and cycle.next_run == now + timedelta(seconds=5)
     assert [e.name for e in jobs.due(entries, now + timedelta(seconds=40))] == ["planning_cycle", "deposit_check"]
 
 
+def test_settings_from_the_environment():
+    defaults = jobs.Settings.from_env({})
+    assert set(defaults.cadences) == set(jobs.JOBS)
+    assert defaults.cadences["planning_cycle"] == jobs.Cadence(21600, 60)
+    s = jobs.Settings.from_env({"SCHEDULER_PRICE_SYNC_S": "600", "SCHEDULER_DEPOSIT_CHECK_S": "0"})
+    assert s.cadences["price_sync"] == jobs.Cadence(600, 600) and "deposit_check" not in s.cadences
+    for name, bad in (("SCHEDULER_SCORING_S", "daily"), ("SCHEDULER_SCORING_S", "-1"),
+                      ("SCHEDULER_OPTIMIZATION_FIRST_S", "inf")):
+        with pytest.raises(ValueError, match=name):
+            jobs.Settings.from_env({name: bad})
+
+
 def test_a_failure_is_retried_sooner_and_sooner_never_dropped():
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    e = jobs.configure({}, now)["optimization"]
+    e = jobs.configure(jobs.Settings.from_env({}), now)["optimization"]
     delays = []
     for _ in range(14):
         e.failed(now, "boom")

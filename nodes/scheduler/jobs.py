@@ -1,9 +1,19 @@
 """The scheduler's jobs and their timing, pure: when each runs next, and how a failure is
 retried (30 s, 1 min, 2 min ... doubling, never later than the job's own cadence), so a
-failing job is reported and retried, never silently dropped."""
+failing job is reported and retried, never silently dropped.
+
+Configuration (the scheduler node's environment, read once into `Settings`), where `<JOB>`
+is `PRICE_SYNC`, `SCORING`, `OPTIMIZATION`, `PLANNING_CYCLE` or `DEPOSIT_CHECK`:
+
+| variable                  | default (`JOBS`)                 | meaning                          |
+| ------------------------- | -------------------------------- | -------------------------------- |
+| `SCHEDULER_<JOB>_S`       | the job's cadence                | seconds between runs (`0`: off)  |
+| `SCHEDULER_<JOB>_FIRST_S` | the job's, at most its cadence   | seconds from start to first run  |
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -59,16 +69,46 @@ class Entry:
                    last_status=self.last_status, last_error=self.last_error, failures=self.failures)  # type: ignore[arg-type]
 
 
-def configure(env: Mapping[str, str], now: datetime) -> dict[str, Entry]:
-    """`SCHEDULER_<JOB>_S` sets a job's cadence (0: off), `SCHEDULER_<JOB>_FIRST_S` its first run."""
+@dataclass(frozen=True)
+class Cadence:
+    every_s: float
+    first_s: float  # from start to the first run
+
+
+@dataclass(frozen=True)
+class Settings:
+    cadences: Mapping[str, Cadence]  # the jobs that run (a job whose cadence is 0 is left out)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        cadences = {}
+        for name, (_, _, every, first, _) in JOBS.items():
+            key = f"SCHEDULER_{name.upper()}"
+            every_s = _seconds(env, f"{key}_S", every)
+            if every_s > 0:
+                cadences[name] = Cadence(every_s, _seconds(env, f"{key}_FIRST_S", min(first, every_s)))
+        return cls(cadences)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}={text!r}: write seconds, 0 or more")
+    return value
+
+
+def configure(settings: Settings, now: datetime) -> dict[str, Entry]:
+    """The entries of the jobs that run, each first due its `first_s` after `now`."""
     out = {}
-    for name, (command, request, every, first, timeout) in JOBS.items():
-        key = f"SCHEDULER_{name.upper()}"
-        every_s = float(env.get(f"{key}_S", every))
-        if every_s <= 0:
-            continue
-        first_s = float(env.get(f"{key}_FIRST_S", min(first, every_s)))
-        out[name] = Entry(name, command, request, every_s, timeout, now + timedelta(seconds=first_s))
+    for name, cadence in settings.cadences.items():
+        command, request, _, _, timeout = JOBS[name]
+        out[name] = Entry(name, command, request, cadence.every_s, timeout, now + timedelta(seconds=cadence.first_s))
     return out
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from edge import CallTimeout, Context, Node, Rejected, RemoteError
@@ -19,33 +21,42 @@ from schemas.planning import Job, JobRan, RunJob, Schedule
 
 from . import jobs
 
+log = logging.getLogger(__name__)
 node = Node("scheduler")
 TICK_S = 1.0
 
 
+@dataclass
+class State:
+    entries: dict[str, jobs.Entry]
+    ticker: asyncio.Task[None] | None = None  # runs the due jobs, on the handlers' loop
+
+
+Ctx = Context[State]
+
+
 @node.lifespan
-async def configure(ctx: Context) -> AsyncIterator[None]:
-    ctx.state["entries"] = jobs.configure(os.environ, datetime.now(UTC))
-    yield
-    ticker = ctx.state.get("ticker")
-    if ticker is not None:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
+    """Publish the schedule, then run the jobs as they fall due (a failed first publish
+    is logged: every run publishes it again)."""
+    state = ctx.state = State(jobs.configure(jobs.Settings.from_env(os.environ), datetime.now(UTC)))
+    try:
+        await _publish_schedule(ctx)
+    except Exception:
+        log.exception("scheduler: the start-up publish failed")
+    state.ticker = asyncio.get_running_loop().create_task(_tick_forever(ctx))
+    yield state
+    state.ticker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await state.ticker
 
 
-@node.startup
-async def start(ctx: Context) -> None:
-    await _publish_schedule(ctx)
-    ctx.state["ticker"] = asyncio.get_running_loop().create_task(_tick_forever(ctx))
-
-
-async def _publish_schedule(ctx: Context) -> None:
-    entries: dict[str, jobs.Entry] = ctx.state["entries"]
+async def _publish_schedule(ctx: Ctx) -> None:
+    entries = ctx.state.entries
     await ctx.publish(t.SCHEDULE, Schedule(jobs=[e.view() for e in entries.values()], at=utcnow()))
 
 
-async def _run(ctx: Context, entry: jobs.Entry, attempt_note: str = "") -> jobs.Entry:
+async def _run(ctx: Ctx, entry: jobs.Entry, attempt_note: str = "") -> jobs.Entry:
     entry.running = True
     try:
         try:
@@ -61,9 +72,9 @@ async def _run(ctx: Context, entry: jobs.Entry, attempt_note: str = "") -> jobs.
     return entry
 
 
-async def _tick_forever(ctx: Context) -> None:
+async def _tick_forever(ctx: Ctx) -> None:
     while True:
-        for entry in jobs.due(ctx.state["entries"], datetime.now(UTC)):
+        for entry in jobs.due(ctx.state.entries, datetime.now(UTC)):
             try:
                 await _run(ctx, entry)
             except Exception:  # publishing failed (broker gone): the next tick tries again
@@ -72,8 +83,8 @@ async def _tick_forever(ctx: Context) -> None:
 
 
 @node.command(t.SCHEDULER_RUN)
-async def run(req: RunJob, ctx: Context) -> Job:
-    entries: dict[str, jobs.Entry] = ctx.state["entries"]
+async def run(req: RunJob, ctx: Ctx) -> Job:
+    entries = ctx.state.entries
     if req.name not in entries:
         raise Rejected(f"no job {req.name!r} (jobs: {', '.join(entries)})")
     entry = entries[req.name]
