@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import empyrical as ep
 import numpy as np
@@ -43,7 +43,7 @@ assert abs(sum(WEIGHTS.values()) - 1.0) < 1e-12
 @dataclass
 class Result:
     symbol: str
-    status: str  # "ok" or "insufficient_history"
+    status: Literal["ok", "insufficient_history"]
     days: int
     score: float | None = None
     parts: dict[str, float] = field(default_factory=dict)

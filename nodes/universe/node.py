@@ -64,7 +64,7 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     store = Store(ctx.state_dir / "universe.sqlite")
     if not store.securities() and settings.seed:
         for s in bundle.securities():
-            store.put(Security(**s))
+            store.put(Security.model_validate(s))
     state = ctx.state = State(settings, store)  # the start-up below goes through the handlers
     try:
         await publish_universe(ctx)

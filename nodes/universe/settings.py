@@ -20,15 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import get_args
 
 from nodes.brokers.tradernet_api import Credentials
+from schemas.universe import Provider
 
-PROVIDERS = ("bundled", "yfinance", "tradernet")
+PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 
 
 @dataclass(frozen=True)
 class Settings:
-    provider: str = "bundled"
+    provider: Provider = "bundled"
     seed: bool = True  # a new, empty store starts with the bundled securities
     sync_on_start: bool = True
     yf_proxy: str | None = None
@@ -37,9 +39,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        provider = env.get("UNIVERSE_PROVIDER", "bundled")
-        if provider not in PROVIDERS:
-            raise ValueError(f"UNIVERSE_PROVIDER={provider!r}: use {', '.join(PROVIDERS)}")
+        name = env.get("UNIVERSE_PROVIDER", "bundled")
+        provider = next((p for p in PROVIDERS if p == name), None)
+        if provider is None:
+            raise ValueError(f"UNIVERSE_PROVIDER={name!r}: use {', '.join(PROVIDERS)}")
         seed = env.get("UNIVERSE_SEED", "bundled")
         if seed not in ("bundled", "none"):
             raise ValueError(f"UNIVERSE_SEED={seed!r}: use bundled or none")
