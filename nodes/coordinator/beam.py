@@ -35,8 +35,6 @@ from schemas.planning import Action, Batch, BatchResult, CycleProgress, Evaluati
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 0.25  # progress events: at most this often, and at the end of every round
-
-
 SPREAD, SPREAD_MIN = 8, 1000  # a round is split in at least 8 batches when each grows 1,000 or more
 
 
