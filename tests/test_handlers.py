@@ -7,6 +7,7 @@ import pytest
 from edge.node import Node
 from edge.run import load_node
 from schemas.catalog import CATALOG
+from tests.nodes.catalog import COUNTER_GET, TEST_CATALOG, Sleep, Total
 
 NODES = sorted(n for n in CATALOG.nodes if n not in ("operator", "dashboard"))
 
