@@ -24,8 +24,6 @@ def test_handler_type_hints_match_the_catalog(name):
 
 
 def test_a_mismatch_is_reported():
-    from tests.nodes.catalog import COUNTER_GET, TEST_CATALOG, Sleep, Total
-
     node = Node("counter", catalog=CATALOG.merged(TEST_CATALOG))
 
     @node.command(COUNTER_GET)
