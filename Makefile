@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test test-all soak bench lint fmt deps system-deps schema clean
+.PHONY: up test test-all soak longrun bench lint fmt deps system-deps schema clean
 
 up: deps
 	$(BIN)/edge up
@@ -25,6 +25,12 @@ test-all:
 # hypothesis examples per property instead of 60.
 soak: deps
 	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o addopts=""
+
+# Months of uptime in minutes, kept out of `make test`: 1,000,000 messages through real node
+# processes and a real broker, every node SIGTERMed and killed -9, the broker restarted
+# (bench/longrun.py; `bench/longrun.py --quick` for 100,000).
+longrun: deps
+	$(BIN)/python bench/longrun.py
 
 bench: deps
 	$(BIN)/python bench/rpc.py

@@ -31,6 +31,8 @@ ECHO_EVT_NAGLE = command("benchnagle", "echo_evt", EchoReq, EchoRep, doc="the sa
 ECHOED = event("bench", "echoed", EchoRep)
 ECHOED_NAGLE = event("benchnagle", "echoed", EchoRep)
 
-BENCH_CATALOG = Catalog(entries=(ECHO, ECHO_NAGLE, ECHO_PAHO, ECHO_EVT, ECHO_EVT_NAGLE, ECHOED, ECHOED_NAGLE),
-                        nodes=frozenset({"bench", "benchnagle", "benchpaho", "benchclient"}))
+BENCH_CATALOG = Catalog(
+    entries=(ECHO, ECHO_NAGLE, ECHO_PAHO, ECHO_EVT, ECHO_EVT_NAGLE, ECHOED, ECHOED_NAGLE),
+    nodes=frozenset({"bench", "benchnagle", "benchpaho", "benchclient"}),
+)
 FULL_CATALOG = CATALOG.merged(BENCH_CATALOG)

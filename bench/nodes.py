@@ -18,6 +18,7 @@ def echo_after(evt: Event):
         reply = EchoRep(data=req.data)
         await ctx.publish(evt, reply)
         return reply
+
     return handler
 
 

@@ -51,9 +51,11 @@ def bare_max_sharpe(prices: pd.DataFrame) -> None:
     from pypfopt import EfficientFrontier, expected_returns, risk_models
 
     kept, _ = model.select(prices, model.Settings())
-    ef = EfficientFrontier(expected_returns.mean_historical_return(kept),
-                           risk_models.CovarianceShrinkage(kept).ledoit_wolf(),
-                           weight_bounds=(0, max(0.2, 1 / kept.shape[1])))
+    ef = EfficientFrontier(
+        expected_returns.mean_historical_return(kept),
+        risk_models.CovarianceShrinkage(kept).ledoit_wolf(),
+        weight_bounds=(0, max(0.2, 1 / kept.shape[1])),
+    )
     ef.max_sharpe(risk_free_rate=0.02)
 
 
@@ -67,16 +69,26 @@ def alternate(prices: pd.DataFrame, rounds: int) -> tuple[float, float, model.Re
     ours, bare = [], []
     for i in range(rounds):
         pair = [(ours, model.optimize), (bare, bare_max_sharpe)]
-        for out, fn in (pair if i % 2 == 0 else pair[::-1]):
+        for out, fn in pair if i % 2 == 0 else pair[::-1]:
             out.append(timed(fn, prices))
     return statistics.median(ours), statistics.median(bare), model.optimize(prices)
 
 
 def _start(broker: DevBroker, name: str, tmp: Path, extra: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **broker.settings(name).to_env(), "EDGE_STATE_DIR": str(tmp / "state"),
-           "PYTHONPATH": str(ROOT), **extra}
-    return subprocess.Popen([sys.executable, "-m", "edge.run", name], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        **broker.settings(name).to_env(),
+        "EDGE_STATE_DIR": str(tmp / "state"),
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge.run", name],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -96,8 +108,10 @@ async def optimization_rss(tmp: Path) -> dict[str, float]:
         done = asyncio.Event()
         started = time.perf_counter()
         async with Client(broker.settings("operator"), name="bench-opt") as c:
-            await c.subscribe(c.topics.of(t.OPTIMIZATION_TARGETS),
-                              lambda m: done.set() if Targets.model_validate_json(m.payload).targets else None)
+            await c.subscribe(
+                c.topics.of(t.OPTIMIZATION_TARGETS),
+                lambda m: done.set() if Targets.model_validate_json(m.payload).targets else None,
+            )
             procs = [_start(broker, n, tmp, {}) for n in ("universe", "optimization")]
             async with asyncio.timeout(300):
                 await done.wait()
@@ -110,8 +124,16 @@ async def optimization_rss(tmp: Path) -> dict[str, float]:
 
 
 def _spec(ref: int) -> OrderSpec:
-    return OrderSpec(ref=ref, client_order_id=f"d-{ref}", symbol="AAPL.US", side="buy" if ref % 2 else "sell",
-                     quantity=Decimal(1), currency="USD", limit_price=None, quote=Decimal("237.33"))
+    return OrderSpec(
+        ref=ref,
+        client_order_id=f"d-{ref}",
+        symbol="AAPL.US",
+        side="buy" if ref % 2 else "sell",
+        quantity=Decimal(1),
+        currency="USD",
+        limit_price=None,
+        quote=Decimal("237.33"),
+    )
 
 
 def direct_orders(tmp: Path, n: int) -> float:
@@ -135,11 +157,19 @@ async def broker_orders(tmp: Path, n: int) -> float:
     broker = DevBroker(tmp / "run-orders").start()
     procs = []
     try:
-        async with Client(broker.settings("universe"), name="bench-market") as market, \
-                Client(broker.settings("operator"), name="bench-orders") as c:
+        async with (
+            Client(broker.settings("universe"), name="bench-market") as market,
+            Client(broker.settings("operator"), name="bench-orders") as c,
+        ):
             await publish_market(market)
-            procs = [_start(broker, "trading", tmp, {"PAPER_ACCOUNT": str(account), "EDGE_MODE": "paper",
-                                                      "TRADING_MAX_DAILY_TURNOVER": "1000000000"})]
+            procs = [
+                _start(
+                    broker,
+                    "trading",
+                    tmp,
+                    {"PAPER_ACCOUNT": str(account), "EDGE_MODE": "paper", "TRADING_MAX_DAILY_TURNOVER": "1000000000"},
+                )
+            ]
             for _ in range(100):  # until the node answers
                 try:
                     await c.call(t.TRADING_ORDERS, t.TRADING_ORDERS.model(), timeout=1)
@@ -151,8 +181,13 @@ async def broker_orders(tmp: Path, n: int) -> float:
             assert (await c.call(t.TRADING_ORDER, warm, timeout=10)).status == "filled"
             start = time.perf_counter()
             for i in range(1, n + 1):
-                order = PlaceOrder(client_order_id=f"b-{i}", symbol="AAPL.US", side="buy" if i % 2 else "sell",
-                                   quantity=Decimal(1), currency="USD")
+                order = PlaceOrder(
+                    client_order_id=f"b-{i}",
+                    symbol="AAPL.US",
+                    side="buy" if i % 2 else "sell",
+                    quantity=Decimal(1),
+                    currency="USD",
+                )
                 assert (await c.call(t.TRADING_ORDER, order, timeout=10)).status == "filled"
             return n / (time.perf_counter() - start)
     finally:
@@ -179,22 +214,38 @@ def main() -> None:
 
     print(f"{'target weights':34} {'ours s':>8} {'bare max_sharpe s':>18} {'ratio':>6}  method, fallbacks")
     for name, (ours, bare, r) in rows.items():
-        print(f"{name:34} {ours:8.3f} {bare:18.3f} {ours / bare:6.2f}  {r.mean_variance_method}+{r.hrp_method}, "
-              f"{len(r.fallbacks)} fallback(s)")
-    print(f"optimization node RSS after the bundled targets  {rss['optimization_rss_mb']:6.1f} MB "
-          f"(first targets {rss['first_targets_s']:.1f} s after start, with the universe's first sync)")
-    print(f"paper orders: through the broker {via:8.1f}/s   direct adapter calls {direct:8.1f}/s   "
-          f"time ratio {direct / via:5.2f}x ({orders} orders each)")
+        print(
+            f"{name:34} {ours:8.3f} {bare:18.3f} {ours / bare:6.2f}  {r.mean_variance_method}+{r.hrp_method}, "
+            f"{len(r.fallbacks)} fallback(s)"
+        )
+    print(
+        f"optimization node RSS after the bundled targets  {rss['optimization_rss_mb']:6.1f} MB "
+        f"(first targets {rss['first_targets_s']:.1f} s after start, with the universe's first sync)"
+    )
+    print(
+        f"paper orders: through the broker {via:8.1f}/s   direct adapter calls {direct:8.1f}/s   "
+        f"time ratio {direct / via:5.2f}x ({orders} orders each)"
+    )
     values = list(rows.values())
-    print(json.dumps({
-        "optimize_bundled_s": round(values[0][0], 4), "optimize_100_s": round(values[1][0], 4),
-        "optimize_500_s": round(values[2][0], 4),
-        "bare_max_sharpe_bundled_s": round(values[0][1], 4), "bare_max_sharpe_100_s": round(values[1][1], 4),
-        "bare_max_sharpe_500_s": round(values[2][1], 4),
-        "optimize_ratio_vs_bare_500": round(values[2][0] / values[2][1], 3),
-        **rss, "paper_orders_per_s": round(via, 1), "paper_direct_orders_per_s": round(direct, 1),
-        "paper_order_ratio_vs_direct": round(direct / via, 3), "orders": orders, "rounds": rounds,
-    }))
+    print(
+        json.dumps(
+            {
+                "optimize_bundled_s": round(values[0][0], 4),
+                "optimize_100_s": round(values[1][0], 4),
+                "optimize_500_s": round(values[2][0], 4),
+                "bare_max_sharpe_bundled_s": round(values[0][1], 4),
+                "bare_max_sharpe_100_s": round(values[1][1], 4),
+                "bare_max_sharpe_500_s": round(values[2][1], 4),
+                "optimize_ratio_vs_bare_500": round(values[2][0] / values[2][1], 3),
+                **rss,
+                "paper_orders_per_s": round(via, 1),
+                "paper_direct_orders_per_s": round(direct, 1),
+                "paper_order_ratio_vs_direct": round(direct / via, 3),
+                "orders": orders,
+                "rounds": rounds,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

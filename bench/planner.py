@@ -62,8 +62,14 @@ from schemas.universe import Quote, Quotes, Security, Universe  # noqa: E402
 D = Decimal
 LAST = date(2024, 11, 29)
 FX = Rates(base="USD", per_unit={"EUR": D("1.0565")}, source="bench")
-ENV = {"BASE_CURRENCY": "USD", "FX_RATES": "EUR=1.0565", "PLANNING_AUTO_APPROVE": "0", "EDGE_LOG": "WARNING",
-       "COORDINATOR_BATCH_TIMEOUT_S": "30", "COORDINATOR_CYCLE_TIMEOUT_S": "300"}
+ENV = {
+    "BASE_CURRENCY": "USD",
+    "FX_RATES": "EUR=1.0565",
+    "PLANNING_AUTO_APPROVE": "0",
+    "EDGE_LOG": "WARNING",
+    "COORDINATOR_BATCH_TIMEOUT_S": "30",
+    "COORDINATOR_CYCLE_TIMEOUT_S": "300",
+}
 
 
 class World:
@@ -80,41 +86,99 @@ class World:
 
     def actions(self):
         listings = {s: opp.Listing("USD", D(1), D(100), True) for s in self.closes}
-        return opp.candidates({s: opp.Holding(q, "USD") for s, q in self.holdings.items()}, {"USD": self.cash},
-                              self.result.weights, self.scores, listings, self.closes, FeeSchedule(), FX)[0]
+        return opp.candidates(
+            {s: opp.Holding(q, "USD") for s, q in self.holdings.items()},
+            {"USD": self.cash},
+            self.result.weights,
+            self.scores,
+            listings,
+            self.closes,
+            FeeSchedule(),
+            FX,
+        )[0]
 
     def targets(self) -> Targets:
         r = self.result
         return Targets(
             targets=[Target(symbol=s, weight=w, mean_variance=D(0), hrp=D(0)) for s, w in r.weights.items()],
-            mean_variance_method="max_sharpe", hrp_method="hrp", fallbacks=[], blend=D("0.5"), returns_model="mean",
-            risk_free_rate=D("0.02"), max_weight=D("0.2"), expected_return=D(0), volatility=D(0), sharpe=D(0),
-            inputs_from=None, inputs_to=LAST, observations=r.observations, excluded=[], computed_at=utcnow())
+            mean_variance_method="max_sharpe",
+            hrp_method="hrp",
+            fallbacks=[],
+            blend=D("0.5"),
+            returns_model="mean",
+            risk_free_rate=D("0.02"),
+            max_weight=D("0.2"),
+            expected_return=D(0),
+            volatility=D(0),
+            sharpe=D(0),
+            inputs_from=None,
+            inputs_to=LAST,
+            observations=r.observations,
+            excluded=[],
+            computed_at=utcnow(),
+        )
 
     def inputs(self) -> Inputs:
         r = self.result
-        return Inputs(symbols=list(r.mu.index), mu=[float(x) for x in r.mu], cov_b64=matrix.encode(r.cov.to_numpy()),
-                      inputs_to=LAST, computed_at=utcnow())
+        return Inputs(
+            symbols=list(r.mu.index),
+            mu=[float(x) for x in r.mu],
+            cov_b64=matrix.encode(r.cov.to_numpy()),
+            inputs_to=LAST,
+            computed_at=utcnow(),
+        )
 
     def summary(self) -> Summary:
-        positions = [Holding(symbol=s, quantity=q, average_price=self.closes[s], currency="USD",
-                             price=self.closes[s], value=q * self.closes[s], value_base=q * self.closes[s])
-                     for s, q in sorted(self.holdings.items())]
+        positions = [
+            Holding(
+                symbol=s,
+                quantity=q,
+                average_price=self.closes[s],
+                currency="USD",
+                price=self.closes[s],
+                value=q * self.closes[s],
+                value_base=q * self.closes[s],
+            )
+            for s, q in sorted(self.holdings.items())
+        ]
         held = sum((p.value_base for p in positions), D(0))
-        return Summary(base="USD", mode="paper", broker="paper", positions=positions,
-                       cash=[CashBalance(currency="USD", amount=self.cash, amount_base=self.cash)], positions_base=held,
-                       cash_base=self.cash, total_base=held + self.cash, fx={"USD": D(1)}, fx_source="bench",
-                       deposits_base=self.cash, dividends_base=D(0), at=utcnow())
+        return Summary(
+            base="USD",
+            mode="paper",
+            broker="paper",
+            positions=positions,
+            cash=[CashBalance(currency="USD", amount=self.cash, amount_base=self.cash)],
+            positions_base=held,
+            cash_base=self.cash,
+            total_base=held + self.cash,
+            fx={"USD": D(1)},
+            fx_source="bench",
+            deposits_base=self.cash,
+            dividends_base=D(0),
+            at=utcnow(),
+        )
 
     async def publish(self, clients: dict[str, Client]) -> None:
         now = utcnow()
-        await clients["universe"].emit(t.UNIVERSE_SECURITIES, Universe(
-            securities=[Security(symbol=s, name=s, currency="USD") for s in self.closes], at=now))
-        await clients["universe"].emit(t.UNIVERSE_QUOTES, Quotes(quotes={
-            s: Quote(symbol=s, day=LAST, close=c, currency="USD") for s, c in self.closes.items()}, at=now))
-        await clients["scoring"].emit(t.SCORES, Scores(scores=[
-            SecurityScore(symbol=s, status="ok", score=v, days=1000) for s, v in self.scores.items()],
-            as_of=LAST, benchmark="SPY.US", computed_at=now))
+        await clients["universe"].emit(
+            t.UNIVERSE_SECURITIES,
+            Universe(securities=[Security(symbol=s, name=s, currency="USD") for s in self.closes], at=now),
+        )
+        await clients["universe"].emit(
+            t.UNIVERSE_QUOTES,
+            Quotes(
+                quotes={s: Quote(symbol=s, day=LAST, close=c, currency="USD") for s, c in self.closes.items()}, at=now
+            ),
+        )
+        await clients["scoring"].emit(
+            t.SCORES,
+            Scores(
+                scores=[SecurityScore(symbol=s, status="ok", score=v, days=1000) for s, v in self.scores.items()],
+                as_of=LAST,
+                benchmark="SPY.US",
+                computed_at=now,
+            ),
+        )
         await clients["optimization"].emit(t.OPTIMIZATION_TARGETS, self.targets())
         await clients["optimization"].emit(t.OPTIMIZATION_INPUTS, self.inputs())
         await clients["portfolio"].emit(t.PORTFOLIO_SUMMARY, self.summary())
@@ -125,8 +189,17 @@ def evaluator_speed(world: World, max_sequences: int, loop_sample: int) -> dict[
 
     actions = world.actions()
     seqs = search.sequences(actions, {"USD": world.cash}, search.Settings(max_sequences=max_sequences))
-    problem, _ = cycle.problem("bench", world.summary(), world.targets(), world.inputs(), actions, world.closes, FX,
-                               dict(objective.DEFAULT_WEIGHTS), search.space("bench", actions, {"USD": world.cash}))
+    problem, _ = cycle.problem(
+        "bench",
+        world.summary(),
+        world.targets(),
+        world.inputs(),
+        actions,
+        world.closes,
+        FX,
+        dict(objective.DEFAULT_WEIGHTS),
+        search.space("bench", actions, {"USD": world.cash}),
+    )
     arrays = objective.arrays(problem)
     objective.score_rows(arrays, seqs[:100])  # warm-up
     vec = min(_timed(objective.score_rows, arrays, seqs) for _ in range(5))
@@ -134,8 +207,13 @@ def evaluator_speed(world: World, max_sequences: int, loop_sample: int) -> dict[
     loop = _timed(objective.score_loop, arrays, sample) * len(seqs) / len(sample)
     check = np.array(objective.score_loop(arrays, sample[:200]))
     assert np.allclose(objective.score_batch(arrays, seqs[:200])[0], check)
-    return {"sequences": len(seqs), "actions": len(actions), "symbols": len(problem.symbols),
-            "vectorised_s": vec, "loop_s": loop}
+    return {
+        "sequences": len(seqs),
+        "actions": len(actions),
+        "symbols": len(problem.symbols),
+        "vectorised_s": vec,
+        "loop_s": loop,
+    }
 
 
 def _timed(fn, *args) -> float:
@@ -154,12 +232,22 @@ class Cluster:
 
     def start(self, name: str, instance: int | None = None) -> None:
         ident = name if instance is None else f"{name}_{instance}"
-        env = {**os.environ, **self.broker.settings(name).to_env(), "EDGE_STATE_DIR": str(self.tmp / "state"),
-               "PYTHONPATH": str(ROOT), **ENV}
+        env = {
+            **os.environ,
+            **self.broker.settings(name).to_env(),
+            "EDGE_STATE_DIR": str(self.tmp / "state"),
+            "PYTHONPATH": str(ROOT),
+            **ENV,
+        }
         if instance is not None:
             env["EDGE_INSTANCE"] = str(instance)
-        self.procs[ident] = subprocess.Popen([sys.executable, "-m", "edge.run", name], env=env, cwd=ROOT,
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs[ident] = subprocess.Popen(
+            [sys.executable, "-m", "edge.run", name],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self, ident: str) -> None:
         p = self.procs.pop(ident)
@@ -199,8 +287,10 @@ async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, deep: CycleRe
             cluster.start(name)
         cluster.start("evaluator", 1)
         async with Client(cluster.broker.settings("operator"), name="bench-planner") as op:
-            owners = {n: Client(cluster.broker.settings(n), name=f"bench-{n}") for n in
-                      ("universe", "scoring", "optimization", "portfolio")}
+            owners = {
+                n: Client(cluster.broker.settings(n), name=f"bench-{n}")
+                for n in ("universe", "scoring", "optimization", "portfolio")
+            }
             for c in owners.values():
                 await c.connect()
             await _wait_online(op, ["opportunity", "generator", "coordinator", "planning", "evaluator_1"])
@@ -222,7 +312,7 @@ async def cycles(tmp: Path, worlds: dict[str, World], rounds: int, deep: CycleRe
                 await one("bundled", worlds["bundled"], CycleRequest())
                 await one("s200", worlds["s200"], CycleRequest())
             for i in range(rounds):  # 1 and 2 workers, alternately
-                for workers in ((1, 2) if i % 2 == 0 else (2, 1)):
+                for workers in (1, 2) if i % 2 == 0 else (2, 1):
                     if workers == 2 and "evaluator_2" not in cluster.procs:
                         cluster.start("evaluator", 2)
                         await _wait_online(op, ["evaluator_2"])
@@ -259,26 +349,48 @@ def main() -> None:
     per_s = speed["sequences"] / speed["vectorised_s"]
     two = med["deep_w1_s"] / med["deep_w2_s"]
     two_eval = med["deep_w1_eval_s"] / med["deep_w2_eval_s"]
-    print(f"evaluator, {speed['sequences']} sequences of {speed['actions']} candidate actions over "
-          f"{speed['symbols']} securities:")
-    print(f"  vectorised {speed['vectorised_s'] * 1000:8.1f} ms   loop {speed['loop_s']:7.2f} s   "
-          f"speedup {speedup:6.0f}x   {per_s:,.0f} sequences/s")
+    print(
+        f"evaluator, {speed['sequences']} sequences of {speed['actions']} candidate actions over "
+        f"{speed['symbols']} securities:"
+    )
+    print(
+        f"  vectorised {speed['vectorised_s'] * 1000:8.1f} ms   loop {speed['loop_s']:7.2f} s   "
+        f"speedup {speedup:6.0f}x   {per_s:,.0f} sequences/s"
+    )
     print(f"{'planning cycle (through the broker)':44} {'median s':>9} {'search s':>9} {'sequences':>10} exhaustive")
-    for label, key in (("bundled universe, 1 worker", "bundled"), ("synthetic 200 securities, 1 worker", "s200"),
-                       (f"deep search ({a.depth} actions, beam {a.beam:,}), 1 worker", "deep_w1"),
-                       (f"deep search ({a.depth} actions, beam {a.beam:,}), 2 workers", "deep_w2")):
-        print(f"{label:44} {med[key + '_s']:9.3f} {med[key + '_eval_s']:9.3f} {int(med[key + '_sequences']):10d} "
-              f"{'yes' if all(times[key + '_exhaustive']) else 'no'}")
-    print(f"two workers: {two:.2f}x the speed of one for the deep cycle, {two_eval:.2f}x for its search "
-          f"({rounds} round(s) each, alternately; the same plan from both)")
-    print(json.dumps({
-        "evaluator_speedup_vs_loop": round(speedup, 1), "sequences_per_s": round(per_s),
-        "evaluator_sequences": speed["sequences"], "cycle_s_bundled": round(med["bundled_s"], 3),
-        "sequences_bundled": int(med["bundled_sequences"]), "cycle_s_200": round(med["s200_s"], 3),
-        "sequences_200": int(med["s200_sequences"]), "cycle_s_deep": round(med["deep_w1_s"], 3),
-        "cycle_s_deep_two_workers": round(med["deep_w2_s"], 3), "sequences_deep": int(med["deep_w1_sequences"]),
-        "two_worker_speedup": round(two, 3), "two_worker_speedup_search": round(two_eval, 3), "rounds": rounds,
-    }))
+    for label, key in (
+        ("bundled universe, 1 worker", "bundled"),
+        ("synthetic 200 securities, 1 worker", "s200"),
+        (f"deep search ({a.depth} actions, beam {a.beam:,}), 1 worker", "deep_w1"),
+        (f"deep search ({a.depth} actions, beam {a.beam:,}), 2 workers", "deep_w2"),
+    ):
+        print(
+            f"{label:44} {med[key + '_s']:9.3f} {med[key + '_eval_s']:9.3f} {int(med[key + '_sequences']):10d} "
+            f"{'yes' if all(times[key + '_exhaustive']) else 'no'}"
+        )
+    print(
+        f"two workers: {two:.2f}x the speed of one for the deep cycle, {two_eval:.2f}x for its search "
+        f"({rounds} round(s) each, alternately; the same plan from both)"
+    )
+    print(
+        json.dumps(
+            {
+                "evaluator_speedup_vs_loop": round(speedup, 1),
+                "sequences_per_s": round(per_s),
+                "evaluator_sequences": speed["sequences"],
+                "cycle_s_bundled": round(med["bundled_s"], 3),
+                "sequences_bundled": int(med["bundled_sequences"]),
+                "cycle_s_200": round(med["s200_s"], 3),
+                "sequences_200": int(med["s200_sequences"]),
+                "cycle_s_deep": round(med["deep_w1_s"], 3),
+                "cycle_s_deep_two_workers": round(med["deep_w2_s"], 3),
+                "sequences_deep": int(med["deep_w1_sequences"]),
+                "two_worker_speedup": round(two, 3),
+                "two_worker_speedup_search": round(two_eval, 3),
+                "rounds": rounds,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -131,10 +131,16 @@ class Children:
         then driven over its stdin and stdout)."""
         log = self.log_dir / f"{name}.log"
         with open(log, "ab") as out:
-            proc = subprocess.Popen(argv, env=env, cwd=REPO, stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE if pipes else out,
-                                    stderr=out if pipes else subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=_die_with_parent if _prctl is not None else None)
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=REPO,
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else out,
+                stderr=out if pipes else subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if _prctl is not None else None,
+            )
         child = Child(name, proc, log)
         self.items.append(child)
         return child
@@ -168,8 +174,15 @@ class Children:
 
 def child_env(settings: BrokerSettings, state_dir: Path, **extra: str) -> dict[str, str]:
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, **settings.to_env(), "EDGE_STATE_DIR": str(state_dir), "EDGE_LOG": "WARNING",
-            "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1", **extra}
+    return {
+        **os.environ,
+        **settings.to_env(),
+        "EDGE_STATE_DIR": str(state_dir),
+        "EDGE_LOG": "WARNING",
+        "PYTHONPATH": pythonpath,
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 def rss_mb(pid: int) -> float:
@@ -369,27 +382,44 @@ class Bench:
     def start(self) -> None:
         self.broker = DevBroker(self.tmp / "run", catalog=FULL_CATALOG).start()
         assert self.broker.proc is not None
-        self.watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(self.broker.proc.pid), str(self.tmp)],
-                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                         preexec_fn=_die_with_parent if _prctl is not None else None)
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, str(self.broker.proc.pid), str(self.tmp)],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if _prctl is not None else None,
+        )
         state = self.tmp / "state"
         py = sys.executable
         b = self.broker
-        self.node = self.children.start("bench", [py, "-m", "edge.run", "bench.nodes:node"],
-                                        child_env(b.settings("bench"), state))
-        self.children.start("benchnagle", [py, "-m", "edge.run", "bench.nodes:nagle"],
-                            child_env(b.settings("benchnagle"), state, MQTT_NODELAY="0"))
-        self.children.start("benchpaho", [py, "-m", "bench.rawpaho", "responder"],
-                            child_env(b.settings("benchpaho"), state, BENCH_TOPIC=b.topics.of(ECHO_PAHO)))
+        self.node = self.children.start(
+            "bench", [py, "-m", "edge.run", "bench.nodes:node"], child_env(b.settings("bench"), state)
+        )
+        self.children.start(
+            "benchnagle",
+            [py, "-m", "edge.run", "bench.nodes:nagle"],
+            child_env(b.settings("benchnagle"), state, MQTT_NODELAY="0"),
+        )
+        self.children.start(
+            "benchpaho",
+            [py, "-m", "bench.rawpaho", "responder"],
+            child_env(b.settings("benchpaho"), state, BENCH_TOPIC=b.topics.of(ECHO_PAHO)),
+        )
 
     def start_raw_requester(self, payload: bytes, inbox_qos: int) -> None:
         assert self.broker is not None
         b = self.broker
         self.paho_requester = self.children.start(
-            "benchclient-paho", [sys.executable, "-m", "bench.rawpaho", "requester"],
-            child_env(b.settings("benchclient"), self.tmp / "state", BENCH_TOPIC=b.topics.of(ECHO_PAHO),
-                      BENCH_PAYLOAD=payload.decode(), BENCH_INBOX_QOS=str(inbox_qos)),
-            pipes=True)
+            "benchclient-paho",
+            [sys.executable, "-m", "bench.rawpaho", "requester"],
+            child_env(
+                b.settings("benchclient"),
+                self.tmp / "state",
+                BENCH_TOPIC=b.topics.of(ECHO_PAHO),
+                BENCH_PAYLOAD=payload.decode(),
+                BENCH_INBOX_QOS=str(inbox_qos),
+            ),
+            pipes=True,
+        )
         self.paho = RawPahoRequester(self.paho_requester)
 
     def _on_status(self, msg: Incoming) -> None:
@@ -452,11 +482,16 @@ class Bench:
         rt = Variant("runtime, TCP_NODELAY", (me, self.node.proc.pid, broker))
         raw = Variant("raw paho, TCP_NODELAY", (self.paho_requester.proc.pid, self.children.pid("benchpaho"), broker))
         nagle = Variant("runtime, no TCP_NODELAY", (me, self.children.pid("benchnagle"), broker))
-        print(f"{'round':>5}  {'runtime p50/p99 ms':>19}  {'paho p50/p99 ms':>16}  {'ratio':>5}  "
-              f"{'no-nodelay p50 ms':>17}", flush=True)
+        print(
+            f"{'round':>5}  {'runtime p50/p99 ms':>19}  {'paho p50/p99 ms':>16}  {'ratio':>5}  "
+            f"{'no-nodelay p50 ms':>17}",
+            flush=True,
+        )
         for i in range(a.rounds):
-            steps = [lambda: rt.measure(runtime(self.client, ECHO, a.calls)),
-                     lambda: raw.measure(lambda: paho.run(a.calls))]
+            steps = [
+                lambda: rt.measure(runtime(self.client, ECHO, a.calls)),
+                lambda: raw.measure(lambda: paho.run(a.calls)),
+            ]
             if i % 2:
                 steps.reverse()
             for step in steps:
@@ -466,8 +501,11 @@ class Bench:
             self.children.check()
             r, p = rt.rounds[-1], raw.rounds[-1]
             nagle_p50 = f"{nagle.rounds[-1].p50_ms:17.2f}" if a.nagle_calls else f"{'-':>17}"
-            print(f"{i + 1:>5}  {r.p50_ms:9.3f}/{r.p99_ms:<9.3f}  {p.p50_ms:7.3f}/{p.p99_ms:<8.3f}  "
-                  f"{r.p50_ms / p.p50_ms:5.2f}  {nagle_p50}", flush=True)
+            print(
+                f"{i + 1:>5}  {r.p50_ms:9.3f}/{r.p99_ms:<9.3f}  {p.p50_ms:7.3f}/{p.p99_ms:<8.3f}  "
+                f"{r.p50_ms / p.p50_ms:5.2f}  {nagle_p50}",
+                flush=True,
+            )
 
         # a handler that publishes an event, then replies: two writes per message
         evt = Variant("runtime, event+reply", (me, self.node.proc.pid, broker))
@@ -479,31 +517,44 @@ class Bench:
                 evt_nagle.measure(runtime(self.client_nagle, ECHO_EVT_NAGLE, a.nagle_calls))
 
         loaded_rss = rss_mb(self.node.proc.pid)
-        return self.report(rt, raw, nagle, (idle_rss, idle_uss, idle_pss), loaded_rss, len(payload),
-                           (evt, evt_nagle))
+        return self.report(rt, raw, nagle, (idle_rss, idle_uss, idle_pss), loaded_rss, len(payload), (evt, evt_nagle))
 
-    def report(self, rt: Variant, raw: Variant, nagle: Variant, idle: tuple[float, float | None, float | None],
-               loaded_rss: float, payload_bytes: int, event_pair: tuple[Variant, Variant]) -> dict[str, Any]:
+    def report(
+        self,
+        rt: Variant,
+        raw: Variant,
+        nagle: Variant,
+        idle: tuple[float, float | None, float | None],
+        loaded_rss: float,
+        payload_bytes: int,
+        event_pair: tuple[Variant, Variant],
+    ) -> dict[str, Any]:
         a = self.args
         idle_rss, idle_uss, idle_pss = idle
         ratio = rt.median("p50_ms") / raw.median("p50_ms")
         speedup = nagle.median("p50_ms") / rt.median("p50_ms") if nagle.rounds else None
         speedup_mean = nagle.median("mean_ms") / rt.median("mean_ms") if nagle.rounds else None
         print()
-        print(f"mosquitto {self._broker_version()} on 127.0.0.1:{self.broker.port if self.broker else '?'}; "
-              f"request = reply = {payload_bytes} B of JSON; requests QoS 1, replies delivered at QoS "
-              f"{self.reply_qos} (the runtime's inbox subscription; the raw paho inbox uses the same)")
+        print(
+            f"mosquitto {self._broker_version()} on 127.0.0.1:{self.broker.port if self.broker else '?'}; "
+            f"request = reply = {payload_bytes} B of JSON; requests QoS 1, replies delivered at QoS "
+            f"{self.reply_qos} (the runtime's inbox subscription; the raw paho inbox uses the same)"
+        )
         print(f"{a.rounds} rounds, medians of the per-round figures; CPU from /proc/<pid>/task/*/schedstat")
         print()
         print(f"{'':<24} {'':>6} {'':>7} {'':>7} {'':>7} {'':>7}  {'CPU µs per call':^25}")
-        print(f"{'variant':<24} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7} {'mean ms':>7} {'calls/s':>7}  "
-              f"{'caller':>7} {'responder':>9} {'broker':>6}")
+        print(
+            f"{'variant':<24} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7} {'mean ms':>7} {'calls/s':>7}  "
+            f"{'caller':>7} {'responder':>9} {'broker':>6}"
+        )
         evt, evt_nagle = event_pair
         for v in (rt, raw, nagle, evt, evt_nagle):
             if v.rounds:
-                print(f"{v.label:<24} {v.calls:>6} {v.median('p50_ms'):7.3f} {v.median('p99_ms'):7.3f} "
-                      f"{v.median('mean_ms'):7.3f} {v.median('calls_per_s'):7.0f}  "
-                      f"{v.cpu_us(0):7.0f} {v.cpu_us(1):9.0f} {v.cpu_us(2):6.0f}")
+                print(
+                    f"{v.label:<24} {v.calls:>6} {v.median('p50_ms'):7.3f} {v.median('p99_ms'):7.3f} "
+                    f"{v.median('mean_ms'):7.3f} {v.median('calls_per_s'):7.0f}  "
+                    f"{v.cpu_us(0):7.0f} {v.cpu_us(1):9.0f} {v.cpu_us(2):6.0f}"
+                )
         ok = {
             "ratio": ratio <= TARGET_RATIO,
             "p50": rt.median("p50_ms") < TARGET_P50_MS,
@@ -513,18 +564,24 @@ class Bench:
         print()
         print(f"runtime/paho p50 ratio   {ratio:8.2f}     target <= {TARGET_RATIO:<5}  {mark[ok['ratio']]}")
         print(f"runtime p50              {rt.median('p50_ms'):8.3f} ms  target < {TARGET_P50_MS} ms  {mark[ok['p50']]}")
-        print(f"idle node RSS            {idle_rss:8.1f} MB  target < {TARGET_RSS_MB:.0f} MB  {mark[ok['rss']]}"
-              + (f"   (USS {idle_uss:.1f} MB, PSS {idle_pss:.1f} MB)" if idle_uss and idle_pss else ""))
+        print(
+            f"idle node RSS            {idle_rss:8.1f} MB  target < {TARGET_RSS_MB:.0f} MB  {mark[ok['rss']]}"
+            + (f"   (USS {idle_uss:.1f} MB, PSS {idle_pss:.1f} MB)" if idle_uss and idle_pss else "")
+        )
         print(f"node RSS after the calls {loaded_rss:8.1f} MB")
         stalls = sum(r.stalls for r in nagle.rounds)
         if speedup is not None and speedup_mean is not None:
-            print(f"TCP_NODELAY speedup      {speedup:8.2f}x    p50 without / with "
-                  f"({nagle.median('p50_ms'):.2f} / {rt.median('p50_ms'):.3f} ms); by the mean {speedup_mean:.2f}x; "
-                  f"{stalls} of {nagle.calls} calls without it took > 20 ms")
+            print(
+                f"TCP_NODELAY speedup      {speedup:8.2f}x    p50 without / with "
+                f"({nagle.median('p50_ms'):.2f} / {rt.median('p50_ms'):.3f} ms); by the mean {speedup_mean:.2f}x; "
+                f"{stalls} of {nagle.calls} calls without it took > 20 ms"
+            )
         evt_speedup = evt_nagle.median("p50_ms") / evt.median("p50_ms") if evt.rounds else None
         if evt_speedup is not None:
-            print(f"  with an event first    {evt_speedup:8.2f}x    p50 without / with "
-                  f"({evt_nagle.median('p50_ms'):.2f} / {evt.median('p50_ms'):.3f} ms): two writes per message")
+            print(
+                f"  with an event first    {evt_speedup:8.2f}x    p50 without / with "
+                f"({evt_nagle.median('p50_ms'):.2f} / {evt.median('p50_ms'):.3f} ms): two writes per message"
+            )
         r3 = lambda x: None if x is None else round(x, 3)  # noqa: E731
         return {
             "rpc_ratio_vs_paho": r3(ratio),
@@ -546,10 +603,11 @@ class Bench:
             "idle_node_uss_mb": None if idle_uss is None else round(idle_uss, 1),
             "idle_node_pss_mb": None if idle_pss is None else round(idle_pss, 1),
             "node_rss_after_calls_mb": round(loaded_rss, 1),
-            "cpu_us_per_call": {v: {"caller": round(x.cpu_us(0)), "responder": round(x.cpu_us(1)),
-                                    "broker": round(x.cpu_us(2))}
-                                for v, x in (("runtime", rt), ("paho", raw), ("runtime_no_nodelay", nagle))
-                                if x.rounds},
+            "cpu_us_per_call": {
+                v: {"caller": round(x.cpu_us(0)), "responder": round(x.cpu_us(1)), "broker": round(x.cpu_us(2))}
+                for v, x in (("runtime", rt), ("paho", raw), ("runtime_no_nodelay", nagle))
+                if x.rounds
+            },
             "rpc_mean_ms": r3(rt.median("mean_ms")),
             "paho_mean_ms": r3(raw.median("mean_ms")),
             "rpc_p50_pooled_ms": r3(rt.pooled_p(0.5)),

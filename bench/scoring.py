@@ -46,8 +46,9 @@ def bundled() -> tuple[pd.DataFrame, pd.Series]:
     return df.drop(columns=["SPY.US"]), df["SPY.US"]
 
 
-def synthetic(closes: pd.DataFrame, spy: pd.Series, n: int, years: int = 20, seed: int = 1) -> tuple[pd.DataFrame,
-                                                                                                    pd.Series]:
+def synthetic(
+    closes: pd.DataFrame, spy: pd.Series, n: int, years: int = 20, seed: int = 1
+) -> tuple[pd.DataFrame, pd.Series]:
     """n securities of `years` years from the real returns of the bundled stocks."""
     rng = np.random.default_rng(seed)
     days = 252 * years
@@ -74,7 +75,7 @@ def alternate(closes: pd.DataFrame, bench: pd.Series, rounds: int) -> tuple[floa
     fast, slow = [], []
     for i in range(rounds):
         pair = [(fast, model.score_universe), (slow, model.score_loop)]
-        for out, fn in (pair if i % 2 == 0 else pair[::-1]):
+        for out, fn in pair if i % 2 == 0 else pair[::-1]:
             out.append(timed(fn, closes, bench))
     return statistics.median(fast), statistics.median(slow)
 
@@ -93,10 +94,19 @@ async def node_rss(tmp: Path) -> dict[str, float]:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in ("universe", "scoring"):
-            env = {**os.environ, **broker.settings(name).to_env(), "EDGE_STATE_DIR": str(tmp / "state"),
-                   "PYTHONPATH": str(ROOT)}
-            procs[name] = subprocess.Popen([sys.executable, "-m", "edge.run", name], env=env, cwd=ROOT,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env = {
+                **os.environ,
+                **broker.settings(name).to_env(),
+                "EDGE_STATE_DIR": str(tmp / "state"),
+                "PYTHONPATH": str(ROOT),
+            }
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "edge.run", name],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         done = asyncio.Event()
         started = time.perf_counter()
 
@@ -110,8 +120,11 @@ async def node_rss(tmp: Path) -> dict[str, float]:
                 await done.wait()
         ready_s = time.perf_counter() - started
         await asyncio.sleep(1.0)
-        return {"universe_rss_mb": round(rss_mb(procs["universe"].pid), 1),
-                "scoring_rss_mb": round(rss_mb(procs["scoring"].pid), 1), "sync_and_score_s": round(ready_s, 2)}
+        return {
+            "universe_rss_mb": round(rss_mb(procs["universe"].pid), 1),
+            "scoring_rss_mb": round(rss_mb(procs["scoring"].pid), 1),
+            "sync_and_score_s": round(ready_s, 2),
+        }
     finally:
         for p in procs.values():
             p.terminate()
@@ -142,16 +155,20 @@ def main() -> None:
     print(f"universe node RSS after the full sync   {rss['universe_rss_mb']:6.1f} MB (no pandas in that process)")
     print(f"scoring node RSS after scoring          {rss['scoring_rss_mb']:6.1f} MB")
     print(f"first start to 20 scores (sync + score) {rss['sync_and_score_s']:6.2f} s")
-    print(json.dumps({
-        "scoring_speedup_vs_loop": round(slow_b / fast_b, 3),
-        "scoring_speedup_vs_loop_500": round(slow_500 / fast_500, 3),
-        "score_universe_s": round(fast_b, 4),
-        "score_universe_loop_s": round(slow_b, 4),
-        "score_500_s": round(fast_500, 3),
-        "score_500_loop_s": round(slow_500, 3),
-        **rss,
-        "rounds": rounds,
-    }))
+    print(
+        json.dumps(
+            {
+                "scoring_speedup_vs_loop": round(slow_b / fast_b, 3),
+                "scoring_speedup_vs_loop_500": round(slow_500 / fast_500, 3),
+                "score_universe_s": round(fast_b, 4),
+                "score_universe_loop_s": round(slow_b, 4),
+                "score_500_s": round(fast_500, 3),
+                "score_500_loop_s": round(slow_500, 3),
+                **rss,
+                "rounds": rounds,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

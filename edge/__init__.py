@@ -11,6 +11,16 @@ from .node import Node
 from .settings import BrokerSettings
 
 __all__ = [
-    "AckPolicy", "BrokerSettings", "CallTimeout", "Client", "ConnectError", "Context", "EdgeError", "Node",
-    "PublishRefused", "Rejected", "RemoteError", "__version__",
+    "AckPolicy",
+    "BrokerSettings",
+    "CallTimeout",
+    "Client",
+    "ConnectError",
+    "Context",
+    "EdgeError",
+    "Node",
+    "PublishRefused",
+    "Rejected",
+    "RemoteError",
+    "__version__",
 ]

@@ -31,9 +31,21 @@ from paho.mqtt.properties import (
     readUTF as _ORIGINAL_READ_UTF,
 )
 
-ORIGINALS = {name: Properties.__dict__[name] for name in (
-    "__init__", "__setattr__", "getIdentFromName", "getNameFromIdent", "allowsMultiple", "clear", "isEmpty",
-    "pack", "readProperty", "writeProperty")}
+ORIGINALS = {
+    name: Properties.__dict__[name]
+    for name in (
+        "__init__",
+        "__setattr__",
+        "getIdentFromName",
+        "getNameFromIdent",
+        "allowsMultiple",
+        "clear",
+        "isEmpty",
+        "pack",
+        "readProperty",
+        "writeProperty",
+    )
+}
 
 _REFERENCE = Properties(PacketTypes.PUBLISH)
 _IDENT: dict[str, int] = {}
@@ -46,8 +58,15 @@ _ORDER = [(name.replace(" ", ""), ident) for name, ident in _REFERENCE.names.ite
 _PRIVATE = frozenset({"packetType", "types", "names", "properties"})
 _MULTIPLE = frozenset({11, 38})
 BYTE, TWO, FOUR, VBI, BINARY, UTF8, PAIR = range(7)  # positions in paho's `types` list
-assert _REFERENCE.types == ["Byte", "Two Byte Integer", "Four Byte Integer", "Variable Byte Integer",
-                            "Binary Data", "UTF-8 Encoded String", "UTF-8 String Pair"]
+assert _REFERENCE.types == [
+    "Byte",
+    "Two Byte Integer",
+    "Four Byte Integer",
+    "Variable Byte Integer",
+    "Binary Data",
+    "UTF-8 Encoded String",
+    "UTF-8 String Pair",
+]
 
 
 def init(self: Properties, packetType: int) -> None:
@@ -75,7 +94,7 @@ def _read_utf_fast(buffer: bytes, maxlen: int) -> tuple[str, int]:
     length = readInt16(buffer)
     if length > maxlen - 2:
         return _ORIGINAL_READ_UTF(buffer, maxlen)  # raises paho's error
-    return buffer[2:2 + length].decode("utf-8"), length + 2
+    return buffer[2 : 2 + length].decode("utf-8"), length + 2
 
 
 def get_ident_from_name(self: Properties, compressedName: str) -> int:
@@ -108,8 +127,9 @@ def set_attr(self: Properties, name: str, value: Any) -> None:
             raise MQTTException(f"{name} property value must be in the range 0-65535")
         elif name in ("MaximumPacketSize", "SubscriptionIdentifier") and (value < 1 or value > 268435455):
             raise MQTTException(f"{name} property value must be in the range 1-268435455")
-        elif name in ("RequestResponseInformation", "RequestProblemInformation", "PayloadFormatIndicator") \
-                and (value != 0 and value != 1):
+        elif name in ("RequestResponseInformation", "RequestProblemInformation", "PayloadFormatIndicator") and (
+            value != 0 and value != 1
+        ):
             raise MQTTException(f"{name} property value must be 0 or 1")
     if ident in _MULTIPLE:
         if not isinstance(value, list):
@@ -183,10 +203,16 @@ def read_property(self: Properties, buffer: bytes, type: int, propslen: int) -> 
 
 
 REPLACEMENTS = {
-    "__init__": init, "__setattr__": set_attr,
-    "getIdentFromName": get_ident_from_name, "getNameFromIdent": get_name_from_ident,
-    "allowsMultiple": allows_multiple, "clear": clear, "isEmpty": is_empty, "pack": pack,
-    "readProperty": read_property, "writeProperty": write_property,
+    "__init__": init,
+    "__setattr__": set_attr,
+    "getIdentFromName": get_ident_from_name,
+    "getNameFromIdent": get_name_from_ident,
+    "allowsMultiple": allows_multiple,
+    "clear": clear,
+    "isEmpty": is_empty,
+    "pack": pack,
+    "readProperty": read_property,
+    "writeProperty": write_property,
 }
 
 

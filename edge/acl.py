@@ -36,8 +36,7 @@ def render_acl(catalog: Catalog, topics: Topics, *, extra_users: Iterable[str] =
     restricted = _restricted(catalog)
 
     def deny_for(user: str) -> list[str]:
-        return [f"topic deny {topics.of(c)}" for c in restricted
-                if user not in c.senders and user != c.node]
+        return [f"topic deny {topics.of(c)}" for c in restricted if user not in c.senders and user != c.node]
 
     for node in sorted(catalog.nodes):
         lines.append(f"user {node}")

@@ -102,13 +102,18 @@ class DevBroker:
         return self.data_dir / "mosquitto.log"
 
     def settings(self, user: str = "operator") -> BrokerSettings:
-        return BrokerSettings(host=self.host, port=self.port, user=user,
-                              password=self.passwords[user], root=self.root)
+        return BrokerSettings(host=self.host, port=self.port, user=user, password=self.passwords[user], root=self.root)
 
     def tls_settings(self, user: str = "operator") -> BrokerSettings:
         assert self.tls is not None
-        return BrokerSettings(host="localhost", port=self.tls_port, user=user,
-                              password=self.passwords[user], root=self.root, cafile=str(self.tls.cafile))
+        return BrokerSettings(
+            host="localhost",
+            port=self.tls_port,
+            user=user,
+            password=self.passwords[user],
+            root=self.root,
+            cafile=str(self.tls.cafile),
+        )
 
     # -- files ------------------------------------------------------------------------------
     def prepare(self) -> Path:
@@ -127,16 +132,25 @@ class DevBroker:
         tls_listener = ""
         if self.tls:
             # copied beside the other broker files, where the broker's own user can read them
-            ca, cert, key = (shutil.copy(f, self.data_dir / f"tls-{f.name}")
-                             for f in (self.tls.cafile, self.tls.certfile, self.tls.keyfile))
+            ca, cert, key = (
+                shutil.copy(f, self.data_dir / f"tls-{f.name}")
+                for f in (self.tls.cafile, self.tls.certfile, self.tls.keyfile)
+            )
             tls_listener = Template((CONF_DIR / "tls-listener.conf").read_text()).substitute(
-                tls_port=self.tls_port, tls_host=self.host, cafile=ca, certfile=cert, keyfile=key)
+                tls_port=self.tls_port, tls_host=self.host, cafile=ca, certfile=cert, keyfile=key
+            )
             if os.geteuid() == 0:
                 for f in (ca, cert, key):
                     _give_to_broker(Path(f))
         conf = Template((CONF_DIR / "dev.conf").read_text()).substitute(
-            password_file=password_file, acl_file=acl_file, data_dir=self.data_dir,
-            log_file=self.log_file, port=self.port, host=self.host, tls_listener=tls_listener)
+            password_file=password_file,
+            acl_file=acl_file,
+            data_dir=self.data_dir,
+            log_file=self.log_file,
+            port=self.port,
+            host=self.host,
+            tls_listener=tls_listener,
+        )
         conf_file = self.data_dir / "mosquitto.conf"
         conf_file.write_text(conf)
         if os.geteuid() == 0:
@@ -171,9 +185,13 @@ class DevBroker:
     # -- process ---------------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> DevBroker:
         conf = self.prepare()
-        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -206,9 +224,16 @@ class DevBroker:
 
     def write_discovery(self) -> Path:
         assert self.proc is not None
-        info = LocalBroker(host=self.host, port=self.port, tls_port=self.tls_port or None,
-                           cafile=str(self.tls.cafile) if self.tls else None, pid=self.proc.pid,
-                           root=self.root, passwords=dict(self.passwords), owner=os.getpid())
+        info = LocalBroker(
+            host=self.host,
+            port=self.port,
+            tls_port=self.tls_port or None,
+            cafile=str(self.tls.cafile) if self.tls else None,
+            pid=self.proc.pid,
+            root=self.root,
+            passwords=dict(self.passwords),
+            owner=os.getpid(),
+        )
         path = self.run_dir / BROKER_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -253,6 +278,5 @@ def _broker_can_write(path: Path) -> bool:
     runuser = shutil.which("runuser")
     if runuser is None:
         return False
-    probe = subprocess.run([runuser, "-u", MOSQUITTO_USER, "--", "test", "-w", str(path)],
-                           capture_output=True)
+    probe = subprocess.run([runuser, "-u", MOSQUITTO_USER, "--", "test", "-w", str(path)], capture_output=True)
     return probe.returncode == 0

@@ -50,14 +50,22 @@ def resolve_settings(args: argparse.Namespace) -> BrokerSettings:
     if args.host is None and args.port is None and "MQTT_HOST" not in os.environ and local is not None:
         settings = local.settings(user or "operator")
     elif args.host is None and args.port is None and "MQTT_HOST" not in os.environ:
-        raise SystemExit(_fail(EXIT_NO_BROKER, "no broker found: start one with `make up`, "
-                                               "or pass --host/--port/--user (or set MQTT_HOST)"))
+        raise SystemExit(
+            _fail(
+                EXIT_NO_BROKER,
+                "no broker found: start one with `make up`, or pass --host/--port/--user (or set MQTT_HOST)",
+            )
+        )
     else:
         env = BrokerSettings.from_env()
-        settings = BrokerSettings(host=args.host or env.host, port=args.port or env.port,
-                                  user=user or env.user or "operator",
-                                  password=args.password or env.password, cafile=args.cafile or env.cafile,
-                                  root=env.root)
+        settings = BrokerSettings(
+            host=args.host or env.host,
+            port=args.port or env.port,
+            user=user or env.user or "operator",
+            password=args.password or env.password,
+            cafile=args.cafile or env.cafile,
+            root=env.root,
+        )
     if args.password:
         settings = settings.as_user(settings.user or "operator", args.password)
     if args.root:
@@ -114,7 +122,9 @@ async def collect_status(settings: BrokerSettings, wait: float) -> dict[str, dic
         out[name] = {
             "state": state,
             "incarnation": max(s.incarnation if s else 0, b.incarnation if b else 0),
-            "board": s.board if s else "", "host": s.host if s else "", "pid": s.pid if s else None,
+            "board": s.board if s else "",
+            "host": s.host if s else "",
+            "pid": s.pid if s else None,
             "version": s.version if s else "",
             "started": s.started.isoformat() if s and s.started else None,
             "handles": list(s.handles) if s else [],
@@ -125,8 +135,22 @@ async def collect_status(settings: BrokerSettings, wait: float) -> dict[str, dic
 
 
 def _status_table(rows: dict[str, dict[str, Any]]) -> str:
-    head = ("node", "state", "inc", "board", "pid", "uptime", "rss MB", "cpu %", "in", "out", "p50 ms",
-            "p99 ms", "errors", "beat")
+    head = (
+        "node",
+        "state",
+        "inc",
+        "board",
+        "pid",
+        "uptime",
+        "rss MB",
+        "cpu %",
+        "in",
+        "out",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "beat",
+    )
     lines = [head]
     for name, r in rows.items():
         b = r["heartbeat"] or {}
@@ -134,10 +158,25 @@ def _status_table(rows: dict[str, dict[str, Any]]) -> str:
         def f(key: str, fmt: str = "{}", b: dict[str, Any] = b) -> str:
             v = b.get(key)
             return "-" if v is None else fmt.format(v)
-        lines.append((name, r["state"], str(r["incarnation"]), r["board"] or "-", str(r["pid"] or "-"),
-                      f("uptime_s", "{:.0f}s"), f("rss_mb", "{:.1f}"), f("cpu_percent", "{:.1f}"),
-                      f("msgs_in"), f("msgs_out"), f("latency_p50_ms", "{:.2f}"), f("latency_p99_ms", "{:.2f}"),
-                      f("errors"), _age(b.get("at"))))
+
+        lines.append(
+            (
+                name,
+                r["state"],
+                str(r["incarnation"]),
+                r["board"] or "-",
+                str(r["pid"] or "-"),
+                f("uptime_s", "{:.0f}s"),
+                f("rss_mb", "{:.1f}"),
+                f("cpu_percent", "{:.1f}"),
+                f("msgs_in"),
+                f("msgs_out"),
+                f("latency_p50_ms", "{:.2f}"),
+                f("latency_p99_ms", "{:.2f}"),
+                f("errors"),
+                _age(b.get("at")),
+            )
+        )
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in lines)
 
@@ -163,8 +202,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 # -- call ---------------------------------------------------------------------------------------------
-async def _call(settings: BrokerSettings, node: str, verb: str, payload: bytes, timeout: float,
-                retries: int) -> tuple[str, Any]:
+async def _call(
+    settings: BrokerSettings, node: str, verb: str, payload: bytes, timeout: float, retries: int
+) -> tuple[str, Any]:
     from .client import Client
     from .errors import CallTimeout
 
@@ -278,6 +318,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix in (".yml", ".yaml"):
             import yaml
+
             path.write_text(yaml.safe_dump(doc, sort_keys=False))
         else:
             path.write_text(json.dumps(doc, indent=2) + "\n")
@@ -339,10 +380,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(s: BrokerSettings, started: list[str], skipped: list[str], args: argparse.Namespace,
-            logs: Path) -> str:
-    sub = (f"mosquitto_sub -h {s.host} -p {s.port} -u {s.user} -P {shlex.quote(s.password or '')} "
-           f"-t '{Topics(s.root).all()}' -v")
+def _banner(s: BrokerSettings, started: list[str], skipped: list[str], args: argparse.Namespace, logs: Path) -> str:
+    sub = (
+        f"mosquitto_sub -h {s.host} -p {s.port} -u {s.user} -P {shlex.quote(s.password or '')} "
+        f"-t '{Topics(s.root).all()}' -v"
+    )
     lines = [
         "",
         f"edge trader is up ({args.mode} mode) — broker on {s.host}:{s.port}",
@@ -351,7 +393,7 @@ def _banner(s: BrokerSettings, started: list[str], skipped: list[str], args: arg
     if skipped:
         lines.append(f"  placed, not built yet: {', '.join(skipped)}")
     lines += [
-        "  watch it      : .venv/bin/edge watch        (or: eval \"$(.venv/bin/edge env)\")",
+        '  watch it      : .venv/bin/edge watch        (or: eval "$(.venv/bin/edge env)")',
         f"                  {sub}",
         "  nodes         : .venv/bin/edge status",
         f"  logs          : {logs}/",
@@ -359,7 +401,6 @@ def _banner(s: BrokerSettings, started: list[str], skipped: list[str], args: arg
         "",
     ]
     return "\n".join(lines)
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -370,8 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--inventory", default=None, help="Ansible inventory (default: single-board.yml)")
     up.add_argument("--board", help="only this board's nodes (group `core`/`execution` or a host)")
     up.add_argument("--mode", default="paper", choices=["research", "paper", "live"])
-    up.add_argument("--use-broker", action="store_true",
-                    help="use the broker another `edge up` of this checkout started (e.g. --board execution)")
+    up.add_argument(
+        "--use-broker",
+        action="store_true",
+        help="use the broker another `edge up` of this checkout started (e.g. --board execution)",
+    )
     up.add_argument("--credentials", help="with --host: a JSON file {user: password} for the nodes' users")
     up.add_argument("--catalog", help=argparse.SUPPRESS)  # module:attr of another catalog (tests)
     _connection_args(up)
@@ -421,6 +465,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if getattr(args, "inventory", "unset") is None:
         from .inventory import DEFAULT_INVENTORY
+
         args.inventory = DEFAULT_INVENTORY
     sys.exit(args.func(args))
 

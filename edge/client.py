@@ -86,9 +86,16 @@ class Client:
         self._suback_mids: set[int] = set()
         self._unwritten_qos0: set[int] = set()  # ids of QoS 0 messages paho has not written yet
         self.inbox = Inbox(self)
-        self._driver = Driver(settings, self, client_id=self.client_id, persistent=persistent, will=will,
-                              max_inflight=max_inflight, receive_maximum=receive_maximum,
-                              nodelay=settings.nodelay if nodelay is None else nodelay)
+        self._driver = Driver(
+            settings,
+            self,
+            client_id=self.client_id,
+            persistent=persistent,
+            will=will,
+            max_inflight=max_inflight,
+            receive_maximum=receive_maximum,
+            nodelay=settings.nodelay if nodelay is None else nodelay,
+        )
         self._paho = self._driver.paho
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -136,9 +143,14 @@ class Client:
     def bookkeeping(self) -> dict[str, int]:
         """The sizes of every table that grows and shrinks with traffic: each must stay
         bounded over months of uptime (`make longrun` watches them)."""
-        return {"waiters": len(self._waiters), "unwritten_qos0": len(self._unwritten_qos0),
-                "calls": self.inbox.pending, "subscriptions": len(self._subs), "in_flight": self.window.used,
-                "slot_waiters": self.window.waiting}
+        return {
+            "waiters": len(self._waiters),
+            "unwritten_qos0": len(self._unwritten_qos0),
+            "calls": self.inbox.pending,
+            "subscriptions": len(self._subs),
+            "in_flight": self.window.used,
+            "slot_waiters": self.window.waiting,
+        }
 
     # -- what the driver reports (the `Link`) ------------------------------------------------
     def connected(self, session_present: bool, receive_maximum: int | None) -> None:
@@ -206,9 +218,16 @@ class Client:
             self._paho.ack(msg.mid, msg.qos)
 
     # -- subscribe ------------------------------------------------------------------------
-    async def subscribe(self, topic_filter: str, callback: Callback, *, qos: int = 1,
-                        ack: AckPolicy = AckPolicy.ACK_FIRST, retained: bool = True,
-                        timeout: float = 10.0) -> None:
+    async def subscribe(
+        self,
+        topic_filter: str,
+        callback: Callback,
+        *,
+        qos: int = 1,
+        ack: AckPolicy = AckPolicy.ACK_FIRST,
+        retained: bool = True,
+        timeout: float = 10.0,
+    ) -> None:
         """Subscribe now and after every reconnect. `callback` runs in the asyncio loop;
         with `ack=AckPolicy.ACK` the owner acknowledges (`ack`) once the message is handled.
         `retained`: deliver the filter's retained messages when this process subscribes."""
@@ -244,8 +263,16 @@ class Client:
             self._paho.unsubscribe(topic_filter)
 
     # -- publish --------------------------------------------------------------------------
-    async def publish(self, topic: str, payload: bytes | str | BaseModel, *, qos: int = 1,
-                      retain: bool = False, meta: Meta | None = None, timeout: float = 10.0) -> None:
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes | str | BaseModel,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        meta: Meta | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         """Publish and, for QoS>0, wait for the broker's acknowledgement.
 
         Raises `PublishRefused` when the broker answers with a failure reason code
@@ -255,23 +282,38 @@ class Client:
         if ack is not None:
             await self.confirmed(ack, topic, timeout)
 
-    async def send(self, topic: str, payload: bytes | str | BaseModel, *, qos: int = 1,
-                   retain: bool = False, meta: Meta | None = None) -> asyncio.Future[Any] | None:
+    async def send(
+        self,
+        topic: str,
+        payload: bytes | str | BaseModel,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        meta: Meta | None = None,
+    ) -> asyncio.Future[Any] | None:
         """Hand a message to paho and return the future of its acknowledgement (QoS>0)
         without waiting for it; `confirmed` checks it. Waits only for an in-flight slot."""
         if qos:
             await self.window.take()
         return self._publish_now(topic, payload, qos, retain, meta)
 
-    def send_nowait(self, topic: str, payload: bytes | str | BaseModel, *, qos: int = 1,
-                    retain: bool = False, meta: Meta | None = None) -> asyncio.Future[Any] | bool | None:
+    def send_nowait(
+        self,
+        topic: str,
+        payload: bytes | str | BaseModel,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        meta: Meta | None = None,
+    ) -> asyncio.Future[Any] | bool | None:
         """`send` from plain code: False (nothing sent) when no in-flight slot is free."""
         if qos and not self.window.try_take():
             return False
         return self._publish_now(topic, payload, qos, retain, meta)
 
-    def _publish_now(self, topic: str, payload: bytes | str | BaseModel, qos: int, retain: bool,
-                     meta: Meta | None) -> asyncio.Future[Any] | None:
+    def _publish_now(
+        self, topic: str, payload: bytes | str | BaseModel, qos: int, retain: bool, meta: Meta | None
+    ) -> asyncio.Future[Any] | None:
         """Hand the message to paho; for QoS>0 the caller holds an in-flight slot."""
         if isinstance(payload, BaseModel):
             payload = payload.model_dump_json().encode()
@@ -329,32 +371,48 @@ class Client:
         finally:
             fut.cancel()  # done already, or given up: either way it leaves the table
 
-    async def emit(self, entry: Topic, message: BaseModel, *, node: str | None = None,
-                   meta: Meta | None = None) -> None:
+    async def emit(
+        self, entry: Topic, message: BaseModel, *, node: str | None = None, meta: Meta | None = None
+    ) -> None:
         """Publish a catalog entry's model on its topic with its QoS and retain flag."""
         if not isinstance(message, entry.model):
             raise TypeError(f"{entry.path} carries {entry.model.__name__}, not {type(message).__name__}")
-        await self.publish(self.topics.of(entry, node), message, qos=entry.qos,
-                           retain=entry.retained, meta=meta)
+        await self.publish(self.topics.of(entry, node), message, qos=entry.qos, retain=entry.retained, meta=meta)
 
     # -- request / response (inbox.py) -----------------------------------------------------
-    async def request(self, topic: str, payload: bytes | str | BaseModel, *, timeout: float = 5.0,
-                      retries: int = 0, msg_id: str | None = None, trace_id: str | None = None) -> Incoming:
+    async def request(
+        self,
+        topic: str,
+        payload: bytes | str | BaseModel,
+        *,
+        timeout: float = 5.0,
+        retries: int = 0,
+        msg_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> Incoming:
         """Send a request with a v5 response topic and correlation data; return the raw reply.
         On a timeout the same message (same `msg-id`) is sent again `retries` times."""
-        return await self.inbox.request(topic, payload, timeout=timeout, retries=retries, msg_id=msg_id,
-                                        trace_id=trace_id)
+        return await self.inbox.request(
+            topic, payload, timeout=timeout, retries=retries, msg_id=msg_id, trace_id=trace_id
+        )
 
-    async def call(self, entry: Command, request: BaseModel, *, node: str | None = None,
-                   timeout: float = 5.0, retries: int = 0, msg_id: str | None = None,
-                   trace_id: str | None = None) -> Any:
+    async def call(
+        self,
+        entry: Command,
+        request: BaseModel,
+        *,
+        node: str | None = None,
+        timeout: float = 5.0,
+        retries: int = 0,
+        msg_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> Any:
         """Request/response through a catalog command; returns the validated reply model.
         Raises `RemoteError` with the node's reasons when it rejected the request."""
         if not isinstance(request, entry.model):
             raise TypeError(f"{entry.path} takes {entry.model.__name__}, not {type(request).__name__}")
         topic = self.topics.of(entry, node)
-        reply = await self.request(topic, request, timeout=timeout, retries=retries,
-                                   msg_id=msg_id, trace_id=trace_id)
+        reply = await self.request(topic, request, timeout=timeout, retries=retries, msg_id=msg_id, trace_id=trace_id)
         return parse_reply(topic, reply, entry.reply)
 
 

@@ -32,8 +32,9 @@ Report = Callable[[Incoming, ValidationError, Topic], None]
 
 
 class Context(Generic[S]):
-    def __init__(self, name: str, client: Client, settings: BrokerSettings, state_dir: Path, *,
-                 io: IO, report: Report) -> None:
+    def __init__(
+        self, name: str, client: Client, settings: BrokerSettings, state_dir: Path, *, io: IO, report: Report
+    ) -> None:
         self.name = name
         self.client = client
         self.settings = settings
@@ -50,14 +51,16 @@ class Context(Generic[S]):
     def _meta(self, trace_id: str | None) -> Meta:
         return Meta(source=self.name, trace_id=trace_id or self.trace_id)
 
-    async def publish(self, entry: Topic, message: BaseModel, *, node: str | None = None,
-                      trace_id: str | None = None) -> None:
+    async def publish(
+        self, entry: Topic, message: BaseModel, *, node: str | None = None, trace_id: str | None = None
+    ) -> None:
         """Publish on a catalog topic (and wait for the broker's acknowledgement); the
         current message's trace id is carried on."""
         await self._io(self.client.emit(entry, message, node=node, meta=self._meta(trace_id)))
 
-    async def send(self, entry: Topic, message: BaseModel, *, node: str | None = None,
-                   trace_id: str | None = None) -> None:
+    async def send(
+        self, entry: Topic, message: BaseModel, *, node: str | None = None, trace_id: str | None = None
+    ) -> None:
         """Publish without waiting for the broker's acknowledgement (only for an in-flight
         slot), for a message whose loss its receiver recovers from: an evaluator's result
         (the coordinator sends a batch again when its result is late) saves a round trip
@@ -76,10 +79,21 @@ class Context(Generic[S]):
 
         await self._io(hand_over())
 
-    async def call(self, entry: Command, request: BaseModel, *, node: str | None = None,
-                   timeout: float = 5.0, retries: int = 0, trace_id: str | None = None) -> Any:
-        return await self._io(self.client.call(entry, request, node=node, timeout=timeout, retries=retries,
-                                               trace_id=trace_id or self.trace_id))
+    async def call(
+        self,
+        entry: Command,
+        request: BaseModel,
+        *,
+        node: str | None = None,
+        timeout: float = 5.0,
+        retries: int = 0,
+        trace_id: str | None = None,
+    ) -> Any:
+        return await self._io(
+            self.client.call(
+                entry, request, node=node, timeout=timeout, retries=retries, trace_id=trace_id or self.trace_id
+            )
+        )
 
     async def listen(self, entry: Topic, on_message: Callable[[Any], None], *, node: str | None = None) -> None:
         """Receive a topic beside the node's one-message-at-a-time queue, for a handler that
@@ -99,8 +113,9 @@ class Context(Generic[S]):
                 return
             loop.call_soon_threadsafe(on_message, model)
 
-        await self._io(self.client.subscribe(topic, arrived, qos=entry.qos, ack=AckPolicy.ACK_FIRST,
-                                             retained=entry.retained))
+        await self._io(
+            self.client.subscribe(topic, arrived, qos=entry.qos, ack=AckPolicy.ACK_FIRST, retained=entry.retained)
+        )
 
 
 def log_refusal(name: str, topic: str, ack: asyncio.Future[Any]) -> None:

@@ -50,13 +50,16 @@ class DedupeStore:
         return cur.rowcount
 
     def get(self, topic: str, msg_id: str) -> Handled | None:
-        row = self._db.execute("SELECT reply, digest FROM handled WHERE topic=? AND msg_id=?",
-                               (topic, msg_id)).fetchone()
+        row = self._db.execute(
+            "SELECT reply, digest FROM handled WHERE topic=? AND msg_id=?", (topic, msg_id)
+        ).fetchone()
         return None if row is None else Handled(bytes(row[0]), row[1])
 
     def put(self, topic: str, msg_id: str, reply: bytes, request_digest: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO handled (topic, msg_id, reply, at, digest) VALUES (?,?,?,?,?)",
-                         (topic, msg_id, reply, time.time(), request_digest))
+        self._db.execute(
+            "INSERT OR REPLACE INTO handled (topic, msg_id, reply, at, digest) VALUES (?,?,?,?,?)",
+            (topic, msg_id, reply, time.time(), request_digest),
+        )
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM handled").fetchone()[0])

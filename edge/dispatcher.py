@@ -53,10 +53,21 @@ class Route:
 
 
 class Dispatcher:
-    def __init__(self, *, name: str, ident: str, commands: dict[str, Route], events: dict[str, Route],
-                 ctx: Context[Any], client: Client, topics: Topics, dedupe: DedupeStore | None,
-                 metrics: Metrics, io_loop: asyncio.AbstractEventLoop,
-                 background: Callable[[Coroutine[Any, Any, Any]], None]) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        ident: str,
+        commands: dict[str, Route],
+        events: dict[str, Route],
+        ctx: Context[Any],
+        client: Client,
+        topics: Topics,
+        dedupe: DedupeStore | None,
+        metrics: Metrics,
+        io_loop: asyncio.AbstractEventLoop,
+        background: Callable[[Coroutine[Any, Any, Any]], None],
+    ) -> None:
         self.name, self.ident = name, ident
         self.commands, self.events = commands, events
         self.ctx, self.client, self.topics = ctx, client, topics
@@ -133,8 +144,9 @@ class Dispatcher:
         route = self.commands.get(verb)
         if route is None:
             known = ", ".join(sorted(self.commands))
-            return self.reject(msg, "unknown_verb", f"{self.name} has no command {verb!r}; it knows: {known}", [],
-                               verb=verb)
+            return self.reject(
+                msg, "unknown_verb", f"{self.name} has no command {verb!r}; it knows: {known}", [], verb=verb
+            )
         entry = route.entry
         assert isinstance(entry, Command)
         try:
@@ -148,11 +160,16 @@ class Dispatcher:
             previous = self.dedupe.get(msg.topic, key)
             if previous is not None:
                 if not previous.same_request(digest):
-                    return self.reject(msg, "conflict", f"msg-id {key!r} was used before for another "
-                                       f"{entry.model.__name__} on {msg.topic}; a new request needs a new msg-id "
-                                       "(the first one was not changed)", [], verb=verb)
-                log.info("%s: %s msg-id %s handled before; answering from the dedupe store", self.ident,
-                         msg.topic, key)
+                    return self.reject(
+                        msg,
+                        "conflict",
+                        f"msg-id {key!r} was used before for another "
+                        f"{entry.model.__name__} on {msg.topic}; a new request needs a new msg-id "
+                        "(the first one was not changed)",
+                        [],
+                        verb=verb,
+                    )
+                log.info("%s: %s msg-id %s handled before; answering from the dedupe store", self.ident, msg.topic, key)
                 return Outcome(reply=self._reply(msg, verb, previous.reply, "ok"))
         try:
             result = await self._invoke(route, request, msg)
@@ -175,16 +192,25 @@ class Dispatcher:
 
     def _reply(self, msg: Incoming, verb: str, body: bytes, status: str) -> Reply:
         topic = msg.response_topic or self.topics.reply(self.name, verb)
-        return Reply(topic, body, Meta(source=self.ident, trace_id=msg.trace_id, status=status,
-                                       correlation=msg.correlation))
+        return Reply(
+            topic, body, Meta(source=self.ident, trace_id=msg.trace_id, status=status, correlation=msg.correlation)
+        )
 
     # -- rejections -----------------------------------------------------------------------------
     def reject(self, msg: Incoming, kind: str, reason: str, errors: list[Any], *, verb: str | None = None) -> Outcome:
         """Report a rejected message on `error/<node>`; answer the sender if it asked."""
         self.metrics.errors += 1
         details = rt.error_details(errors)
-        report = rt.ErrorReport(node=self.ident, topic=msg.topic, kind=kind, reason=reason, errors=details,  # type: ignore[arg-type]
-                                correlation_id=msg.correlation_id, message_id=_safe_id(msg.msg_id), at=utcnow())
+        report = rt.ErrorReport(
+            node=self.ident,
+            topic=msg.topic,
+            kind=kind,
+            reason=reason,
+            errors=details,  # type: ignore[arg-type]
+            correlation_id=msg.correlation_id,
+            message_id=_safe_id(msg.msg_id),
+            at=utcnow(),
+        )
         log.warning("%s: rejected %s: %s", self.ident, msg.topic, reason)
         self._io_loop.call_soon_threadsafe(self._background, self._publish_report(report))
         if verb is None:

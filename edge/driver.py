@@ -85,8 +85,18 @@ class Driver:
     reconnect. Its callbacks are handed to the `Link` with `call_soon`, since paho holds
     its locks while it calls them."""
 
-    def __init__(self, settings: BrokerSettings, link: Link, *, client_id: str, persistent: bool,
-                 will: Will | None, max_inflight: int, receive_maximum: int | None, nodelay: bool) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        link: Link,
+        *,
+        client_id: str,
+        persistent: bool,
+        will: Will | None,
+        max_inflight: int,
+        receive_maximum: int | None,
+        nodelay: bool,
+    ) -> None:
         self.settings = settings
         self.link = link
         self.client_id = client_id
@@ -162,8 +172,13 @@ class Driver:
         props.SessionExpiryInterval = self.settings.session_expiry if self.persistent else 0
         if self.receive_maximum:
             props.ReceiveMaximum = self.receive_maximum
-        self.paho.connect(self.settings.host, self.settings.port, keepalive=self.settings.keepalive,
-                          clean_start=not self.persistent, properties=props)
+        self.paho.connect(
+            self.settings.host,
+            self.settings.port,
+            keepalive=self.settings.keepalive,
+            clean_start=not self.persistent,
+            properties=props,
+        )
 
     def abandon(self) -> None:
         self.closing = True
@@ -275,8 +290,9 @@ class Driver:
             self._reconnecting = None
 
     # -- paho's connection callbacks ------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
-                    properties: Properties | None) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, properties: Properties | None
+    ) -> None:
         if rc.is_failure:
             # paho goes on retrying with backoff; connect() gives up on the first refusal
             self._soon(self._fail_first_connect, ConnectError(f"broker refused the connection: {rc} ({rc.value})"))
@@ -299,8 +315,9 @@ class Driver:
         else:
             log.error("%s: %s", self.client_id, err)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
-                       properties: Properties | None) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, properties: Properties | None
+    ) -> None:
         self.connected.clear()
         self.link.disconnected()
         if self.closing or self.loop is None:

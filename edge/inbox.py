@@ -63,8 +63,16 @@ class Inbox:
         for fut in list(self._calls.values()):
             fut.cancel()
 
-    async def request(self, topic: str, payload: bytes | str | BaseModel, *, timeout: float, retries: int,
-                      msg_id: str | None, trace_id: str | None) -> Incoming:
+    async def request(
+        self,
+        topic: str,
+        payload: bytes | str | BaseModel,
+        *,
+        timeout: float,
+        retries: int,
+        msg_id: str | None,
+        trace_id: str | None,
+    ) -> Incoming:
         inbox = await self._ensure()
         msg_id = msg_id or uuid.uuid4().hex
         loop = asyncio.get_running_loop()
@@ -72,8 +80,9 @@ class Inbox:
             corr = uuid.uuid4().bytes
             reply: asyncio.Future[Incoming] = loop.create_future()
             self._calls[corr] = reply
-            meta = Meta(msg_id=msg_id, source=self.client.name, trace_id=trace_id,
-                        response_topic=inbox, correlation=corr)
+            meta = Meta(
+                msg_id=msg_id, source=self.client.name, trace_id=trace_id, response_topic=inbox, correlation=corr
+            )
             try:
                 async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
                     ack = await self.client.send(topic, payload, qos=1, meta=meta)
@@ -84,8 +93,9 @@ class Inbox:
                     return await reply
             except TimeoutError:
                 if attempt == retries:
-                    raise CallTimeout(f"no reply on {topic} within {timeout}s"
-                                      + (f" ({retries + 1} tries)" if retries else "")) from None
+                    raise CallTimeout(
+                        f"no reply on {topic} within {timeout}s" + (f" ({retries + 1} tries)" if retries else "")
+                    ) from None
             finally:
                 del self._calls[corr]
         raise AssertionError("unreachable")
@@ -97,8 +107,9 @@ def parse_reply(topic: str, reply: Incoming, model: type[M]) -> M:
     try:
         return model.model_validate_json(reply.payload)
     except ValidationError as exc:
-        raise RemoteError(topic, ErrorReply(error=f"the reply is not a valid {model.__name__}: {exc}",
-                                            kind="bad_reply")) from exc
+        raise RemoteError(
+            topic, ErrorReply(error=f"the reply is not a valid {model.__name__}: {exc}", kind="bad_reply")
+        ) from exc
 
 
 def _refused_fails(reply: asyncio.Future[Any], topic: str, ack: asyncio.Future[Any]) -> None:

@@ -51,8 +51,10 @@ class Host:
         modules = self.vars.get("edge_node_modules") or {}
         for node in self.vars.get("edge_nodes") or []:
             numbers = instances.get(node) or [None]
-            out += [Placement(node, self.board, self.name, None if k is None else int(k), modules.get(node))
-                    for k in numbers]
+            out += [
+                Placement(node, self.board, self.name, None if k is None else int(k), modules.get(node))
+                for k in numbers
+            ]
         return out
 
 
@@ -86,5 +88,4 @@ def placements(path: Path | str = DEFAULT_INVENTORY, board: str | None = None) -
 
 def is_built(node: str) -> bool:
     """Whether the node's package exists yet (`nodes/<node>/node.py`)."""
-    return importlib.util.find_spec(f"nodes.{node}") is not None and \
-        (REPO_ROOT / "nodes" / node / "node.py").exists()
+    return importlib.util.find_spec(f"nodes.{node}") is not None and (REPO_ROOT / "nodes" / node / "node.py").exists()

@@ -50,9 +50,15 @@ class Child:
 
     def start(self) -> None:
         logf = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen([sys.executable, "-m", "edge.run", self.spec], env=self.env, cwd=REPO_ROOT,
-                                     stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                     preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.run", self.spec],
+            env=self.env,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
         logf.close()
         self.started_at = time.monotonic()
 
@@ -86,8 +92,10 @@ class Launcher:
                 time.sleep(0.05)
             running = LocalBroker.load(self.run_dir)
         if running is not None:
-            raise SystemExit(f"edge: a broker from this checkout is already running (pid {running.pid}, "
-                             f"port {running.port}): stop that `make up` first")
+            raise SystemExit(
+                f"edge: a broker from this checkout is already running (pid {running.pid}, "
+                f"port {running.port}): stop that `make up` first"
+            )
         self.broker = DevBroker(self.run_dir, catalog=self.catalog, root=root).start()
         self.broker.write_discovery()
         self.passwords = self.broker.passwords
@@ -112,9 +120,14 @@ class Launcher:
             if spec is None and not inventory.is_built(p.node):
                 skipped.append(p.ident)
                 continue
-            env = {**os.environ, **self.node_settings(p.node).to_env(), "EDGE_BOARD": p.board,
-                   "EDGE_STATE_DIR": str(self.run_dir / "state"), "EDGE_MODE": self.mode,
-                   "PYTHONUNBUFFERED": "1"}
+            env = {
+                **os.environ,
+                **self.node_settings(p.node).to_env(),
+                "EDGE_BOARD": p.board,
+                "EDGE_STATE_DIR": str(self.run_dir / "state"),
+                "EDGE_MODE": self.mode,
+                "PYTHONUNBUFFERED": "1",
+            }
             if p.instance is not None:
                 env["EDGE_INSTANCE"] = str(p.instance)
             child = Child(p, spec or p.node, env, logs / f"{p.ident}.log")
@@ -133,8 +146,9 @@ class Launcher:
                 if now - child.started_at > 60:
                     child.restarts, delay = 0, 1.0
                 child.next_start = now + delay
-                log.warning("%s exited (%s); restarting in %.0f s (log: %s)",
-                            child.placement.ident, code, delay, child.log_path)
+                log.warning(
+                    "%s exited (%s); restarting in %.0f s (log: %s)", child.placement.ident, code, delay, child.log_path
+                )
             elif now >= child.next_start:
                 child.restarts += 1
                 child.next_start = 0.0

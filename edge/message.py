@@ -108,6 +108,16 @@ class Incoming:
             ids = getattr(props, "SubscriptionIdentifier", None)
             if ids is not None:
                 sub_ids = tuple(ids) if isinstance(ids, list) else (int(ids),)
-        return cls(topic=msg.topic, payload=bytes(msg.payload), qos=msg.qos, retain=bool(msg.retain),
-                   mid=msg.mid, dup=bool(msg.dup), response_topic=response_topic or None,
-                   correlation=correlation, user=user, received=time.monotonic(), sub_ids=sub_ids)
+        return cls(
+            topic=msg.topic,
+            payload=bytes(msg.payload),
+            qos=msg.qos,
+            retain=bool(msg.retain),
+            mid=msg.mid,
+            dup=bool(msg.dup),
+            response_topic=response_topic or None,
+            correlation=correlation,
+            user=user,
+            received=time.monotonic(),
+            sub_ids=sub_ids,
+        )

@@ -61,8 +61,16 @@ __all__ = ["Context", "Node", "Route"]
 class Node:
     """Collects handlers (they can be listed: `commands`, `events`) and runs them."""
 
-    def __init__(self, name: str, *, catalog: Catalog = CATALOG, version: str = __version__,
-                 heartbeat_s: float = 5.0, prefetch: int | None = None, persistent: bool | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        catalog: Catalog = CATALOG,
+        version: str = __version__,
+        heartbeat_s: float = 5.0,
+        prefetch: int | None = None,
+        persistent: bool | None = None,
+    ) -> None:
         """`prefetch` caps how many unacknowledged messages the broker hands this node at
         once (MQTT v5 Receive Maximum); the broker's own cap (20) applies when None.
 
@@ -139,12 +147,15 @@ class Node:
             ctx.state = await stack.enter_async_context(self._lifespan(ctx))
         missing = [a for a in self.mirrors if not hasattr(ctx.state, a)]
         if missing:
-            raise TypeError(f"{self.name}: node.keep mirrors into {', '.join(missing)}, which the state "
-                            f"({type(ctx.state).__name__}) does not have")
+            raise TypeError(
+                f"{self.name}: node.keep mirrors into {', '.join(missing)}, which the state "
+                f"({type(ctx.state).__name__}) does not have"
+            )
 
     def handles(self, topics: Topics) -> list[str]:
-        return sorted([topics.command(self.name, verb) for verb in self.commands]
-                      + [topics.full(path) for path in self.events])
+        return sorted(
+            [topics.command(self.name, verb) for verb in self.commands] + [topics.full(path) for path in self.events]
+        )
 
     def signature_mismatches(self) -> list[str]:
         """Handlers whose type hints disagree with their catalog entry: a command's first
@@ -162,14 +173,18 @@ class Node:
             params = [p for p in inspect.signature(route.handler).parameters if p != "self"]
             first = hints.get(params[0]) if params else None
             if first is not route.entry.model:
-                problems.append(f"{where}: {route.handler.__name__} takes {getattr(first, '__name__', first)}, "
-                                f"the catalog says {route.entry.model.__name__}")
+                problems.append(
+                    f"{where}: {route.handler.__name__} takes {getattr(first, '__name__', first)}, "
+                    f"the catalog says {route.entry.model.__name__}"
+                )
             if isinstance(route.entry, Command):
                 returned = hints.get("return")
                 if returned is not route.entry.reply:
-                    problems.append(f"{where}: {route.handler.__name__} returns "
-                                    f"{getattr(returned, '__name__', returned)}, the catalog says "
-                                    f"{route.entry.reply.__name__}")
+                    problems.append(
+                        f"{where}: {route.handler.__name__} returns "
+                        f"{getattr(returned, '__name__', returned)}, the catalog says "
+                        f"{route.entry.reply.__name__}"
+                    )
         return problems
 
     # -- running ---------------------------------------------------------------------------
@@ -189,9 +204,16 @@ class Node:
     def _ctx(self) -> Context[Any] | None:
         return self._runtime.ctx if self._runtime else None
 
-    async def run(self, settings: BrokerSettings, *, board: str = "", instance: int | None = None,
-                  state_dir: Path | None = None, stop: asyncio.Event | None = None,
-                  ready: asyncio.Event | None = None) -> None:
+    async def run(
+        self,
+        settings: BrokerSettings,
+        *,
+        board: str = "",
+        instance: int | None = None,
+        state_dir: Path | None = None,
+        stop: asyncio.Event | None = None,
+        ready: asyncio.Event | None = None,
+    ) -> None:
         """Connect, announce, serve until `stop` is set, then say offline and leave.
         `ready` is set once the broker confirmed the first birth."""
         most = self.catalog.scalable.get(self.name, 0)
@@ -203,8 +225,9 @@ class Node:
 
     def main(self) -> None:
         """Run from the environment until SIGTERM or SIGINT (what the launcher and systemd use)."""
-        logging.basicConfig(level=os.environ.get("EDGE_LOG", "INFO"),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=os.environ.get("EDGE_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         instance = os.environ.get("EDGE_INSTANCE")
         if os.environ.get("EDGE_HEARTBEAT_S"):  # the longrun test compresses months into minutes
             self.heartbeat_s = float(os.environ["EDGE_HEARTBEAT_S"])
@@ -214,10 +237,13 @@ class Node:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await self.run(BrokerSettings.from_env(), board=os.environ.get("EDGE_BOARD", ""),
-                           instance=int(instance) if instance else None,
-                           state_dir=Path(os.environ["EDGE_STATE_DIR"]) if os.environ.get("EDGE_STATE_DIR") else None,
-                           stop=stop)
+            await self.run(
+                BrokerSettings.from_env(),
+                board=os.environ.get("EDGE_BOARD", ""),
+                instance=int(instance) if instance else None,
+                state_dir=Path(os.environ["EDGE_STATE_DIR"]) if os.environ.get("EDGE_STATE_DIR") else None,
+                stop=stop,
+            )
 
         asyncio.run(amain())
 

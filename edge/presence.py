@@ -36,8 +36,16 @@ log = logging.getLogger("edge.presence")
 
 
 class Presence:
-    def __init__(self, ident: str, *, board: str, handles: list[str], incarnation: int, topics: Topics,
-                 version: str = __version__) -> None:
+    def __init__(
+        self,
+        ident: str,
+        *,
+        board: str,
+        handles: list[str],
+        incarnation: int,
+        topics: Topics,
+        version: str = __version__,
+    ) -> None:
         self.ident, self.board, self.handles = ident, board, handles
         self.incarnation, self.topics, self.version = incarnation, topics, version
         self.started: datetime = utcnow()
@@ -47,10 +55,20 @@ class Presence:
         self.client: Client | None = None
 
     def status(self, state: str, reason: str = "") -> rt.NodeStatus:
-        return rt.NodeStatus(node=self.ident, state=state, incarnation=self.incarnation,  # type: ignore[arg-type]
-                             version=self.version, board=self.board, host=socket.gethostname(), pid=os.getpid(),
-                             started=self.started, at=utcnow(), handles=self.handles, reason=reason,
-                             schema_version=SCHEMA_VERSION)
+        return rt.NodeStatus(
+            node=self.ident,
+            state=state,
+            incarnation=self.incarnation,  # type: ignore[arg-type]
+            version=self.version,
+            board=self.board,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started=self.started,
+            at=utcnow(),
+            handles=self.handles,
+            reason=reason,
+            schema_version=SCHEMA_VERSION,
+        )
 
     def will(self) -> Will:
         return Will(self.topics.status(self.ident), self.status("offline", "lost").model_dump_json().encode())
@@ -68,8 +86,9 @@ class Presence:
         assert self.client is not None
         self.stopping = True
         try:
-            await self.client.publish(self.topics.status(self.ident), self.status("offline", "shutdown"),
-                                      qos=1, retain=True, timeout=3)
+            await self.client.publish(
+                self.topics.status(self.ident), self.status("offline", "shutdown"), qos=1, retain=True, timeout=3
+            )
         except Exception as exc:
             log.warning("%s: could not publish offline: %r", self.ident, exc)
 
@@ -82,22 +101,36 @@ class Presence:
         if self.stopping or status.state != "offline":
             return False
         if status.incarnation > self.incarnation:
-            log.error("%s: a newer incarnation (%d) of this node exists; two copies are running?",
-                      self.ident, status.incarnation)
+            log.error(
+                "%s: a newer incarnation (%d) of this node exists; two copies are running?",
+                self.ident,
+                status.incarnation,
+            )
             return False
         return True
 
-    async def heartbeat_forever(self, interval: float, metrics: Metrics, queued: Callable[[], int],
-                                tasks: Callable[[], int]) -> None:
+    async def heartbeat_forever(
+        self, interval: float, metrics: Metrics, queued: Callable[[], int], tasks: Callable[[], int]
+    ) -> None:
         client = self.client
         assert client is not None
         while True:  # the first one at once, then every interval
-            beat = rt.Heartbeat(node=self.ident, incarnation=self.incarnation, at=utcnow(),
-                                uptime_s=metrics.uptime(), rss_mb=metrics.rss_mb(), cpu_percent=metrics.cpu_percent(),
-                                msgs_in=client.msgs_in, msgs_out=client.msgs_out, errors=metrics.errors,
-                                handled=metrics.handled, latency_p50_ms=metrics.percentile(0.5),
-                                latency_p99_ms=metrics.percentile(0.99), queue=queued(),
-                                bookkeeping={**client.bookkeeping(), "tasks": tasks()})
+            beat = rt.Heartbeat(
+                node=self.ident,
+                incarnation=self.incarnation,
+                at=utcnow(),
+                uptime_s=metrics.uptime(),
+                rss_mb=metrics.rss_mb(),
+                cpu_percent=metrics.cpu_percent(),
+                msgs_in=client.msgs_in,
+                msgs_out=client.msgs_out,
+                errors=metrics.errors,
+                handled=metrics.handled,
+                latency_p50_ms=metrics.percentile(0.5),
+                latency_p99_ms=metrics.percentile(0.99),
+                queue=queued(),
+                bookkeeping={**client.bookkeeping(), "tasks": tasks()},
+            )
             with contextlib.suppress(Exception):
                 await client.emit(HEARTBEAT, beat, node=self.ident)
             await asyncio.sleep(interval)

@@ -76,11 +76,23 @@ class Runtime:
         self.metrics = Metrics()
         self._tasks: set[asyncio.Future[Any]] = set()
         incarnation = next_incarnation(state_dir / f"{ident}.incarnation")
-        self.presence = Presence(ident, board=board, handles=node.handles(self.topics), incarnation=incarnation,
-                                 topics=self.topics, version=node.version)
+        self.presence = Presence(
+            ident,
+            board=board,
+            handles=node.handles(self.topics),
+            incarnation=incarnation,
+            topics=self.topics,
+            version=node.version,
+        )
         client_id = f"{settings.root.replace('/', '.')}.{ident}"
-        self.client = Client(settings, name=ident, client_id=client_id, persistent=node.persistent,
-                             will=self.presence.will(), receive_maximum=node.prefetch)
+        self.client = Client(
+            settings,
+            name=ident,
+            client_id=client_id,
+            persistent=node.persistent,
+            will=self.presence.will(),
+            receive_maximum=node.prefetch,
+        )
         self.presence.client = self.client
         # only nodes with idempotent commands pay for the store (sqlite3 costs ~1 MB of RSS)
         self.dedupe = None
@@ -88,11 +100,22 @@ class Runtime:
             from .dedupe import DedupeStore
 
             self.dedupe = DedupeStore(state_dir / f"{ident}.dedupe.sqlite")
-        self.ctx: Context[Any] = Context(ident, self.client, settings, state_dir, io=self.on_io,
-                                         report=self._report_invalid)
-        self.dispatcher = Dispatcher(name=node.name, ident=ident, commands=node.commands, events=node.events,
-                                     ctx=self.ctx, client=self.client, topics=self.topics, dedupe=self.dedupe,
-                                     metrics=self.metrics, io_loop=self.io_loop, background=self.background)
+        self.ctx: Context[Any] = Context(
+            ident, self.client, settings, state_dir, io=self.on_io, report=self._report_invalid
+        )
+        self.dispatcher = Dispatcher(
+            name=node.name,
+            ident=ident,
+            commands=node.commands,
+            events=node.events,
+            ctx=self.ctx,
+            client=self.client,
+            topics=self.topics,
+            dedupe=self.dedupe,
+            metrics=self.metrics,
+            io_loop=self.io_loop,
+            background=self.background,
+        )
 
     @property
     def incarnation(self) -> int:
@@ -119,13 +142,19 @@ class Runtime:
         node, topics, client = self.node, self.topics, self.client
         cmd_filter = topics.commands_of(node.name)
         shared = node.name in node.catalog.scalable
-        await client.subscribe(topics.share(node.name, cmd_filter) if shared else cmd_filter, enqueue, qos=1,
-                               ack=AckPolicy.ACK, retained=False)
+        await client.subscribe(
+            topics.share(node.name, cmd_filter) if shared else cmd_filter,
+            enqueue,
+            qos=1,
+            ack=AckPolicy.ACK,
+            retained=False,
+        )
         for path, route in node.events.items():
             full = topics.full(path)
             flt = topics.share(route.entry.pool, full) if isinstance(route.entry, Work) else full
-            await client.subscribe(flt, enqueue, qos=max(route.entry.qos, 0), ack=AckPolicy.ACK,
-                                   retained=route.entry.retained)
+            await client.subscribe(
+                flt, enqueue, qos=max(route.entry.qos, 0), ack=AckPolicy.ACK, retained=route.entry.retained
+            )
         await client.subscribe(topics.status(self.ident), self._on_own_status, qos=1, ack=AckPolicy.ACK_FIRST)
         client.on_connected = lambda _present: self.background(self.presence.announce())
 
@@ -150,12 +179,20 @@ class Runtime:
             await self.presence.announce()
             if ready is not None:
                 self.background(_set_when(self.presence.announced, ready))
-            beat = asyncio.create_task(self.presence.heartbeat_forever(
-                self.node.heartbeat_s, self.metrics, queue.qsize, lambda: len(self._tasks)),
-                name=f"{self.ident}-heartbeat")
+            beat = asyncio.create_task(
+                self.presence.heartbeat_forever(
+                    self.node.heartbeat_s, self.metrics, queue.qsize, lambda: len(self._tasks)
+                ),
+                name=f"{self.ident}-heartbeat",
+            )
             dispatcher = asyncio.run_coroutine_threadsafe(self.dispatcher.run_forever(queue), handlers.loop)
-            log.info("%s: online (incarnation %d) on %s:%d", self.ident, self.incarnation, self.settings.host,
-                     self.settings.port)
+            log.info(
+                "%s: online (incarnation %d) on %s:%d",
+                self.ident,
+                self.incarnation,
+                self.settings.host,
+                self.settings.port,
+            )
             try:
                 await stop.wait()
             finally:

@@ -85,8 +85,7 @@ class LocalBroker:
     def settings(self, user: str = "operator") -> BrokerSettings:
         if user not in self.passwords:
             raise KeyError(f"the local broker has no user {user!r}; users: {', '.join(sorted(self.passwords))}")
-        return BrokerSettings(host=self.host, port=self.port, user=user,
-                              password=self.passwords[user], root=self.root)
+        return BrokerSettings(host=self.host, port=self.port, user=user, password=self.passwords[user], root=self.root)
 
     @classmethod
     def load(cls, run_dir: Path = RUN_DIR) -> LocalBroker | None:

@@ -32,6 +32,7 @@ async def closes(symbols: list[str], fetch: FetchHistory) -> pd.DataFrame:
     series = {}
     for symbol in symbols:
         h = await fetch(symbol)
-        series[symbol] = pd.Series([float(p.close) for p in h.points],
-                                   index=pd.to_datetime([p.day for p in h.points]), dtype="float64")
+        series[symbol] = pd.Series(
+            [float(p.close) for p in h.points], index=pd.to_datetime([p.day for p in h.points]), dtype="float64"
+        )
     return pd.DataFrame(series).sort_index()

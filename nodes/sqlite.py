@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Literal
 
 
-def connect(path: Path | str, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL", foreign_keys: bool = False,
-            schema: str = "", timeout: float = 30.0) -> sqlite3.Connection:
+def connect(
+    path: Path | str,
+    *,
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    foreign_keys: bool = False,
+    schema: str = "",
+    timeout: float = 30.0,
+) -> sqlite3.Connection:
     """`synchronous=FULL` for what must survive a power cut (orders, fills, replies sent);
     `NORMAL` (still safe against a crash of the process) for what can be fetched again."""
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=timeout)

@@ -5,6 +5,21 @@ from .common import Currency, Id, Message, Money, NodeName, Quantity, Symbol, Ut
 from .topics import Catalog, Command, Event, State, Topic, Topics, Work
 
 __all__ = [
-    "CATALOG", "Catalog", "Command", "Currency", "Event", "Id", "Message", "Money",
-    "NodeName", "Quantity", "State", "Symbol", "Topic", "Topics", "UtcDateTime", "Work", "utcnow",
+    "CATALOG",
+    "Catalog",
+    "Command",
+    "Currency",
+    "Event",
+    "Id",
+    "Message",
+    "Money",
+    "NodeName",
+    "Quantity",
+    "State",
+    "Symbol",
+    "Topic",
+    "Topics",
+    "UtcDateTime",
+    "Work",
+    "utcnow",
 ]

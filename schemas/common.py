@@ -76,7 +76,7 @@ def _exact_decimal(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected a decimal string, got a boolean")
     if isinstance(value, float):
-        raise ValueError(f"expected a decimal string such as \"{value!r}\", got a JSON float")
+        raise ValueError(f'expected a decimal string such as "{value!r}", got a JSON float')
     return value
 
 
@@ -97,15 +97,27 @@ _DECIMAL_STRING = r"^-?\d+(\.\d+)?$"
 Money = Annotated[
     Decimal,
     *_DecimalOnTheWire,
-    WithJsonSchema({"type": "string", "pattern": _DECIMAL_STRING, "examples": ["1250.00"],
-                    "description": "An exact amount as a decimal string"}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _DECIMAL_STRING,
+            "examples": ["1250.00"],
+            "description": "An exact amount as a decimal string",
+        }
+    ),
 ]
 
 Quantity = Annotated[
     Decimal,
     *_DecimalOnTheWire,
-    WithJsonSchema({"type": "string", "pattern": _DECIMAL_STRING, "examples": ["10"],
-                    "description": "An exact quantity as a decimal string"}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _DECIMAL_STRING,
+            "examples": ["10"],
+            "description": "An exact quantity as a decimal string",
+        }
+    ),
 ]
 
 

@@ -97,8 +97,7 @@ class SequenceRows(Message):
 
     @model_validator(mode="after")
     def _size(self) -> SequenceRows:
-        _check_size(self.rows_b64, "rows_b64", 2 * self.count * self.width,
-                    f"{self.count} x {self.width} int16")
+        _check_size(self.rows_b64, "rows_b64", 2 * self.count * self.width, f"{self.count} x {self.width} int16")
         return self
 
 
@@ -197,8 +196,9 @@ class BatchResult(Message):
 class CycleRequest(Message):
     """Run a planning cycle now (also on the scheduler's cadence)."""
 
-    beam_width: int | None = Field(default=None, ge=1, le=1_000_000,
-                                   description="sequences kept from one round to the next")
+    beam_width: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="sequences kept from one round to the next"
+    )
     max_actions: int | None = Field(default=None, ge=1, le=10)
     batch_size: int | None = Field(default=None, ge=1, le=100_000, description="sequences per batch, about")
 

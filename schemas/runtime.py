@@ -49,7 +49,8 @@ class Heartbeat(Message):
     bookkeeping: dict[str, int] = Field(
         default_factory=dict,
         description="sizes of the runtime's tables (acknowledgements awaited, calls, subscriptions, tasks): "
-                    "flat over months, or something leaks")
+        "flat over months, or something leaks",
+    )
 
 
 class ErrorDetail(Message):
@@ -97,7 +98,10 @@ class Pong(Message):
 def error_details(errors: list[dict[str, Any]]) -> list[ErrorDetail]:
     """Turn pydantic's `ValidationError.errors()` into wire-safe details."""
     return [
-        ErrorDetail(loc=[p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-                    msg=str(e.get("msg", "")), type=str(e.get("type", "")))
+        ErrorDetail(
+            loc=[p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+            msg=str(e.get("msg", "")),
+            type=str(e.get("type", "")),
+        )
         for e in errors
     ]

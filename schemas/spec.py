@@ -47,8 +47,9 @@ def _op_binding(entry: Topic) -> dict[str, Any]:
     return {"mqtt": {"qos": entry.qos, "retain": entry.retained, "bindingVersion": "0.2.0"}}
 
 
-def asyncapi(catalog: Catalog, *, root: str = "trader", version: str = "0.1.0",
-             server: str = "localhost:1883") -> dict[str, Any]:
+def asyncapi(
+    catalog: Catalog, *, root: str = "trader", version: str = "0.1.0", server: str = "localhost:1883"
+) -> dict[str, Any]:
     topics = Topics(root)
     all_models = models(catalog)
     _, top = models_json_schema([(m, "validation") for m in all_models], ref_template=REF)
@@ -56,16 +57,23 @@ def asyncapi(catalog: Catalog, *, root: str = "trader", version: str = "0.1.0",
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {
-        m.__name__: {"name": m.__name__, "title": m.__name__, "contentType": "application/json",
-                     "summary": (m.__doc__ or m.__name__).strip().splitlines()[0],
-                     "payload": {"$ref": REF.format(model=m.__name__)}}
+        m.__name__: {
+            "name": m.__name__,
+            "title": m.__name__,
+            "contentType": "application/json",
+            "summary": (m.__doc__ or m.__name__).strip().splitlines()[0],
+            "payload": {"$ref": REF.format(model=m.__name__)},
+        }
         for m in all_models
     }
     node_param = {"node": {"description": "the node's name (`evaluator_2` for an instance)"}}
 
     def add_channel(cid: str, address: str, model: type[BaseModel], doc: str, params: bool) -> None:
-        channels[cid] = {"address": address, "description": doc or address,
-                         "messages": {model.__name__: {"$ref": f"#/components/messages/{model.__name__}"}}}
+        channels[cid] = {
+            "address": address,
+            "description": doc or address,
+            "messages": {model.__name__: {"$ref": f"#/components/messages/{model.__name__}"}},
+        }
         if params:
             channels[cid]["parameters"] = node_param
 
@@ -81,37 +89,55 @@ def asyncapi(catalog: Catalog, *, root: str = "trader", version: str = "0.1.0",
         if isinstance(entry, Command):
             reply_cid = cid.replace("cmd.", "reply.", 1)
             reply_addr = address.replace(f"{root}/cmd/", f"{root}/reply/", 1)
-            add_channel(reply_cid, reply_addr, entry.reply, f"replies of {address} when no response topic was set",
-                        templated)
+            add_channel(
+                reply_cid, reply_addr, entry.reply, f"replies of {address} when no response topic was set", templated
+            )
             channels[reply_cid]["messages"]["ErrorReply"] = {"$ref": "#/components/messages/ErrorReply"}
             senders = ", ".join(sorted(entry.senders)).replace("*", "any node or the operator")
             operations[f"{cid}.handle"] = {
-                "action": "receive", "channel": ref, "messages": msg_ref, "bindings": _op_binding(entry),
+                "action": "receive",
+                "channel": ref,
+                "messages": msg_ref,
+                "bindings": _op_binding(entry),
                 "summary": entry.doc or f"command to {entry.node}",
                 "description": f"Sent by: {senders}. Idempotent: {entry.idempotent}. The reply goes to the "
-                               "MQTT v5 response topic, or to the reply channel when none was set.",
-                "reply": {"address": {"location": "$message.header#/responseTopic"},
-                          "channel": {"$ref": f"#/channels/{reply_cid}"}},
+                "MQTT v5 response topic, or to the reply channel when none was set.",
+                "reply": {
+                    "address": {"location": "$message.header#/responseTopic"},
+                    "channel": {"$ref": f"#/channels/{reply_cid}"},
+                },
             }
         else:
             kind = "retained state" if isinstance(entry, State) or entry.retained else entry.kind
             who = ", ".join(sorted(entry.publishers))
             operations[f"{cid}.publish"] = {
-                "action": "send", "channel": ref, "messages": msg_ref, "bindings": _op_binding(entry),
+                "action": "send",
+                "channel": ref,
+                "messages": msg_ref,
+                "bindings": _op_binding(entry),
                 "summary": entry.doc or f"{kind} of {who}",
                 "description": f"{kind}; published by {who}"
-                               + ("; workers read it through a shared subscription" if isinstance(entry, Work) else ""),
+                + ("; workers read it through a shared subscription" if isinstance(entry, Work) else ""),
             }
 
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "edge trader", "version": version,
-                 "description": "Every topic of the trader's MQTT nodes. Payloads are the JSON of the "
-                                "message's schema; metadata (msg-id, source, trace-id) is in MQTT v5 "
-                                "user properties."},
+        "info": {
+            "title": "edge trader",
+            "version": version,
+            "description": "Every topic of the trader's MQTT nodes. Payloads are the JSON of the "
+            "message's schema; metadata (msg-id, source, trace-id) is in MQTT v5 "
+            "user properties.",
+        },
         "defaultContentType": "application/json",
-        "servers": {"dev": {"host": server, "protocol": "mqtt", "protocolVersion": "5",
-                            "description": "the local broker that `make up` starts"}},
+        "servers": {
+            "dev": {
+                "host": server,
+                "protocol": "mqtt",
+                "protocolVersion": "5",
+                "description": "the local broker that `make up` starts",
+            }
+        },
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},

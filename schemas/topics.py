@@ -127,47 +127,76 @@ class Work(Topic):
         return self.dispatchers or frozenset({self.publisher})
 
 
-def command(node: str, verb: str, request: type[BaseModel], reply: type[BaseModel], *,
-            senders: Iterable[str] = (ANY_SENDER,), idempotent: bool = False,
-            qos: int = 1, doc: str = "") -> Command:
+def command(
+    node: str,
+    verb: str,
+    request: type[BaseModel],
+    reply: type[BaseModel],
+    *,
+    senders: Iterable[str] = (ANY_SENDER,),
+    idempotent: bool = False,
+    qos: int = 1,
+    doc: str = "",
+) -> Command:
     _check_segments(node, verb)
-    return Command(path=f"cmd/{node}/{verb}", model=request, publisher=node, reply=reply,
-                   senders=frozenset(senders), idempotent=idempotent, qos=qos, doc=doc)
+    return Command(
+        path=f"cmd/{node}/{verb}",
+        model=request,
+        publisher=node,
+        reply=reply,
+        senders=frozenset(senders),
+        idempotent=idempotent,
+        qos=qos,
+        doc=doc,
+    )
 
 
-def event(domain: str, name: str, model: type[BaseModel], *, publisher: str | None = None,
-          qos: int = 1, doc: str = "") -> Event:
+def event(
+    domain: str, name: str, model: type[BaseModel], *, publisher: str | None = None, qos: int = 1, doc: str = ""
+) -> Event:
     _check_segments(domain, name)
-    return Event(path=f"evt/{domain}/{name}", model=model, publisher=publisher or domain,
-                 qos=qos, doc=doc)
+    return Event(path=f"evt/{domain}/{name}", model=model, publisher=publisher or domain, qos=qos, doc=doc)
 
 
-def state(domain: str, name: str, model: type[BaseModel], *, publisher: str | None = None,
-          doc: str = "") -> State:
+def state(domain: str, name: str, model: type[BaseModel], *, publisher: str | None = None, doc: str = "") -> State:
     _check_segments(domain, name)
-    return State(path=f"state/{domain}/{name}", model=model, publisher=publisher or domain,
-                 qos=1, doc=doc)
+    return State(path=f"state/{domain}/{name}", model=model, publisher=publisher or domain, qos=1, doc=doc)
 
 
-def work(pool: str, name: str, model: type[BaseModel], *, dispatchers: Iterable[str],
-         qos: int = 1, doc: str = "") -> Work:
+def work(
+    pool: str, name: str, model: type[BaseModel], *, dispatchers: Iterable[str], qos: int = 1, doc: str = ""
+) -> Work:
     _check_segments(pool, name)
     ds = frozenset(dispatchers)
     if not ds:
         raise ValueError("a work topic needs at least one dispatcher")
-    return Work(path=f"work/{pool}/{name}", model=model, publisher=sorted(ds)[0],
-                dispatchers=ds, qos=qos, doc=doc)
+    return Work(path=f"work/{pool}/{name}", model=model, publisher=sorted(ds)[0], dispatchers=ds, qos=qos, doc=doc)
 
 
 # Per-node topics every node has; `{node}` is filled in by `Topics`.
-STATUS = State(path="node/{node}/status", model=NodeStatus, publisher="{node}",
-               doc="birth (online) and death (offline, also the last will); retained")
-HEARTBEAT = Event(path="node/{node}/heartbeat", model=Heartbeat, publisher="{node}", qos=0, retained=True,
-                  doc="health figures every few seconds; retained so that a late viewer sees them at once")
-ERROR = Event(path="error/{node}", model=ErrorReport, publisher="{node}",
-              doc="every message the node rejected")
-PING = Command(path="cmd/{node}/ping", model=Ping, publisher="{node}", reply=Pong, qos=1,
-               doc="liveness and round-trip probe, answered by every node")
+STATUS = State(
+    path="node/{node}/status",
+    model=NodeStatus,
+    publisher="{node}",
+    doc="birth (online) and death (offline, also the last will); retained",
+)
+HEARTBEAT = Event(
+    path="node/{node}/heartbeat",
+    model=Heartbeat,
+    publisher="{node}",
+    qos=0,
+    retained=True,
+    doc="health figures every few seconds; retained so that a late viewer sees them at once",
+)
+ERROR = Event(path="error/{node}", model=ErrorReport, publisher="{node}", doc="every message the node rejected")
+PING = Command(
+    path="cmd/{node}/ping",
+    model=Ping,
+    publisher="{node}",
+    reply=Pong,
+    qos=1,
+    doc="liveness and round-trip probe, answered by every node",
+)
 PER_NODE: tuple[Topic, ...] = (STATUS, HEARTBEAT, ERROR, PING)
 
 
@@ -187,8 +216,10 @@ class Catalog:
                 raise ValueError(f"topic {e.path!r} is in the catalog twice")
             seen.add(e.path)
             if isinstance(e, Work) and e.retained:
-                raise ValueError(f"{e.path}: work topics cannot be retained (retained messages and shared "
-                                 "subscriptions do not mix: lost per the spec, duplicated by Mosquitto 2.0)")
+                raise ValueError(
+                    f"{e.path}: work topics cannot be retained (retained messages and shared "
+                    "subscriptions do not mix: lost per the spec, duplicated by Mosquitto 2.0)"
+                )
             if e.qos not in (0, 1, 2):
                 raise ValueError(f"{e.path}: qos must be 0, 1 or 2")
         names = set(self.nodes)
@@ -204,8 +235,7 @@ class Catalog:
         return iter(self.entries)
 
     def merged(self, other: Catalog) -> Catalog:
-        return Catalog(self.entries + other.entries, self.nodes | other.nodes,
-                       {**self.scalable, **other.scalable})
+        return Catalog(self.entries + other.entries, self.nodes | other.nodes, {**self.scalable, **other.scalable})
 
     def commands(self, node: str | None = None) -> list[Command]:
         return [e for e in self.entries if isinstance(e, Command) and (node is None or e.node == node)]
@@ -309,5 +339,5 @@ class Topics:
         prefix = f"{self.root}/cmd/"
         if not topic.startswith(prefix):
             return None
-        parts = topic[len(prefix):].split("/")
+        parts = topic[len(prefix) :].split("/")
         return (parts[0], parts[1]) if len(parts) == 2 else None

@@ -31,10 +31,18 @@ from tests.nodes.catalog import TEST_CATALOG
 
 FULL_CATALOG = CATALOG.merged(TEST_CATALOG)
 
-settings.register_profile("default", max_examples=60, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.register_profile("soak", max_examples=2000, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile(
+    "default",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "soak",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
@@ -116,11 +124,24 @@ def run_node(broker: DevBroker, tmp_path: Path) -> Callable[..., contextlib.Abst
     """`async with run_node(node) as n:` runs a Node in this process until the block ends."""
 
     @contextlib.asynccontextmanager
-    async def run(node: Node, *, user: str | None = None, instance: int | None = None,
-                  settings: BrokerSettings | None = None, state_dir: Path | None = None) -> AsyncIterator[Node]:
+    async def run(
+        node: Node,
+        *,
+        user: str | None = None,
+        instance: int | None = None,
+        settings: BrokerSettings | None = None,
+        state_dir: Path | None = None,
+    ) -> AsyncIterator[Node]:
         stop, online = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(node.run(settings or broker.settings(user or node.name), instance=instance,
-                                            state_dir=state_dir or tmp_path / "state", stop=stop, ready=online))
+        task = asyncio.create_task(
+            node.run(
+                settings or broker.settings(user or node.name),
+                instance=instance,
+                state_dir=state_dir or tmp_path / "state",
+                stop=stop,
+                ready=online,
+            )
+        )
         ready = asyncio.create_task(online.wait())
         done, _ = await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
@@ -166,17 +187,31 @@ def spawn(broker: DevBroker, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     (as the launcher does) and waits for its birth with this pid."""
     procs: list[Spawned] = []
 
-    async def start(spec: str, user: str, *, instance: int | None = None, state_dir: Path | None = None,
-                    extra_env: dict[str, str] | None = None, wait: bool = True) -> Spawned:
+    async def start(
+        spec: str,
+        user: str,
+        *,
+        instance: int | None = None,
+        state_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> Spawned:
         ident = user if instance is None else f"{user}_{instance}"
-        env = {**os.environ, **broker.settings(user).to_env(), "EDGE_STATE_DIR": str(state_dir or tmp_path / "state"),
-               "PYTHONPATH": str(REPO_ROOT), "EDGE_LOG": "INFO", **(extra_env or {})}
+        env = {
+            **os.environ,
+            **broker.settings(user).to_env(),
+            "EDGE_STATE_DIR": str(state_dir or tmp_path / "state"),
+            "PYTHONPATH": str(REPO_ROOT),
+            "EDGE_LOG": "INFO",
+            **(extra_env or {}),
+        }
         if instance is not None:
             env["EDGE_INSTANCE"] = str(instance)
         log = tmp_path / f"{ident}-{len(procs)}.log"
         with open(log, "wb") as f:
-            proc = subprocess.Popen([sys.executable, "-m", "edge.run", spec], env=env, stdout=f,
-                                    stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "edge.run", spec], env=env, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+            )
         s = Spawned(proc, ident, log)
         procs.append(s)
         if wait:
@@ -190,8 +225,9 @@ def spawn(broker: DevBroker, tmp_path: Path) -> Iterator[Callable[..., Any]]:
             s.proc.wait(10)
 
 
-async def wait_online(broker: DevBroker, ident: str, pid: int, spawned: Spawned | None = None,
-                      timeout: float = 20.0) -> NodeStatus:
+async def wait_online(
+    broker: DevBroker, ident: str, pid: int, spawned: Spawned | None = None, timeout: float = 20.0
+) -> NodeStatus:
     async with Client(broker.settings("operator"), name="waiter") as c:
         got = Collector()
         await c.subscribe(c.topics.status(ident), got)

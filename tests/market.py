@@ -12,15 +12,19 @@ from schemas.trading import PlaceOrder
 from schemas.universe import Quote, Quotes, Security, Universe
 
 DAY = "2024-11-29"
-SECURITIES = [Security(symbol="AAPL.US", name="Apple", currency="USD", min_trade=Decimal(200)),
-              Security(symbol="MA.US", name="Mastercard", currency="USD")]
+SECURITIES = [
+    Security(symbol="AAPL.US", name="Apple", currency="USD", min_trade=Decimal(200)),
+    Security(symbol="MA.US", name="Mastercard", currency="USD"),
+]
 CLOSES = {"AAPL.US": Decimal("237.33"), "MA.US": Decimal("500")}
 
 
 async def publish_market(universe: Client) -> None:
     await universe.emit(t.UNIVERSE_SECURITIES, Universe(securities=SECURITIES, at=utcnow()))
-    await universe.emit(t.UNIVERSE_QUOTES, Quotes(quotes={s: Quote(symbol=s, day=DAY, close=c, currency="USD")
-                                                          for s, c in CLOSES.items()}, at=utcnow()))
+    await universe.emit(
+        t.UNIVERSE_QUOTES,
+        Quotes(quotes={s: Quote(symbol=s, day=DAY, close=c, currency="USD") for s, c in CLOSES.items()}, at=utcnow()),
+    )
 
 
 def buy(cid: str = "plan-1:1", qty: str = "10", symbol: str = "AAPL.US", **kw) -> PlaceOrder:

@@ -24,10 +24,19 @@ D = Decimal
 FX = Rates()
 
 
-def spec(ref: int, side: str = "buy", qty: str = "10", quote: str = "100", limit: str | None = None,
-         symbol: str = "AAPL.US") -> OrderSpec:
-    return OrderSpec(ref=ref, client_order_id=f"t-{ref}", symbol=symbol, side=side, quantity=D(qty), currency="USD",
-                     limit_price=None if limit is None else D(limit), quote=D(quote))
+def spec(
+    ref: int, side: str = "buy", qty: str = "10", quote: str = "100", limit: str | None = None, symbol: str = "AAPL.US"
+) -> OrderSpec:
+    return OrderSpec(
+        ref=ref,
+        client_order_id=f"t-{ref}",
+        symbol=symbol,
+        side=side,
+        quantity=D(qty),
+        currency="USD",
+        limit_price=None if limit is None else D(limit),
+        quote=D(quote),
+    )
 
 
 # -- fees and FX ------------------------------------------------------------------------------------
@@ -37,8 +46,13 @@ def test_the_fee_is_fixed_plus_rate_in_the_orders_currency():
     # EUR 1.20 at 1.0565 USD per EUR is USD 1.2678; plus 0.12 % of 1000 = 1.20 -> 2.4678 -> 2.47
     assert fees.fee(D(1000), "USD", FX) == D("2.47")
     assert FeeSchedule.from_env({"TRADING_FEE_RATE": "0.002", "TRADING_FEE_FIXED": "2"}).fee(D(500), "EUR", FX) == D(3)
-    for name, bad in (("TRADING_FEE_RATE", "abc"), ("TRADING_FEE_RATE", "1"), ("TRADING_FEE_FIXED", "-1"),
-                      ("TRADING_FEE_FIXED", "NaN"), ("TRADING_FEE_CURRENCY", "euro")):
+    for name, bad in (
+        ("TRADING_FEE_RATE", "abc"),
+        ("TRADING_FEE_RATE", "1"),
+        ("TRADING_FEE_FIXED", "-1"),
+        ("TRADING_FEE_FIXED", "NaN"),
+        ("TRADING_FEE_CURRENCY", "euro"),
+    ):
         with pytest.raises(ValueError, match=name):
             FeeSchedule.from_env({name: bad})
 
@@ -121,13 +135,25 @@ def test_account_settings_from_the_environment(tmp_path):
     s = AccountSettings.from_env({})
     assert (s.mode, s.paper_account, s.slippage, s.allow_live, s.tradernet) == ("paper", None, D("0.001"), False, None)
     assert s.fees == FeeSchedule() and s.fx == Rates()
-    s = AccountSettings.from_env({"EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes", "PAPER_SLIPPAGE": "0",
-                                  "PAPER_ACCOUNT": str(tmp_path / "a.sqlite"), "TRADING_FEE_RATE": "0.002",
-                                  "TRADERNET_PUBLIC_KEY": "p", "TRADERNET_PRIVATE_KEY": "k"})
+    s = AccountSettings.from_env(
+        {
+            "EDGE_MODE": "live",
+            "TRADING_ALLOW_LIVE": "yes",
+            "PAPER_SLIPPAGE": "0",
+            "PAPER_ACCOUNT": str(tmp_path / "a.sqlite"),
+            "TRADING_FEE_RATE": "0.002",
+            "TRADERNET_PUBLIC_KEY": "p",
+            "TRADERNET_PRIVATE_KEY": "k",
+        }
+    )
     assert (s.mode, s.allow_live, s.slippage, s.fees.rate) == ("live", True, D(0), D("0.002"))
     assert s.paper_account == tmp_path / "a.sqlite" and s.tradernet is not None and s.tradernet.public == "p"
-    for name, bad in (("EDGE_MODE", "demo"), ("PAPER_SLIPPAGE", "0.1%"), ("PAPER_SLIPPAGE", "-0.001"),
-                      ("TRADING_ALLOW_LIVE", "1")):
+    for name, bad in (
+        ("EDGE_MODE", "demo"),
+        ("PAPER_SLIPPAGE", "0.1%"),
+        ("PAPER_SLIPPAGE", "-0.001"),
+        ("TRADING_ALLOW_LIVE", "1"),
+    ):
         with pytest.raises(ValueError, match=name):
             AccountSettings.from_env({name: bad})
 
@@ -201,35 +227,48 @@ MONDAY_NOON_NY = datetime(2024, 11, 25, 17, 0, tzinfo=UTC)
 
 
 def situation(**kw) -> Situation:
-    base = dict(security=SEC, quote=D(100), fee=D("2.40"), value_base=D(946), base="EUR", turnover_today=D(0),
-                cash=D(5000), held=D(0), now=MONDAY_NOON_NY)
+    base = dict(
+        security=SEC,
+        quote=D(100),
+        fee=D("2.40"),
+        value_base=D(946),
+        base="EUR",
+        turnover_today=D(0),
+        cash=D(5000),
+        held=D(0),
+        now=MONDAY_NOON_NY,
+    )
     return Situation(**{**base, **kw})
 
 
 def order(**kw) -> PlaceOrder:
-    return PlaceOrder(**{"client_order_id": "o-1", "symbol": "AAPL.US", "side": "buy", "quantity": "10",
-                         "currency": "USD", **kw})
+    return PlaceOrder(
+        **{"client_order_id": "o-1", "symbol": "AAPL.US", "side": "buy", "quantity": "10", "currency": "USD", **kw}
+    )
 
 
 def test_an_order_within_the_limits_passes():
     assert check(order(), situation(), Limits()) == []
 
 
-@pytest.mark.parametrize(("o", "s", "says"), [
-    (order(), situation(security=None), "unknown symbol"),
-    (order(), situation(security=SEC.model_copy(update={"active": False})), "inactive"),
-    (order(currency="EUR"), situation(), "trades in USD, not EUR"),
-    (order(), situation(security=SEC.model_copy(update={"lot_size": D(3)})), "whole number of lots"),
-    (order(), situation(quote=None), "no quote"),
-    (order(limit_price="110"), situation(), "10.0% from the quote"),
-    (order(), situation(value_base=D(6000)), "above the maximum of 5000"),
-    (order(), situation(turnover_today=D(19500)), "today's turnover would be"),
-    (order(quantity="2"), situation(value_base=D(190)), "below AAPL.US's minimum trade"),
-    (order(), situation(fee=D(20)), "not worth it"),
-    (order(), situation(cash=D(500)), "not enough cash"),
-    (order(side="sell"), situation(held=D(5)), "cannot sell 10"),
-    (order(), situation(now=datetime(2024, 11, 23, 17, 0, tzinfo=UTC)), "market is closed at Sat"),
-])
+@pytest.mark.parametrize(
+    ("o", "s", "says"),
+    [
+        (order(), situation(security=None), "unknown symbol"),
+        (order(), situation(security=SEC.model_copy(update={"active": False})), "inactive"),
+        (order(currency="EUR"), situation(), "trades in USD, not EUR"),
+        (order(), situation(security=SEC.model_copy(update={"lot_size": D(3)})), "whole number of lots"),
+        (order(), situation(quote=None), "no quote"),
+        (order(limit_price="110"), situation(), "10.0% from the quote"),
+        (order(), situation(value_base=D(6000)), "above the maximum of 5000"),
+        (order(), situation(turnover_today=D(19500)), "today's turnover would be"),
+        (order(quantity="2"), situation(value_base=D(190)), "below AAPL.US's minimum trade"),
+        (order(), situation(fee=D(20)), "not worth it"),
+        (order(), situation(cash=D(500)), "not enough cash"),
+        (order(side="sell"), situation(held=D(5)), "cannot sell 10"),
+        (order(), situation(now=datetime(2024, 11, 23, 17, 0, tzinfo=UTC)), "market is closed at Sat"),
+    ],
+)
 def test_each_limit_refuses_with_its_reason(o, s, says):
     reasons = check(o, s, Limits())
     assert any(says in r for r in reasons), reasons
@@ -237,11 +276,16 @@ def test_each_limit_refuses_with_its_reason(o, s, says):
 
 def test_limits_from_the_environment():
     assert Limits.from_env({}) == Limits() and Limits.from_env({}, market_hours="always").market_hours == "always"
-    limits = Limits.from_env({"TRADING_MAX_ORDER_VALUE": "750", "TRADING_MARKET_HOURS": "exchange"},
-                             market_hours="always")
+    limits = Limits.from_env(
+        {"TRADING_MAX_ORDER_VALUE": "750", "TRADING_MARKET_HOURS": "exchange"}, market_hours="always"
+    )
     assert limits.max_order_value == 750 and limits.market_hours == "exchange"
-    for name, bad in (("TRADING_MAX_ORDER_VALUE", "lots"), ("TRADING_MAX_DAILY_TURNOVER", "0"),
-                      ("TRADING_MAX_PRICE_DEVIATION", "Infinity"), ("TRADING_MARKET_HOURS", "never")):
+    for name, bad in (
+        ("TRADING_MAX_ORDER_VALUE", "lots"),
+        ("TRADING_MAX_DAILY_TURNOVER", "0"),
+        ("TRADING_MAX_PRICE_DEVIATION", "Infinity"),
+        ("TRADING_MARKET_HOURS", "never"),
+    ):
         with pytest.raises(ValueError, match=name):
             Limits.from_env({name: bad})
 

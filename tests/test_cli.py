@@ -28,9 +28,15 @@ def cli_env(broker):
 
 
 async def edge(env, *args: str, stdin: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    proc = await asyncio.create_subprocess_exec(*EDGE, *args, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE,
-                                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        *EDGE,
+        *args,
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+    )
     out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), timeout)
     return subprocess.CompletedProcess(args, proc.returncode or 0, out.decode(), err.decode())
 
@@ -69,11 +75,14 @@ async def test_call_prints_the_reply_and_fails_on_rejection(cli_env, run_node):
 async def test_env_works_with_mosquitto_sub(cli_env, run_node, broker):
     """`eval "$(edge env)"; mosquitto_sub ...` as the README shows."""
     sub = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
-    script = (f'eval "$({" ".join(EDGE)} env)"; '
-              f"{sub} -h $MQTT_HOST -p $MQTT_PORT -u $MQTT_USER -P $MQTT_PASS -t 'trader/node/+/status' -C 1 -W 5 -v")
+    script = (
+        f'eval "$({" ".join(EDGE)} env)"; '
+        f"{sub} -h $MQTT_HOST -p $MQTT_PORT -u $MQTT_USER -P $MQTT_PASS -t 'trader/node/+/status' -C 1 -W 5 -v"
+    )
     async with run_node(counter.node):
-        proc = await asyncio.create_subprocess_exec("bash", "-c", script, env=cli_env, cwd=REPO_ROOT,
-                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            "bash", "-c", script, env=cli_env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err.decode()
     topic, payload = out.decode().split(" ", 1)
@@ -108,8 +117,20 @@ async def test_explicit_connection_flags(broker, run_node):
     env.update(EDGE_RUN_DIR="/nonexistent", PYTHONPATH=str(REPO_ROOT))
     s = broker.settings("operator")
     async with run_node(counter.node):
-        res = await edge(env, "call", "counter", "ping", "{}", "--host", s.host, "--port", str(s.port),
-                         "--user", "operator", f"--password={s.password}")
+        res = await edge(
+            env,
+            "call",
+            "counter",
+            "ping",
+            "{}",
+            "--host",
+            s.host,
+            "--port",
+            str(s.port),
+            "--user",
+            "operator",
+            f"--password={s.password}",
+        )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["node"] == "counter"
 

@@ -22,13 +22,28 @@ Value = Callable[[tuple[int, ...]], float]
 
 
 def _action(symbol: str, side: str, value: int) -> Action:
-    return Action(kind="buy_underweight" if side == "buy" else "exit", symbol=symbol, side=side, quantity=D(1),
-                  price=D(value), currency="USD", value=D(value), fee=D(1), value_base=D(value),
-                  reason=f"{side} {symbol}")
+    return Action(
+        kind="buy_underweight" if side == "buy" else "exit",
+        symbol=symbol,
+        side=side,
+        quantity=D(1),
+        price=D(value),
+        currency="USD",
+        value=D(value),
+        fee=D(1),
+        value_base=D(value),
+        reason=f"{side} {symbol}",
+    )
 
 
-ACTIONS = [_action("A.US", "sell", 300), _action("B.US", "buy", 200), _action("C.US", "buy", 150),
-           _action("D.US", "buy", 120), _action("E.US", "buy", 90), _action("F.US", "sell", 60)]
+ACTIONS = [
+    _action("A.US", "sell", 300),
+    _action("B.US", "buy", 200),
+    _action("C.US", "buy", 150),
+    _action("D.US", "buy", 120),
+    _action("E.US", "buy", 90),
+    _action("F.US", "sell", 60),
+]
 CASH = {"USD": D(400)}
 SPACE = search.Space.of(search.space("c1", ACTIONS, CASH))
 RANK = np.asarray(search.space("c1", ACTIONS, CASH).action_rank)
@@ -50,12 +65,24 @@ def work(batch: Batch, value: Value, worker: str = "w1", seen: list[tuple[int, .
     scores = np.array([value(r) for r in rows], dtype=float)
     parts = {"distance": np.zeros(len(rows))}  # given: the arrays are never needed
     best, beam = answer.answer(batch, SPACE, None, seqs, parent, scores, parts)  # type: ignore[arg-type]
-    return BatchResult(cycle_id=batch.cycle_id, round=batch.round, batch=batch.batch, worker=worker,
-                       evaluated=len(rows), best=best, beam=beam, seconds=0.0)
+    return BatchResult(
+        cycle_id=batch.cycle_id,
+        round=batch.round,
+        batch=batch.batch,
+        worker=worker,
+        evaluated=len(rows),
+        best=best,
+        beam=beam,
+        seconds=0.0,
+    )
 
 
-def run(beam: Beam, value: Value, arrivals: Callable[[list[BatchResult]], list[BatchResult]] = list,
-        seen: dict[int, list[tuple[int, ...]]] | None = None) -> Beam:
+def run(
+    beam: Beam,
+    value: Value,
+    arrivals: Callable[[list[BatchResult]], list[BatchResult]] = list,
+    seen: dict[int, list[tuple[int, ...]]] | None = None,
+) -> Beam:
     """Every round: send what is due, let workers w0/w1 answer, feed the answers in the
     order `arrivals` gives, close the round."""
     while (d := beam.start_round()) is not None:
@@ -68,8 +95,9 @@ def run(beam: Beam, value: Value, arrivals: Callable[[list[BatchResult]], list[B
     return beam
 
 
-def new_beam(width: int = 1000, depth: int = 5, batch_size: int = 20_000, timeout_s: float = 5.0,
-             deadline: float = 100.0) -> Beam:
+def new_beam(
+    width: int = 1000, depth: int = 5, batch_size: int = 20_000, timeout_s: float = 5.0, deadline: float = 100.0
+) -> Beam:
     return Beam("c1", RANK, width, depth, batch_size, timeout_s, deadline)
 
 
@@ -127,8 +155,12 @@ def test_ties_go_to_the_earlier_round_then_the_lower_place():
 def test_a_second_answer_a_foreign_one_and_a_late_one_are_ignored():
     beam = new_beam(batch_size=1)
     value = random_values(3)
-    round_one = work(Batch.model_construct(cycle_id="c1", round=1, batch=0, first=0, stride=1, keep=5, count=1, width=0,
-                                       rows_b64=""), value)
+    round_one = work(
+        Batch.model_construct(
+            cycle_id="c1", round=1, batch=0, first=0, stride=1, keep=5, count=1, width=0, rows_b64=""
+        ),
+        value,
+    )
     assert not beam.take(round_one)  # no round is out yet
     d = round_two(beam, value)
     assert not beam.take(round_one)  # round 1 is closed
@@ -193,8 +225,11 @@ def test_no_feasible_sequence_is_no_plan():
     for b in beam.due(0.0):
         seqs, parent = search.expand(sp, matrix.decode_rows(b.rows_b64, b.count, b.width))
         best, rows = answer.answer(b, sp, None, seqs, parent, np.zeros(0), {"distance": np.zeros(0)})  # type: ignore[arg-type]
-        assert beam.take(BatchResult(cycle_id="c1", round=1, batch=b.batch, worker="w1", evaluated=0, best=best,
-                                     beam=rows, seconds=0.0))
+        assert beam.take(
+            BatchResult(
+                cycle_id="c1", round=1, batch=b.batch, worker="w1", evaluated=0, best=best, beam=rows, seconds=0.0
+            )
+        )
     beam.end_round()
     assert beam.start_round() is None  # nothing to grow
     verdict = beam.verdict((0.0, {"distance": 0.0}), broke, 0.0, 0.0)
@@ -230,6 +265,7 @@ def test_the_search_gives_up_at_its_deadline():
     beam.start_round()
     sent = beam.due(0.0)
     assert beam.overdue(100.0) is None
-    assert beam.overdue(100.5) == (f"cycle c1 timed out in round 1: 0 of {len(sent)} batches evaluated "
-                                   "(are evaluators running?)")
+    assert beam.overdue(100.5) == (
+        f"cycle c1 timed out in round 1: 0 of {len(sent)} batches evaluated (are evaluators running?)"
+    )
     assert beam.wait_s(99.995) == 0.01  # never a busy loop

@@ -55,8 +55,9 @@ async def test_birth_lists_what_the_node_handles_and_heartbeats_flow(run_node, p
         assert "trader/cmd/counter/add" in born.handles and "trader/evt/probe/quote" in born.handles
         assert born.pid == os.getpid() and born.incarnation >= 1
         await probe.client.call(COUNTER_ADD, Add(amount=Decimal(1)))
-        beat = Heartbeat.model_validate_json((await beats.until(
-            lambda m: Heartbeat.model_validate_json(m.payload).handled >= 1, timeout=5)).payload)
+        beat = Heartbeat.model_validate_json(
+            (await beats.until(lambda m: Heartbeat.model_validate_json(m.payload).handled >= 1, timeout=5)).payload
+        )
         assert beat.rss_mb > 5 and beat.msgs_in >= 1 and beat.latency_p50_ms is not None
 
 
@@ -145,8 +146,9 @@ async def test_v5_session_survives_only_with_stable_id_and_expiry(connect, broke
 async def test_in_flight_is_capped_by_the_brokers_receive_maximum(connect):
     client = await connect("probe", max_inflight=100)
     assert client.inflight_limit == 20  # Mosquitto's max_inflight_messages, from the CONNACK
-    await asyncio.gather(*(client.publish("trader/evt/probe/quote", b'{"symbol": "A.US", "price": "1"}', qos=1)
-                           for _ in range(300)))
+    await asyncio.gather(
+        *(client.publish("trader/evt/probe/quote", b'{"symbol": "A.US", "price": "1"}', qos=1) for _ in range(300))
+    )
     assert 1 < client.peak_in_flight <= 20
 
 

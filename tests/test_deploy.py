@@ -71,8 +71,9 @@ EDGE_CLI = Path(sys.prefix) / "bin" / "edge"
 # also quicker to start than a pyenv build); never discovered, which can pick a pyenv shim.
 PYTHON_ON_TARGET = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
-assert PLAYBOOK is not None and INVENTORY_CLI is not None, \
+assert PLAYBOOK is not None and INVENTORY_CLI is not None, (
     "ansible-core is not installed (a dev dependency: make test installs it)"
+)
 assert EDGE_CLI.exists(), f"the project is not installed in {sys.prefix}"
 
 
@@ -135,15 +136,29 @@ class Deployment:
 
 class Ansible:
     def __init__(self, base: Path) -> None:
-        self.env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-                    "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_PIPELINING": "1", "ANSIBLE_HOME": str(base / ".ansible"),
-                    "ANSIBLE_LOCAL_TEMP": str(base / ".ansible" / "tmp"),
-                    "ANSIBLE_REMOTE_TMP": str(base / ".ansible" / "remote"), "ANSIBLE_RETRY_FILES_ENABLED": "0"}
+        self.env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_PIPELINING": "1",
+            "ANSIBLE_HOME": str(base / ".ansible"),
+            "ANSIBLE_LOCAL_TEMP": str(base / ".ansible" / "tmp"),
+            "ANSIBLE_REMOTE_TMP": str(base / ".ansible" / "remote"),
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        }
 
     def start(self, *args: str) -> Run:
         argv = [str(a) for a in args]
-        proc = subprocess.Popen(argv, cwd=ANSIBLE_DIR, env=self.env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=ANSIBLE_DIR,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         return Run(argv, proc)
 
 
@@ -300,8 +315,11 @@ def test_units_per_placed_and_built_node(deployment: Deployment) -> None:
             # the credentials: root-only file, the node's own user and the controller's password
             (envfile,) = unit["EnvironmentFile"]
             assert stat.S_IMODE(Path(envfile).stat().st_mode) == 0o600
-            creds = dict(line.split("=", 1) for line in Path(envfile).read_text().splitlines()
-                         if line and not line.startswith("#"))
+            creds = dict(
+                line.split("=", 1)
+                for line in Path(envfile).read_text().splitlines()
+                if line and not line.startswith("#")
+            )
             assert creds == {"MQTT_USER": p.node, "MQTT_PASS": d.password(p.node), **NODE_ENV.get(p.node, {})}
     assert seen_boards == ({"core"} if d.name == "single-board" else {"core", "execution"})
 
@@ -312,8 +330,13 @@ def test_units_pass_systemd_analyze_verify(deployment: Deployment) -> None:
         units_dir = deployment.host(host.name) / "systemd"
         files = sorted(str(f) for f in units_dir.glob("edge-*"))
         assert files
-        res = subprocess.run(["systemd-analyze", "verify", "--man=no", *files], capture_output=True, text=True,
-                             timeout=60, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
+        res = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", *files],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"},
+        )
         assert res.returncode == 0 and not res.stdout.strip() and not res.stderr.strip(), res.stdout + res.stderr
 
 
@@ -323,11 +346,20 @@ def test_broker_files(deployment: Deployment) -> None:
     conf = (conf_dir / "mosquitto.conf").read_text()
     assert "${" not in conf
     lines = [ln.strip() for ln in conf.splitlines() if ln.strip() and not ln.startswith("#")]
-    for expected in (f"listener {d.port} 127.0.0.1", f"listener {d.tls_port} 127.0.0.1", "allow_anonymous false",
-                     "per_listener_settings false", "set_tcp_nodelay true", "max_inflight_messages 20",
-                     "max_queued_messages 10000", "persistent_client_expiration 14d", "persistence true",
-                     f"password_file {conf_dir}/passwd", f"acl_file {conf_dir}/acl",
-                     f"keyfile {conf_dir}/tls/server.key"):
+    for expected in (
+        f"listener {d.port} 127.0.0.1",
+        f"listener {d.tls_port} 127.0.0.1",
+        "allow_anonymous false",
+        "per_listener_settings false",
+        "set_tcp_nodelay true",
+        "max_inflight_messages 20",
+        "max_queued_messages 10000",
+        "persistent_client_expiration 14d",
+        "persistence true",
+        f"password_file {conf_dir}/passwd",
+        f"acl_file {conf_dir}/acl",
+        f"keyfile {conf_dir}/tls/server.key",
+    ):
         assert expected in lines, expected
     # every user of the catalog, hashed; the ACL exactly as `edge acl` makes it
     passwd = dict(ln.split(":", 1) for ln in (conf_dir / "passwd").read_text().splitlines() if ln)
@@ -360,8 +392,18 @@ def test_broker_certificate_names(deployment: Deployment) -> None:
 
 def test_templates_have_only_known_placeholders() -> None:
     core = Template((REPO_ROOT / "mosquitto" / "core.conf").read_text())
-    assert set(core.get_identifiers()) == {"password_file", "acl_file", "data_dir", "log_dest", "port", "tls_port",
-                                           "tls_bind", "cafile", "certfile", "keyfile"}
+    assert set(core.get_identifiers()) == {
+        "password_file",
+        "acl_file",
+        "data_dir",
+        "log_dest",
+        "port",
+        "tls_port",
+        "tls_bind",
+        "cafile",
+        "certfile",
+        "keyfile",
+    }
     assert core.is_valid()
     execution = Template((REPO_ROOT / "mosquitto" / "execution.conf").read_text())
     assert execution.is_valid()
@@ -393,8 +435,13 @@ def _listening(port: int) -> bool:
 
 
 def start_mosquitto(conf: Path, log: Path, ports: list[int]) -> Mosquitto:
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [MOSQUITTO, "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     m = Mosquitto(proc, log)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -416,8 +463,9 @@ def core_broker(world: World) -> Iterator[Deployment]:
     assert d.render is not None
     d.render.check()
     host = d.host("trader-core")
-    m = start_mosquitto(host / "broker" / "conf" / "mosquitto.conf", host / "broker" / "data" / "mosquitto.log",
-                        [d.port, d.tls_port])
+    m = start_mosquitto(
+        host / "broker" / "conf" / "mosquitto.conf", host / "broker" / "data" / "mosquitto.log", [d.port, d.tls_port]
+    )
     try:
         yield d
     finally:
@@ -432,8 +480,9 @@ def tls_context(cafile: Path | None) -> ssl.SSLContext:
 
 
 def _client(user: str | None, password: str | None, *, tls: ssl.SSLContext | None = None) -> mqtt.Client:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-deploy-{secrets.token_hex(4)}",
-                    protocol=mqtt.MQTTv5)
+    c = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-deploy-{secrets.token_hex(4)}", protocol=mqtt.MQTTv5
+    )
     if user is not None:
         c.username_pw_set(user, password)
     if tls is not None:
@@ -441,8 +490,9 @@ def _client(user: str | None, password: str | None, *, tls: ssl.SSLContext | Non
     return c
 
 
-def connack(port: int, user: str | None = None, password: str | None = None, *,
-            tls: ssl.SSLContext | None = None) -> mqtt.ReasonCode | str:
+def connack(
+    port: int, user: str | None = None, password: str | None = None, *, tls: ssl.SSLContext | None = None
+) -> mqtt.ReasonCode | str:
     """The CONNACK's reason code, or the error that prevented one."""
     c = _client(user, password, tls=tls)
     done = threading.Event()
@@ -472,8 +522,12 @@ def test_node_logs_in_with_its_generated_password(core_broker: Deployment) -> No
 
 
 def test_anonymous_and_wrong_password_are_refused(core_broker: Deployment) -> None:
-    for user, password in ((None, None), ("universe", "not-the-password"), ("nobody", "x"),
-                           ("universe", core_broker.password("trading"))):
+    for user, password in (
+        (None, None),
+        ("universe", "not-the-password"),
+        ("nobody", "x"),
+        ("universe", core_broker.password("trading")),
+    ):
         rc = connack(core_broker.port, user, password)
         assert isinstance(rc, mqtt.ReasonCode) and rc.is_failure, (user, rc)
 
@@ -551,10 +605,19 @@ def test_optional_execution_broker_bridges_to_core(core_broker: Deployment, worl
         shutil.chown(data, "mosquitto", "mosquitto")
     port = _free_port()
     conf = Template((REPO_ROOT / "mosquitto" / "execution.conf").read_text()).substitute(
-        password_file=conf_dir / "passwd", acl_file=conf_dir / "acl", data_dir=data,
-        log_dest=f"file {data}/mosquitto.log", port=port, bridge_name="bridge-execution", core_host="localhost",
-        core_tls_port=d.tls_port, core_cafile=conf_dir / "tls" / "ca.crt", bridge_user="operator",
-        bridge_password=d.password("operator"), root="trader")
+        password_file=conf_dir / "passwd",
+        acl_file=conf_dir / "acl",
+        data_dir=data,
+        log_dest=f"file {data}/mosquitto.log",
+        port=port,
+        bridge_name="bridge-execution",
+        core_host="localhost",
+        core_tls_port=d.tls_port,
+        core_cafile=conf_dir / "tls" / "ca.crt",
+        bridge_user="operator",
+        bridge_password=d.password("operator"),
+        root="trader",
+    )
     conf_file = world.base / "execution.conf"
     conf_file.write_text(conf)
     m = start_mosquitto(conf_file, data / "mosquitto.log", [port])
@@ -590,7 +653,12 @@ def test_second_run_changes_nothing(world: World) -> None:
     d = world.deployments["dual-board"]
     assert d.render is not None
     d.render.check()
-    out = world.ansible.start(PLAYBOOK, "-i", INVENTORIES[d.name], "site.yml", "--tags", "config",
-                              "-e", f"@{d.root / 'vars.json'}").wait().check()
+    out = (
+        world.ansible.start(
+            PLAYBOOK, "-i", INVENTORIES[d.name], "site.yml", "--tags", "config", "-e", f"@{d.root / 'vars.json'}"
+        )
+        .wait()
+        .check()
+    )
     recap = [ln for ln in out.splitlines() if "changed=" in ln and "unreachable=" in ln]
     assert recap and all(" changed=0 " in ln for ln in recap), "\n".join(recap)

@@ -25,10 +25,17 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-amounts = st.one_of(st.decimals(allow_nan=True, allow_infinity=True).map(str), st.floats(), st.integers(),
-                    st.text(max_size=12), st.none(), st.booleans())
-near_valid = st.fixed_dictionaries({"amount": amounts}, optional={"note": st.text(max_size=30) | st.integers(),
-                                                                   "extra": json_values})
+amounts = st.one_of(
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.floats(),
+    st.integers(),
+    st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+)
+near_valid = st.fixed_dictionaries(
+    {"amount": amounts}, optional={"note": st.text(max_size=30) | st.integers(), "extra": json_values}
+)
 payloads = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda v: json.dumps(v).encode()),
@@ -59,8 +66,9 @@ def fuzz_target(broker, tmp_path):
     stop, ready = asyncio.Event(), asyncio.Event()
 
     async def start():
-        task = asyncio.ensure_future(counter.node.run(broker.settings("counter"), state_dir=tmp_path / "s",
-                                                      stop=stop, ready=ready))
+        task = asyncio.ensure_future(
+            counter.node.run(broker.settings("counter"), state_dir=tmp_path / "s", stop=stop, ready=ready)
+        )
         await asyncio.wait_for(ready.wait(), 10)
         client = Client(broker.settings("operator"), name="fuzzer")
         await client.connect()
@@ -85,8 +93,11 @@ def _amount(payload: bytes) -> Decimal | None:
 @given(verb=verbs, payload=payloads)
 def test_any_payload_gets_an_answer_and_only_valid_adds_count(fuzz_target, verb, payload):
     lt, client, state = fuzz_target
-    topic = client.topics.command("counter", verb) if verb.islower() and len(verb) < 32 else \
-        f"{client.topics.root}/cmd/counter/{verb}"
+    topic = (
+        client.topics.command("counter", verb)
+        if verb.islower() and len(verb) < 32
+        else f"{client.topics.root}/cmd/counter/{verb}"
+    )
     reply = lt.run(client.request(topic, payload, timeout=10))
     status = reply.user.get("status")
     assert status in ("ok", "error")

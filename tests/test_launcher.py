@@ -22,13 +22,29 @@ from schemas.runtime import NodeStatus
 from tests.conftest import FULL_CATALOG, Collector
 
 INVENTORY = {
-    "all": {"children": {
-        "core": {"hosts": {"board-a": {"edge_board": "core", "edge_nodes": ["counter", "notyet"],
-                                       "edge_node_modules": {"counter": "tests.nodes.counter:node"}}}},
-        "execution": {"hosts": {"board-b": {"edge_board": "execution", "edge_nodes": ["echo"],
-                                            "edge_instances": {"echo": [1, 2]},
-                                            "edge_node_modules": {"echo": "tests.nodes.echo:node"}}}},
-    }},
+    "all": {
+        "children": {
+            "core": {
+                "hosts": {
+                    "board-a": {
+                        "edge_board": "core",
+                        "edge_nodes": ["counter", "notyet"],
+                        "edge_node_modules": {"counter": "tests.nodes.counter:node"},
+                    }
+                }
+            },
+            "execution": {
+                "hosts": {
+                    "board-b": {
+                        "edge_board": "execution",
+                        "edge_nodes": ["echo"],
+                        "edge_instances": {"echo": [1, 2]},
+                        "edge_node_modules": {"echo": "tests.nodes.echo:node"},
+                    }
+                }
+            },
+        }
+    },
 }
 
 
@@ -41,8 +57,12 @@ def write_inventory(tmp_path: Path) -> Path:
 def test_placements_come_from_the_inventory(tmp_path):
     path = write_inventory(tmp_path)
     every = inventory.placements(path)
-    assert [(p.ident, p.board) for p in every] == [("counter", "core"), ("notyet", "core"),
-                                                   ("echo_1", "execution"), ("echo_2", "execution")]
+    assert [(p.ident, p.board) for p in every] == [
+        ("counter", "core"),
+        ("notyet", "core"),
+        ("echo_1", "execution"),
+        ("echo_2", "execution"),
+    ]
     assert [p.ident for p in inventory.placements(path, "execution")] == ["echo_1", "echo_2"]
     assert [p.ident for p in inventory.placements(path, "board-a")] == ["counter", "notyet"]
 
@@ -77,8 +97,7 @@ async def _until_online(got: Collector, idents: set[str], timeout: float = 30) -
 
 
 async def test_launcher_starts_supervises_and_stops_a_board(tmp_path):
-    launcher = Launcher(inventory.placements(write_inventory(tmp_path)), run_dir=tmp_path / "run",
-                        catalog=FULL_CATALOG)
+    launcher = Launcher(inventory.placements(write_inventory(tmp_path)), run_dir=tmp_path / "run", catalog=FULL_CATALOG)
     launcher.start_broker()
     try:
         assert LocalBroker.load(tmp_path / "run") is not None
@@ -174,17 +193,37 @@ def edge_up(tmp_path: Path) -> tuple[dict[str, str], subprocess.Popen[str]]:
     """The real `edge up` on the test inventory, in a process group of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
     env.update(EDGE_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "up", "--inventory", str(write_inventory(tmp_path)),
-                             "--catalog", "tests.conftest:FULL_CATALOG"], env=env, cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "up",
+            "--inventory",
+            str(write_inventory(tmp_path)),
+            "--catalog",
+            "tests.conftest:FULL_CATALOG",
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     return env, proc
 
 
 def _wait_status(env: dict[str, str], idents: set[str], timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        res = subprocess.run([sys.executable, "-m", "edge.cli", "status", "--json", "--wait", "0.5"], env=env,
-                             cwd=REPO_ROOT, capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-m", "edge.cli", "status", "--json", "--wait", "0.5"],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+        )
         if res.returncode == 0:
             data = json.loads(res.stdout)
             if all(data.get(i, {}).get("state") == "online" for i in idents):
@@ -205,8 +244,9 @@ def _statuses_after(run_dir: Path) -> dict[str, str]:
         return {s.node: s.reason for s in (NodeStatus.model_validate_json(m.payload) for m in msgs)}
 
     b = DevBroker(run_dir, catalog=FULL_CATALOG)
-    b.passwords = json.loads((run_dir / "broker.json").read_text())["passwords"] if (run_dir / "broker.json").exists() \
-        else {}
+    b.passwords = (
+        json.loads((run_dir / "broker.json").read_text())["passwords"] if (run_dir / "broker.json").exists() else {}
+    )
     with b:
         return asyncio.run(read(b))
 
@@ -219,8 +259,13 @@ async def test_two_boards_on_one_machine_share_one_broker(tmp_path):
     core.start_broker()
     try:
         local = LocalBroker.load(tmp_path / "run")
-        execution = Launcher(inventory.placements(path, "execution"), run_dir=tmp_path / "run",
-                             catalog=FULL_CATALOG, external=local.settings(), passwords=local.passwords)
+        execution = Launcher(
+            inventory.placements(path, "execution"),
+            run_dir=tmp_path / "run",
+            catalog=FULL_CATALOG,
+            external=local.settings(),
+            passwords=local.passwords,
+        )
         try:
             got = await _statuses(core)
             core.start_nodes()

@@ -44,8 +44,9 @@ async def test_in_flight_window_is_not_released_early_after_a_wrap(connect):
     """The other face of bug 1: a stale acknowledgement released an in-flight slot at once."""
     probe = await connect("probe")
     await _publish_qos0(probe, WRAP + 10)
-    await asyncio.gather(*(probe.publish("trader/evt/probe/quote", b'{"symbol": "A.US", "price": "1"}', qos=1)
-                           for _ in range(200)))
+    await asyncio.gather(
+        *(probe.publish("trader/evt/probe/quote", b'{"symbol": "A.US", "price": "1"}', qos=1) for _ in range(200))
+    )
     assert 1 < probe.peak_in_flight <= probe.inflight_limit
     assert probe._waiters == {}
 

@@ -97,8 +97,9 @@ async def test_targets_on_the_broker_after_the_universes_prices(run_node, probe)
         assert first.inputs_to == date(2024, 11, 29) and sum(x.weight for x in first.targets) == 1
         assert first.mean_variance_method == "max_sharpe" and first.hrp_method == "hrp"
         mv_only = await probe.client.call(t.OPTIMIZATION_OPTIMIZE, Optimize(blend=Decimal(1)), timeout=60)
-        assert all(x.weight == x.mean_variance or abs(x.weight - x.mean_variance) < Decimal("0.00001")
-                   for x in mv_only.targets)
+        assert all(
+            x.weight == x.mean_variance or abs(x.weight - x.mean_variance) < Decimal("0.00001") for x in mv_only.targets
+        )
         with pytest.raises(RemoteError, match=r"not in the universe: TSLA\.US"):
             await probe.client.call(t.OPTIMIZATION_OPTIMIZE, Optimize(symbols=["TSLA.US"]), timeout=60)
         reply = await probe.client.request(probe.topics.command("optimization", "optimize"), b'{"blend": "2"}')
@@ -118,8 +119,16 @@ def test_settings_from_the_environment():
     assert Settings.from_env({}) == model.Settings()
     s = Settings.from_env({"OPT_RETURNS": "ema", "OPT_BLEND": "1", "OPT_LOOKBACK_DAYS": "504"})
     assert (s.returns_model, s.blend, s.lookback, s.min_days) == ("ema", 1.0, 504, 252)
-    for name, bad in (("OPT_RETURNS", "median"), ("OPT_BLEND", "1.5"), ("OPT_BLEND", "half"),
-                      ("OPT_MAX_WEIGHT", "0"), ("OPT_GAMMA", "nan"), ("OPT_RISK_FREE", "inf"),
-                      ("OPT_MIN_DAYS", "1"), ("OPT_LOOKBACK_DAYS", "100"), ("OPT_LOOKBACK_DAYS", "3y")):
+    for name, bad in (
+        ("OPT_RETURNS", "median"),
+        ("OPT_BLEND", "1.5"),
+        ("OPT_BLEND", "half"),
+        ("OPT_MAX_WEIGHT", "0"),
+        ("OPT_GAMMA", "nan"),
+        ("OPT_RISK_FREE", "inf"),
+        ("OPT_MIN_DAYS", "1"),
+        ("OPT_LOOKBACK_DAYS", "100"),
+        ("OPT_LOOKBACK_DAYS", "3y"),
+    ):
         with pytest.raises(ValueError, match=name):
             Settings.from_env({name: bad})

@@ -61,26 +61,31 @@ def build_pack_unpack(packet_type: int, values: dict[str, Any]) -> tuple[bytes, 
 
 @given(st.fixed_dictionaries({}, optional=PUBLISH_PROPS))
 def test_publish_properties_identical(values):
-    assert with_methods(True, lambda: build_pack_unpack(PacketTypes.PUBLISH, values)) == \
-        with_methods(False, lambda: build_pack_unpack(PacketTypes.PUBLISH, values))
+    assert with_methods(True, lambda: build_pack_unpack(PacketTypes.PUBLISH, values)) == with_methods(
+        False, lambda: build_pack_unpack(PacketTypes.PUBLISH, values)
+    )
 
 
 @given(st.fixed_dictionaries({}, optional=CONNACK_PROPS))
 def test_connack_properties_identical(values):
-    assert with_methods(True, lambda: build_pack_unpack(PacketTypes.CONNACK, values)) == \
-        with_methods(False, lambda: build_pack_unpack(PacketTypes.CONNACK, values))
+    assert with_methods(True, lambda: build_pack_unpack(PacketTypes.CONNACK, values)) == with_methods(
+        False, lambda: build_pack_unpack(PacketTypes.CONNACK, values)
+    )
 
 
-@pytest.mark.parametrize(("packet_type", "name", "value"), [
-    (PacketTypes.PUBLISH, "NoSuchProperty", 1),
-    (PacketTypes.PUBLISH, "SessionExpiryInterval", 5),  # not a PUBLISH property
-    (PacketTypes.CONNECT, "ReceiveMaximum", 0),
-    (PacketTypes.CONNECT, "TopicAliasMaximum", 70000),
-    (PacketTypes.SUBSCRIBE, "SubscriptionIdentifier", 0),
-    (PacketTypes.PUBLISH, "PayloadFormatIndicator", 2),
-    (PacketTypes.PUBLISH, "Response Topic", "spaces in the name are allowed"),
-    (PacketTypes.PUBLISH, "User Property", ("a", "b")),
-])
+@pytest.mark.parametrize(
+    ("packet_type", "name", "value"),
+    [
+        (PacketTypes.PUBLISH, "NoSuchProperty", 1),
+        (PacketTypes.PUBLISH, "SessionExpiryInterval", 5),  # not a PUBLISH property
+        (PacketTypes.CONNECT, "ReceiveMaximum", 0),
+        (PacketTypes.CONNECT, "TopicAliasMaximum", 70000),
+        (PacketTypes.SUBSCRIBE, "SubscriptionIdentifier", 0),
+        (PacketTypes.PUBLISH, "PayloadFormatIndicator", 2),
+        (PacketTypes.PUBLISH, "Response Topic", "spaces in the name are allowed"),
+        (PacketTypes.PUBLISH, "User Property", ("a", "b")),
+    ],
+)
 def test_validation_identical(packet_type, name, value):
     def attempt() -> dict[str, Any]:
         p = Properties(packet_type)

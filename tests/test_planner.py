@@ -48,25 +48,72 @@ async def publish_world(client: Client, inputs, cash: str = "20000") -> None:
     now = utcnow()
     securities = [Security(symbol=s, name=s, currency="USD") for s in closes]
     await client.emit(t.UNIVERSE_SECURITIES, Universe(securities=securities, at=now))
-    await client.emit(t.UNIVERSE_QUOTES, Quotes(quotes={s: Quote(symbol=s, day=LAST, close=c, currency="USD")
-                                                        for s, c in closes.items()}, at=now))
-    await client.emit(t.SCORES, Scores(scores=[SecurityScore(symbol=s, status="ok", score=60 + (i % 7) * 5, days=5000)
-                                               for i, s in enumerate(sorted(closes))],
-                                       as_of=LAST, benchmark="SPY.US", computed_at=now))
-    await client.emit(t.OPTIMIZATION_TARGETS, Targets(
-        targets=[Target(symbol=s, weight=w, mean_variance=D(0), hrp=D(0)) for s, w in r.weights.items()],
-        mean_variance_method="max_sharpe", hrp_method="hrp", fallbacks=[], blend=D("0.5"), returns_model="mean",
-        risk_free_rate=D("0.02"), max_weight=D("0.2"), expected_return=D("0.1"), volatility=D("0.1"), sharpe=D(1),
-        inputs_from=None, inputs_to=LAST, observations=756, excluded=[], computed_at=now))
-    await client.emit(t.OPTIMIZATION_INPUTS, Inputs(symbols=list(r.mu.index), mu=[float(x) for x in r.mu],
-                                                    cov_b64=matrix.encode(r.cov.to_numpy()), inputs_to=LAST,
-                                                    computed_at=now))
+    await client.emit(
+        t.UNIVERSE_QUOTES,
+        Quotes(quotes={s: Quote(symbol=s, day=LAST, close=c, currency="USD") for s, c in closes.items()}, at=now),
+    )
+    await client.emit(
+        t.SCORES,
+        Scores(
+            scores=[
+                SecurityScore(symbol=s, status="ok", score=60 + (i % 7) * 5, days=5000)
+                for i, s in enumerate(sorted(closes))
+            ],
+            as_of=LAST,
+            benchmark="SPY.US",
+            computed_at=now,
+        ),
+    )
+    await client.emit(
+        t.OPTIMIZATION_TARGETS,
+        Targets(
+            targets=[Target(symbol=s, weight=w, mean_variance=D(0), hrp=D(0)) for s, w in r.weights.items()],
+            mean_variance_method="max_sharpe",
+            hrp_method="hrp",
+            fallbacks=[],
+            blend=D("0.5"),
+            returns_model="mean",
+            risk_free_rate=D("0.02"),
+            max_weight=D("0.2"),
+            expected_return=D("0.1"),
+            volatility=D("0.1"),
+            sharpe=D(1),
+            inputs_from=None,
+            inputs_to=LAST,
+            observations=756,
+            excluded=[],
+            computed_at=now,
+        ),
+    )
+    await client.emit(
+        t.OPTIMIZATION_INPUTS,
+        Inputs(
+            symbols=list(r.mu.index),
+            mu=[float(x) for x in r.mu],
+            cov_b64=matrix.encode(r.cov.to_numpy()),
+            inputs_to=LAST,
+            computed_at=now,
+        ),
+    )
     usd = D(cash)
-    await client.emit(t.PORTFOLIO_SUMMARY, Summary(
-        base="USD", mode="paper", broker="paper", positions=[], cash=[CashBalance(currency="USD", amount=usd,
-                                                                                 amount_base=usd)],
-        positions_base=D(0), cash_base=usd, total_base=usd, fx={"USD": D(1)}, fx_source="test", deposits_base=usd,
-        dividends_base=D(0), at=now))
+    await client.emit(
+        t.PORTFOLIO_SUMMARY,
+        Summary(
+            base="USD",
+            mode="paper",
+            broker="paper",
+            positions=[],
+            cash=[CashBalance(currency="USD", amount=usd, amount_base=usd)],
+            positions_base=D(0),
+            cash_base=usd,
+            total_base=usd,
+            fx={"USD": D(1)},
+            fx_source="test",
+            deposits_base=usd,
+            dividends_base=D(0),
+            at=now,
+        ),
+    )
 
 
 class Owners:
@@ -140,13 +187,13 @@ async def test_a_malformed_batch_is_reported_and_the_cycle_goes_on(run_node, con
             return json.loads((await errors.next(10)).payload)
 
         head = '"cycle_id": "x", "first": 0, "keep": 10, "batch": '
-        report = await send('{' + head + '-1, "round": 2, "count": 1, "width": 1, "rows_b64": "AQA="}')
+        report = await send("{" + head + '-1, "round": 2, "count": 1, "width": 1, "rows_b64": "AQA="}')
         assert report["kind"] == "invalid" and "not a valid Batch" in report["reason"]
-        report = await send('{' + head + '0, "round": 2, "count": 2, "width": 1, "rows_b64": "AQA="}')
+        report = await send("{" + head + '0, "round": 2, "count": 2, "width": 1, "rows_b64": "AQA="}')
         assert report["kind"] == "invalid" and "2 x 1 int16 are 4" in report["errors"][0]["msg"], report
-        report = await send('{' + head + '0, "round": 3, "count": 1, "width": 1, "rows_b64": "AQA="}')
+        report = await send("{" + head + '0, "round": 3, "count": 1, "width": 1, "rows_b64": "AQA="}')
         assert "the prefixes of round 3 have 2 actions" in report["errors"][0]["msg"], report
-        report = await send('{' + head + '0, "round": 2, "count": 1, "width": 1, "rows_b64": "/v8="}')
+        report = await send("{" + head + '0, "round": 2, "count": 1, "width": 1, "rows_b64": "/v8="}')
         assert report["kind"] == "refused" and "action index -2" in report["reason"], report  # [[-2]]
         await coord.publish(batch_topic, b"not json", qos=1)
         assert json.loads((await errors.next(10)).payload)["kind"] == "bad_json"
@@ -163,8 +210,7 @@ async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, 
     paper.deposit(D(20000), "USD")
     paper.close()
     operator = await connect("operator")
-    async with run_node(opportunity), run_node(generator), run_node(coordinator), run_node(planning), \
-            run_node(trading):
+    async with run_node(opportunity), run_node(generator), run_node(coordinator), run_node(planning), run_node(trading):
         await spawn("evaluator", "evaluator", instance=1, extra_env=ENV)
         await asyncio.sleep(0.5)
         result = await _cycle(operator, beam_width=500)
@@ -196,9 +242,19 @@ async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, conne
     operator = await connect("operator")
     from nodes.evaluator.node import node as evaluator
 
-    async with run_node(universe), run_node(scoring), run_node(optimization), run_node(portfolio), \
-            run_node(trading), run_node(opportunity), run_node(generator), run_node(evaluator), \
-            run_node(coordinator), run_node(planning), run_node(scheduler):
+    async with (
+        run_node(universe),
+        run_node(scoring),
+        run_node(optimization),
+        run_node(portfolio),
+        run_node(trading),
+        run_node(opportunity),
+        run_node(generator),
+        run_node(evaluator),
+        run_node(coordinator),
+        run_node(planning),
+        run_node(scheduler),
+    ):
         sent = None
         while sent is None:
             plan = Plan.model_validate_json((await plans.next(90)).payload)
@@ -212,16 +268,19 @@ async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, conne
         assert len(orders.orders) == len(sent.steps) and {o.status for o in orders.orders} == {"filled"}
 
 
-@pytest.mark.parametrize(("node_name", "verb", "payload", "kind", "says"), [
-    ("generator", "space", {"cycle_id": "c", "actions": [], "cash": {"USD": 5.5}}, "invalid", "JSON float"),
-    ("generator", "space", {"cycle_id": "c", "cash": {}}, "invalid", "actions"),
-    ("opportunity", "candidates", {}, "invalid", "cycle_id"),
-    ("coordinator", "cycle", {"beam_width": 0}, "invalid", "beam_width"),
-    ("coordinator", "cycle", {"max_actions": 11}, "invalid", "max_actions"),
-    ("planning", "approve", {"plan_id": "nope"}, "refused", "no plan nope"),
-    ("planning", "reject", {"plan_id": "x y"}, "invalid", "plan_id"),
-    ("planning", "plans", {"limit": 1000}, "invalid", "limit"),
-])
+@pytest.mark.parametrize(
+    ("node_name", "verb", "payload", "kind", "says"),
+    [
+        ("generator", "space", {"cycle_id": "c", "actions": [], "cash": {"USD": 5.5}}, "invalid", "JSON float"),
+        ("generator", "space", {"cycle_id": "c", "cash": {}}, "invalid", "actions"),
+        ("opportunity", "candidates", {}, "invalid", "cycle_id"),
+        ("coordinator", "cycle", {"beam_width": 0}, "invalid", "beam_width"),
+        ("coordinator", "cycle", {"max_actions": 11}, "invalid", "max_actions"),
+        ("planning", "approve", {"plan_id": "nope"}, "refused", "no plan nope"),
+        ("planning", "reject", {"plan_id": "x y"}, "invalid", "plan_id"),
+        ("planning", "plans", {"limit": 1000}, "invalid", "limit"),
+    ],
+)
 async def test_bad_input_on_the_planners_commands(run_node, connect, world, node_name, verb, payload, kind, says):
     nodes = {"generator": generator, "opportunity": opportunity, "coordinator": coordinator, "planning": planning}
     operator = await connect("operator")

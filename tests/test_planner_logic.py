@@ -48,14 +48,27 @@ def test_a_candidate_without_a_quote_is_a_note():
 
 
 def _action(symbol: str, side: str, value: int, fee: int = 1) -> Action:
-    return Action(kind="buy_underweight" if side == "buy" else "exit", symbol=symbol, side=side,
-                  quantity=D(1), price=D(value), currency="USD", value=D(value), fee=D(fee), value_base=D(value),
-                  reason="test")
+    return Action(
+        kind="buy_underweight" if side == "buy" else "exit",
+        symbol=symbol,
+        side=side,
+        quantity=D(1),
+        price=D(value),
+        currency="USD",
+        value=D(value),
+        fee=D(fee),
+        value_base=D(value),
+        reason="test",
+    )
 
 
 def test_sequences_put_sells_first_and_never_overdraw():
-    actions = [_action("A.US", "buy", 900), _action("B.US", "sell", 500), _action("C.US", "buy", 400),
-               _action("A.US", "sell", 100)]
+    actions = [
+        _action("A.US", "buy", 900),
+        _action("B.US", "sell", 500),
+        _action("C.US", "buy", 400),
+        _action("A.US", "sell", 100),
+    ]
     seqs = search.rows(search.sequences(actions, {"USD": D(600)}, search.Settings(max_actions=3)))
     for seq in seqs:
         sides = [actions[i].side for i in seq]
@@ -86,11 +99,18 @@ def problem() -> o.Arrays:
     # some held without a target, some targeted and not held: both sides of the distance
     targets = np.where(rng.random(n) < 0.3, 0.0, rng.random(n))
     targets /= targets.sum()
-    return o.Arrays(price=rng.uniform(10, 300, n), quantity=np.where(rng.random(n) < 0.3, rng.integers(1, 40, n), 0)
-                    .astype(float), cash=15000.0, targets=targets, mu=rng.normal(0.08, 0.04, n),
-                    cov=x @ x.T / 120 * 0.04, action_symbol=rng.integers(0, n, a),
-                    action_quantity=rng.integers(1, 8, a).astype(float), action_fee=np.full(a, 1.5),
-                    weights=dict(o.DEFAULT_WEIGHTS))
+    return o.Arrays(
+        price=rng.uniform(10, 300, n),
+        quantity=np.where(rng.random(n) < 0.3, rng.integers(1, 40, n), 0).astype(float),
+        cash=15000.0,
+        targets=targets,
+        mu=rng.normal(0.08, 0.04, n),
+        cov=x @ x.T / 120 * 0.04,
+        action_symbol=rng.integers(0, n, a),
+        action_quantity=rng.integers(1, 8, a).astype(float),
+        action_fee=np.full(a, 1.5),
+        weights=dict(o.DEFAULT_WEIGHTS),
+    )
 
 
 @settings(deadline=None)  # examples: the profile (60; 2,000 in make soak)
@@ -109,10 +129,18 @@ def test_an_overdrawn_sequence_is_infeasible(problem):
 
 
 def test_closer_to_the_targets_scores_higher():
-    a = o.Arrays(price=np.array([100.0, 100.0]), quantity=np.array([10.0, 0.0]), cash=1001.0,
-                 targets=np.array([0.5, 0.5]), mu=np.zeros(2), cov=np.eye(2) * 0.04,
-                 action_symbol=np.array([1, 1]), action_quantity=np.array([10.0, 5.0]),
-                 action_fee=np.array([1.0, 1.0]), weights=dict(o.DEFAULT_WEIGHTS))
+    a = o.Arrays(
+        price=np.array([100.0, 100.0]),
+        quantity=np.array([10.0, 0.0]),
+        cash=1001.0,
+        targets=np.array([0.5, 0.5]),
+        mu=np.zeros(2),
+        cov=np.eye(2) * 0.04,
+        action_symbol=np.array([1, 1]),
+        action_quantity=np.array([10.0, 5.0]),
+        action_fee=np.array([1.0, 1.0]),
+        weights=dict(o.DEFAULT_WEIGHTS),
+    )
     scores, parts = o.score_batch(a, o.pad([[0], [1]]))
     assert scores[0] > scores[1] and parts["distance"][0] < parts["distance"][1]
 
@@ -123,18 +151,42 @@ def test_top_breaks_ties_by_place_and_drops_the_infeasible():
 
 
 candidate_lists = st.lists(
-    st.tuples(st.sampled_from(["A.US", "B.US", "C.US", "D.US", "E.US"]), st.sampled_from(["buy", "sell"]),
-              st.integers(1, 5000), st.integers(0, 20), st.sampled_from(["USD", "EUR"])),
-    min_size=0, max_size=12)
+    st.tuples(
+        st.sampled_from(["A.US", "B.US", "C.US", "D.US", "E.US"]),
+        st.sampled_from(["buy", "sell"]),
+        st.integers(1, 5000),
+        st.integers(0, 20),
+        st.sampled_from(["USD", "EUR"]),
+    ),
+    min_size=0,
+    max_size=12,
+)
 
 
 @settings(deadline=None)  # examples: the profile (60; 2,000 in make soak)
-@given(cands=candidate_lists, usd=st.integers(0, 20000), eur=st.integers(0, 20000), k=st.integers(1, 5),
-       bound=st.integers(1, 3000))
+@given(
+    cands=candidate_lists,
+    usd=st.integers(0, 20000),
+    eur=st.integers(0, 20000),
+    k=st.integers(1, 5),
+    bound=st.integers(1, 3000),
+)
 def test_every_generated_sequence_keeps_the_rules(cands, usd, eur, k, bound):
-    actions = [Action(kind="buy_underweight" if side == "buy" else "exit", symbol=sym, side=side, quantity=D(1),
-                      price=D(value), currency=cur, value=D(value), fee=D(fee), value_base=D(value), reason="h")
-               for sym, side, value, fee, cur in cands]
+    actions = [
+        Action(
+            kind="buy_underweight" if side == "buy" else "exit",
+            symbol=sym,
+            side=side,
+            quantity=D(1),
+            price=D(value),
+            currency=cur,
+            value=D(value),
+            fee=D(fee),
+            value_base=D(value),
+            reason="h",
+        )
+        for sym, side, value, fee, cur in cands
+    ]
     cash = {"USD": D(usd), "EUR": D(eur)}
     found = search.sequences(actions, cash, search.Settings(max_actions=k, max_sequences=bound))
     seqs = search.rows(found)
@@ -151,8 +203,9 @@ def test_every_generated_sequence_keeps_the_rules(cands, usd, eur, k, bound):
             assert left[a.currency] >= 0
 
 
-def reference_search(actions: list[Action], cash: dict[str, Decimal], max_actions: int,
-                     max_sequences: int) -> list[list[int]]:
+def reference_search(
+    actions: list[Action], cash: dict[str, Decimal], max_actions: int, max_sequences: int
+) -> list[list[int]]:
     """The search as plain Python with Decimal cash, one sequence at a time (how it was
     first written): the vectorised one must find the same sequences in the same order."""
     order = search.priority(actions)
@@ -163,7 +216,7 @@ def reference_search(actions: list[Action], cash: dict[str, Decimal], max_action
     for _length in range(max_actions):
         nxt = []
         for seq, symbols, left in level:
-            for i in order[rank[seq[-1]] + 1 if seq else 0:]:
+            for i in order[rank[seq[-1]] + 1 if seq else 0 :]:
                 currency, delta = change[i]
                 after = left.get(currency, D(0)) + delta
                 if actions[i].symbol in symbols or after < 0:
@@ -188,8 +241,11 @@ def test_cash_is_compared_exactly():
     assert short == [[0]]
     huge = [a.model_copy(update={"value": a.value * 10**20}) for a in fine]
     cash = {"USD": D("0.3") * 10**20}
-    assert search.rows(search.sequences(huge, cash, search.Settings(max_actions=2))) == \
-        reference_search(huge, cash, 2, 100) == [[0], [0, 1]]
+    assert (
+        search.rows(search.sequences(huge, cash, search.Settings(max_actions=2)))
+        == reference_search(huge, cash, 2, 100)
+        == [[0], [0, 1]]
+    )
 
 
 @settings(deadline=None)  # examples: the profile (60; 2,000 in make soak)
@@ -197,9 +253,21 @@ def test_cash_is_compared_exactly():
 def test_a_beam_wider_than_every_round_is_the_exhaustive_search(cands, usd, eur, k):
     """Round by round, growing every sequence of the last round (as the evaluators do,
     batch by batch) finds exactly the sequences of the exhaustive search."""
-    actions = [Action(kind="buy_underweight" if side == "buy" else "exit", symbol=sym, side=side, quantity=D(1),
-                      price=D(value), currency=cur, value=D(value), fee=D(fee), value_base=D(value), reason="h")
-               for sym, side, value, fee, cur in cands]
+    actions = [
+        Action(
+            kind="buy_underweight" if side == "buy" else "exit",
+            symbol=sym,
+            side=side,
+            quantity=D(1),
+            price=D(value),
+            currency=cur,
+            value=D(value),
+            fee=D(fee),
+            value_base=D(value),
+            reason="h",
+        )
+        for sym, side, value, fee, cur in cands
+    ]
     cash = {"USD": D(usd), "EUR": D(eur)}
     sp = search.Space.of(search.space("c1", actions, cash))
     frontier, grown = np.zeros((1, 0), dtype=np.int16), []
@@ -223,11 +291,22 @@ def _result(rnd: int, batch: int, rows: np.ndarray, scores: np.ndarray, orders: 
     from schemas.planning import BatchResult, Beam, Scored
 
     kept = o.top(scores, orders, keep)
-    beam = Beam(**matrix.encode_rows(rows[kept]), scores_b64=matrix.encode_vector(scores[kept], "<f8"),
-                orders_b64=matrix.encode_vector(orders[kept], "<i8"))
+    beam = Beam(
+        **matrix.encode_rows(rows[kept]),
+        scores_b64=matrix.encode_vector(scores[kept], "<f8"),
+        orders_b64=matrix.encode_vector(orders[kept], "<i8"),
+    )
     best = [Scored(sequence=rows[i].tolist(), order=int(orders[i]), score=float(scores[i]), parts={}) for i in kept[:5]]
-    return BatchResult(cycle_id="c1", round=rnd, batch=batch, worker=f"w{batch % 2}", evaluated=len(rows), best=best,
-                       beam=beam, seconds=0.0)
+    return BatchResult(
+        cycle_id="c1",
+        round=rnd,
+        batch=batch,
+        worker=f"w{batch % 2}",
+        evaluated=len(rows),
+        best=best,
+        beam=beam,
+        seconds=0.0,
+    )
 
 
 @settings(deadline=None)
@@ -280,8 +359,7 @@ def test_round_batches_stride_over_the_frontier():
     frontier = np.array([[i] for i in range(40)], dtype=np.int16)  # grows 39, 38, ..., 0 sequences
     batches = c.round_batches("c1", 2, frontier, rank, size=100, width=50)
     assert len(batches) == 8 and all(b.stride == 8 and b.keep == 7 and b.round == 2 for b in batches)  # 780 / 100
-    held = sorted(int(x) for b in batches
-                  for x in matrix.decode_rows(b.rows_b64, b.count, b.width)[:, 0])
+    held = sorted(int(x) for b in batches for x in matrix.decode_rows(b.rows_b64, b.count, b.width)[:, 0])
     assert held == list(range(40))  # every prefix once
     assert [b.first for b in batches] == list(range(8))
     assert c.round_batches("c1", 1, np.zeros((1, 0), dtype=np.int16), rank, 100, 50)[0].count == 1

@@ -15,16 +15,28 @@ NOW = datetime(2024, 11, 29, 12, tzinfo=UTC)
 
 
 def _action(symbol: str, side: str) -> Action:
-    return Action(kind="buy_underweight" if side == "buy" else "exit", symbol=symbol, side=side,
-                  quantity=Decimal(2), price=Decimal(100), currency="USD", value=Decimal(200), fee=Decimal(1),
-                  value_base=Decimal(200), reason="x" * 600)
+    return Action(
+        kind="buy_underweight" if side == "buy" else "exit",
+        symbol=symbol,
+        side=side,
+        quantity=Decimal(2),
+        price=Decimal(100),
+        currency="USD",
+        value=Decimal(200),
+        fee=Decimal(1),
+        value_base=Decimal(200),
+        reason="x" * 600,
+    )
 
 
 def proposed() -> Plan:
-    evaluation = Evaluation(score=1.0, parts={}, baseline_score=0.0, sequences=3, batches=1, workers=["w"],
-                            seconds=0.1)
-    req = ProposePlan(cycle_id="cycle-1", actions=[_action("A.US", "sell"), _action("B.US", "buy")],
-                      evaluation=evaluation, reasons=["better"])
+    evaluation = Evaluation(score=1.0, parts={}, baseline_score=0.0, sequences=3, batches=1, workers=["w"], seconds=0.1)
+    req = ProposePlan(
+        cycle_id="cycle-1",
+        actions=[_action("A.US", "sell"), _action("B.US", "buy")],
+        evaluation=evaluation,
+        reasons=["better"],
+    )
     return rules.new("plan-7", req, NOW)
 
 
@@ -32,7 +44,9 @@ def test_a_new_plan_has_one_order_id_per_step():
     plan = proposed()
     assert plan.status == "proposed" and plan.created == NOW and plan.cycle_id == "cycle-1"
     assert [(s.step, s.client_order_id, s.action.symbol) for s in plan.steps] == [
-        (1, "plan-7:1", "A.US"), (2, "plan-7:2", "B.US")]
+        (1, "plan-7:1", "A.US"),
+        (2, "plan-7:2", "B.US"),
+    ]
     order = rules.order(plan, plan.steps[1])
     assert (order.client_order_id, order.symbol, order.side, order.plan_id) == ("plan-7:2", "B.US", "buy", "plan-7")
     assert len(order.reason) == 500

@@ -34,11 +34,20 @@ def account(tmp_path, monkeypatch):
 
 
 def test_valuation_in_the_base_currency():
-    acct = Account(positions={"AAPL.US": Position("AAPL.US", D(10), D(200), "USD"),
-                              "X.US": Position("X.US", D(1), D(5), "USD")},
-                   cash={"USD": D("1056.50"), "EUR": D(100)})
-    s = summarise(acct, {"AAPL.US": D("211.30")}, Rates(), mode="paper", broker="paper", deposits_base=D(0),
-                  dividends_base=D(0), at=datetime.now(UTC))
+    acct = Account(
+        positions={"AAPL.US": Position("AAPL.US", D(10), D(200), "USD"), "X.US": Position("X.US", D(1), D(5), "USD")},
+        cash={"USD": D("1056.50"), "EUR": D(100)},
+    )
+    s = summarise(
+        acct,
+        {"AAPL.US": D("211.30")},
+        Rates(),
+        mode="paper",
+        broker="paper",
+        deposits_base=D(0),
+        dividends_base=D(0),
+        at=datetime.now(UTC),
+    )
     # 10 x 211.30 = USD 2113.00 = EUR 2000.00 at 1.0565; cash USD 1056.50 = EUR 1000 + EUR 100
     assert s.positions_base == D("2000.00") and s.cash_base == D("1100.00") and s.total_base == D("3100.00")
     assert s.unpriced == ["X.US"]  # listed, not valued at a guess
@@ -51,12 +60,24 @@ def test_settings_from_the_environment():
     s = Settings.from_env({})
     assert (s.sync_s, s.first_deposit, s.monthly_deposit, s.deposit_day) == (300, (D(10000), "USD"), (D(500), "USD"), 1)
     assert s.account.mode == "paper"
-    s = Settings.from_env({"PORTFOLIO_FIRST_DEPOSIT": "0", "PORTFOLIO_MONTHLY_DEPOSIT": "750 eur",
-                           "PORTFOLIO_DEPOSIT_DAY": "28", "PORTFOLIO_SYNC_S": "60"})
+    s = Settings.from_env(
+        {
+            "PORTFOLIO_FIRST_DEPOSIT": "0",
+            "PORTFOLIO_MONTHLY_DEPOSIT": "750 eur",
+            "PORTFOLIO_DEPOSIT_DAY": "28",
+            "PORTFOLIO_SYNC_S": "60",
+        }
+    )
     assert (s.sync_s, s.first_deposit, s.monthly_deposit, s.deposit_day) == (60, None, (D(750), "EUR"), 28)
-    for name, bad in (("PORTFOLIO_SYNC_S", "0"), ("PORTFOLIO_SYNC_S", "5m"), ("PORTFOLIO_DEPOSIT_DAY", "31"),
-                      ("PORTFOLIO_DEPOSIT_DAY", "first"), ("PORTFOLIO_FIRST_DEPOSIT", "10000"),
-                      ("PORTFOLIO_MONTHLY_DEPOSIT", "-5 USD"), ("EDGE_MODE", "demo")):
+    for name, bad in (
+        ("PORTFOLIO_SYNC_S", "0"),
+        ("PORTFOLIO_SYNC_S", "5m"),
+        ("PORTFOLIO_DEPOSIT_DAY", "31"),
+        ("PORTFOLIO_DEPOSIT_DAY", "first"),
+        ("PORTFOLIO_FIRST_DEPOSIT", "10000"),
+        ("PORTFOLIO_MONTHLY_DEPOSIT", "-5 USD"),
+        ("EDGE_MODE", "demo"),
+    ):
         with pytest.raises(ValueError, match=name):
             Settings.from_env({name: bad})
 
@@ -86,12 +107,17 @@ async def test_deposits_are_credited_once(run_node, market, connect, account):
         assert json.loads(first.payload) == json.loads(again.payload)
         s = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
         assert {c.currency: c.amount for c in s.cash} == {"EUR": D("350.50"), "USD": D(10000)}
-        for bad in ('{"amount": "-5", "currency": "EUR"}', '{"amount": 5.5, "currency": "EUR"}',
-                    '{"amount": "5", "currency": "euro"}'):
+        for bad in (
+            '{"amount": "-5", "currency": "EUR"}',
+            '{"amount": 5.5, "currency": "EUR"}',
+            '{"amount": "5", "currency": "euro"}',
+        ):
             reply = await operator.request(msg, bad.encode())
             assert reply.user["status"] == "error" and b'"kind":"invalid"' in reply.payload
         assert {c.currency: c.amount for c in (await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())).cash} == {
-            "EUR": D("350.50"), "USD": D(10000)}
+            "EUR": D("350.50"),
+            "USD": D(10000),
+        }
 
 
 async def test_the_monthly_plan_credits_a_month_once(run_node, market, probe, account, monkeypatch):
@@ -110,8 +136,9 @@ async def test_orders_move_the_portfolio_and_its_history(run_node, market, conne
     async with run_node(portfolio), run_node(trading):
         await asyncio.sleep(0.5)
         filled = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
-        s = Summary.model_validate_json((await summaries.until(
-            lambda m: Summary.model_validate_json(m.payload).positions, timeout=10)).payload)
+        s = Summary.model_validate_json(
+            (await summaries.until(lambda m: Summary.model_validate_json(m.payload).positions, timeout=10)).payload
+        )
         aapl = s.positions[0]
         assert aapl.quantity == 10 and aapl.price == CLOSES["AAPL.US"]
         cash_usd = D(10000) - filled.average_price * 10 - filled.fee
@@ -144,18 +171,22 @@ def test_paper_keys_make_a_deposit_happen_once(tmp_path):
     assert paper.account().cash == {"EUR": D(1)}
 
 
-@pytest.mark.parametrize(("verb", "payload", "says"), [
-    ("sync", {"now": True}, "extra"),
-    ("valuations", {"start": "yesterday"}, "start"),
-    ("deposit_check", {"month": "2024-01"}, "extra"),
-    ("deposit", {"amount": "0", "currency": "EUR"}, "amount must be above 0"),
-])
+@pytest.mark.parametrize(
+    ("verb", "payload", "says"),
+    [
+        ("sync", {"now": True}, "extra"),
+        ("valuations", {"start": "yesterday"}, "start"),
+        ("deposit_check", {"month": "2024-01"}, "extra"),
+        ("deposit", {"amount": "0", "currency": "EUR"}, "amount must be above 0"),
+    ],
+)
 async def test_bad_input_on_the_other_commands(run_node, market, connect, account, verb, payload, says):
     operator = await connect("operator")
     async with run_node(portfolio):
         before = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
         reply = await operator.request(operator.topics.command("portfolio", verb), json.dumps(payload).encode())
-        assert reply.user["status"] == "error" and b'"kind":"invalid"' in reply.payload and says.encode() in \
-            reply.payload, reply.payload
+        assert (
+            reply.user["status"] == "error" and b'"kind":"invalid"' in reply.payload and says.encode() in reply.payload
+        ), reply.payload
         after = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
         assert after.cash == before.cash and after.positions == before.positions

@@ -129,16 +129,19 @@ def _answer(bars, stamps, symbol="X.US"):
 MIDNIGHT = int(datetime(2024, 11, 29, tzinfo=UTC).timestamp())
 
 
-@pytest.mark.parametrize(("answer", "says"), [
-    ({"took": 1}, "no hloc/xSeries"),
-    (_answer([[2, 1, 1, 1.5]], []), "do not match"),
-    (_answer([[2, 1, 1.5]], [MIDNIGHT]), "malformed candle"),
-    (_answer([[2, 1, 1, "x"]], [MIDNIGHT]), "not a price"),
-    (_answer([[2, 1, 1, float("nan")]], [MIDNIGHT]), "not a price"),
-    (_answer([[2, 1, 1, 0]], [MIDNIGHT]), "not a price"),
-    (_answer([[2, 1, 1, 3]], [MIDNIGHT]), "outside its day's range"),
-    (_answer([[2, 1, 1, 1.5]], ["2024-11-29"]), "malformed candle"),
-])
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        ({"took": 1}, "no hloc/xSeries"),
+        (_answer([[2, 1, 1, 1.5]], []), "do not match"),
+        (_answer([[2, 1, 1.5]], [MIDNIGHT]), "malformed candle"),
+        (_answer([[2, 1, 1, "x"]], [MIDNIGHT]), "not a price"),
+        (_answer([[2, 1, 1, float("nan")]], [MIDNIGHT]), "not a price"),
+        (_answer([[2, 1, 1, 0]], [MIDNIGHT]), "not a price"),
+        (_answer([[2, 1, 1, 3]], [MIDNIGHT]), "outside its day's range"),
+        (_answer([[2, 1, 1, 1.5]], ["2024-11-29"]), "malformed candle"),
+    ],
+)
 def test_a_candle_answer_that_is_not_understood_is_refused(answer, says):
     with pytest.raises(api.TradernetError, match=says):
         api.parse_candles(answer, "X.US")
@@ -146,7 +149,8 @@ def test_a_candle_answer_that_is_not_understood_is_refused(answer, says):
 
 def test_candles_parse():
     assert api.parse_candles(_answer([[2, 1, 1, 1.25]], [MIDNIGHT]), "X.US") == [
-        (date(2024, 11, 29), Decimal("1.250000"))]
+        (date(2024, 11, 29), Decimal("1.250000"))
+    ]
     assert api.parse_candles({"hloc": {}, "xSeries": {}}, "X.US") == []  # none in the range
 
 

@@ -41,11 +41,20 @@ async def pub_and_sub(broker, sub_args: list[str], pub_args: list[str]) -> bytes
     s = broker.settings("operator")
     common = ["-h", s.host, "-p", str(s.port), "-u", s.user, "-P", s.password, "-V", "5"]
     sub = await asyncio.create_subprocess_exec(
-        shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub", *common, "-C", "1", "-W", "10", *sub_args,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub",
+        *common,
+        "-C",
+        "1",
+        "-W",
+        "10",
+        *sub_args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     await asyncio.sleep(0.3)  # let the subscription reach the broker
     pub = await asyncio.create_subprocess_exec(
-        shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub", *common, "-q", "1", *pub_args)
+        shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub", *common, "-q", "1", *pub_args
+    )
     assert await pub.wait() == 0
     out, err = await sub.communicate()
     assert sub.returncode == 0, err
@@ -55,17 +64,32 @@ async def pub_and_sub(broker, sub_args: list[str], pub_args: list[str]) -> bytes
 async def test_plain_mosquitto_pub_gets_reply_on_reply_topic(run_node, broker):
     """No response topic, no correlation data: the answer goes to reply/<node>/<verb>."""
     async with run_node(counter.node):
-        out = await pub_and_sub(broker, ["-t", "trader/reply/counter/add"],
-                                ["-t", "trader/cmd/counter/add", "-m", '{"amount": "5.25"}'])
+        out = await pub_and_sub(
+            broker, ["-t", "trader/reply/counter/add"], ["-t", "trader/cmd/counter/add", "-m", '{"amount": "5.25"}']
+        )
     assert json.loads(out) == {"total": "5.25", "applied": 1}
 
 
 async def test_mosquitto_pub_with_v5_response_topic_and_correlation(run_node, broker):
     async with run_node(counter.node):
-        out = await pub_and_sub(broker, ["-t", "trader/inbox/operator/shell/#", "-F", "%t|%p"],
-                                ["-t", "trader/cmd/counter/add", "-m", '{"amount": "1"}',
-                                 "-D", "publish", "response-topic", "trader/inbox/operator/shell/1",
-                                 "-D", "publish", "correlation-data", "abc123"])
+        out = await pub_and_sub(
+            broker,
+            ["-t", "trader/inbox/operator/shell/#", "-F", "%t|%p"],
+            [
+                "-t",
+                "trader/cmd/counter/add",
+                "-m",
+                '{"amount": "1"}',
+                "-D",
+                "publish",
+                "response-topic",
+                "trader/inbox/operator/shell/1",
+                "-D",
+                "publish",
+                "correlation-data",
+                "abc123",
+            ],
+        )
     topic, payload = out.decode().strip().split("|", 1)
     assert topic == "trader/inbox/operator/shell/1"
     assert json.loads(payload)["total"] == "1"
@@ -107,6 +131,7 @@ async def test_float_money_is_explained(run_node, probe):
         with pytest.raises(RemoteError) as err:
             reply = await probe.client.request(probe.topics.command("counter", "add"), b'{"amount": 0.1}')
             from edge.client import parse_reply
+
             parse_reply("t", reply, Total)
         assert "decimal string" in str(err.value) and "amount" in str(err.value)
 
@@ -150,8 +175,7 @@ async def test_retry_with_same_message_id_is_answered_once(run_node, probe):
     async with run_node(counter.node):
         slow = asyncio.create_task(probe.client.call(COUNTER_GET, Sleep(seconds=1.0), timeout=5))
         # the add waits behind the slow get; a 0.3 s timeout makes the client resend it
-        total = await probe.client.call(COUNTER_ADD, Add(amount=Decimal("3")), timeout=0.6, retries=3,
-                                        msg_id="retry-1")
+        total = await probe.client.call(COUNTER_ADD, Add(amount=Decimal("3")), timeout=0.6, retries=3, msg_id="retry-1")
         await slow
         assert total.applied == 1
         await asyncio.sleep(0.5)

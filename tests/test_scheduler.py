@@ -16,8 +16,12 @@ from schemas.planning import JobRan, RunJob, Schedule
 
 def test_cadences_from_the_environment():
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    entries = jobs.configure(jobs.Settings.from_env({"SCHEDULER_SCORING_S": "0", "SCHEDULER_PLANNING_CYCLE_S": "3600",
-                                                     "SCHEDULER_PLANNING_CYCLE_FIRST_S": "5"}), now)
+    entries = jobs.configure(
+        jobs.Settings.from_env(
+            {"SCHEDULER_SCORING_S": "0", "SCHEDULER_PLANNING_CYCLE_S": "3600", "SCHEDULER_PLANNING_CYCLE_FIRST_S": "5"}
+        ),
+        now,
+    )
     assert "scoring" not in entries
     cycle = entries["planning_cycle"]
     assert cycle.every_s == 3600 and cycle.next_run == now + timedelta(seconds=5)
@@ -30,8 +34,11 @@ def test_settings_from_the_environment():
     assert defaults.cadences["planning_cycle"] == jobs.Cadence(21600, 60)
     s = jobs.Settings.from_env({"SCHEDULER_PRICE_SYNC_S": "600", "SCHEDULER_DEPOSIT_CHECK_S": "0"})
     assert s.cadences["price_sync"] == jobs.Cadence(600, 600) and "deposit_check" not in s.cadences
-    for name, bad in (("SCHEDULER_SCORING_S", "daily"), ("SCHEDULER_SCORING_S", "-1"),
-                      ("SCHEDULER_OPTIMIZATION_FIRST_S", "inf")):
+    for name, bad in (
+        ("SCHEDULER_SCORING_S", "daily"),
+        ("SCHEDULER_SCORING_S", "-1"),
+        ("SCHEDULER_OPTIMIZATION_FIRST_S", "inf"),
+    ):
         with pytest.raises(ValueError, match=name):
             jobs.Settings.from_env({name: bad})
 
@@ -58,8 +65,13 @@ async def test_a_failing_job_is_reported_and_retried(run_node, probe, connect, m
     async with run_node(scheduler):
         event = JobRan.model_validate_json((await ran.next(15)).payload)
         assert event.name == "price_sync" and event.status == "failed" and "CallTimeout: no reply" in event.error
-        schedule = Schedule.model_validate_json((await schedules.until(
-            lambda m: any(j.failures for j in Schedule.model_validate_json(m.payload).jobs), timeout=10)).payload)
+        schedule = Schedule.model_validate_json(
+            (
+                await schedules.until(
+                    lambda m: any(j.failures for j in Schedule.model_validate_json(m.payload).jobs), timeout=10
+                )
+            ).payload
+        )
         job = next(j for j in schedule.jobs if j.name == "price_sync")
         assert job.last_status == "failed" and job.next_run > job.last_run
         with pytest.raises(RemoteError, match="no job 'nope'"):

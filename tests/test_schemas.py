@@ -93,7 +93,7 @@ def test_no_module_outside_schemas_formats_a_topic_string():
     for folder in ("edge", "nodes", "dashboard"):
         for path in (root / folder).rglob("*.py"):
             text = path.read_text()
-            for needle in ('f"{root}/', "/cmd/{", "/evt/{", "/state/{", "/node/{", "f\"$share", "root}/", "/#\""):
+            for needle in ('f"{root}/', "/cmd/{", "/evt/{", "/state/{", "/node/{", 'f"$share', "root}/", '/#"'):
                 if needle in text:
                     offenders.append(f"{path.relative_to(root)}: {needle}")
     assert offenders == []

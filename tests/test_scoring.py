@@ -26,15 +26,22 @@ def prices() -> tuple[pd.DataFrame, pd.Series]:
 
 def test_statistics_equal_direct_library_calls(prices):
     closes, spy = prices
-    window = closes[["AAPL.US", "XOM.US", "WMT.US"]].iloc[-(model.HORIZON_DAYS + 1):]
+    window = closes[["AAPL.US", "XOM.US", "WMT.US"]].iloc[-(model.HORIZON_DAYS + 1) :]
     returns = window.pct_change().iloc[1:]
     bench = spy.pct_change().reindex(returns.index)
     stats = model.statistics(returns, spy.pct_change())
     for symbol in returns.columns:
         r = returns[symbol]
-        expected = {"cagr": ep.annual_return(r), "volatility": ep.annual_volatility(r), "sharpe": ep.sharpe_ratio(r),
-                    "sortino": ep.sortino_ratio(r), "max_drawdown": ep.max_drawdown(r),
-                    "calmar": ep.calmar_ratio(r), "alpha": ep.alpha(r, bench), "beta": ep.beta(r, bench)}
+        expected = {
+            "cagr": ep.annual_return(r),
+            "volatility": ep.annual_volatility(r),
+            "sharpe": ep.sharpe_ratio(r),
+            "sortino": ep.sortino_ratio(r),
+            "max_drawdown": ep.max_drawdown(r),
+            "calmar": ep.calmar_ratio(r),
+            "alpha": ep.alpha(r, bench),
+            "beta": ep.beta(r, bench),
+        }
         for name, value in expected.items():
             assert stats.loc[symbol, name] == pytest.approx(float(value), rel=1e-9), (symbol, name)
 
@@ -91,8 +98,9 @@ async def test_scores_follow_the_universe(run_node, probe, tmp_path):
     """The universe's first sync triggers scoring; rescore on command; bad input refused."""
     scores = await probe.collect(probe.topics.of(t.SCORES))
     async with run_node(universe, state_dir=tmp_path / "u"), run_node(scoring, state_dir=tmp_path / "s"):
-        got = Scores.model_validate_json((await scores.until(
-            lambda m: len(Scores.model_validate_json(m.payload).scores) == 20, timeout=90)).payload)
+        got = Scores.model_validate_json(
+            (await scores.until(lambda m: len(Scores.model_validate_json(m.payload).scores) == 20, timeout=90)).payload
+        )
         assert got.benchmark == "SPY.US" and str(got.as_of) == "2024-11-29"
         ok = [s for s in got.scores if s.status == "ok"]
         assert len(ok) == 20 and all(0 <= s.score <= 100 for s in ok)
@@ -100,8 +108,11 @@ async def test_scores_follow_the_universe(run_node, probe, tmp_path):
         one = await probe.client.call(t.SCORING_RESCORE, Rescore(symbols=["AAPL.US"]), timeout=60)
         assert [s.symbol for s in one.scores] == ["AAPL.US"]
         assert one.scores[0].score == pytest.approx(next(s.score for s in ok if s.symbol == "AAPL.US"))
-        for payload, kind in ((b'{"symbols": ["NOPE.US"]}', "refused"), (b'{"symbols": ["aapl"]}', "invalid"),
-                              (b'{"symbols": "AAPL.US"}', "invalid")):
+        for payload, kind in (
+            (b'{"symbols": ["NOPE.US"]}', "refused"),
+            (b'{"symbols": ["aapl"]}', "invalid"),
+            (b'{"symbols": "AAPL.US"}', "invalid"),
+        ):
             reply = await probe.client.request(probe.topics.command("scoring", "rescore"), payload, timeout=30)
             assert reply.user["status"] == "error" and f'"kind":"{kind}"' in reply.payload.decode()
 

@@ -26,8 +26,10 @@ def tls_broker(tmp_path):
 
 
 async def test_node_and_caller_over_tls(tls_broker, run_node):
-    async with (run_node(counter.node, settings=tls_broker.tls_settings("counter")),
-                Client(tls_broker.tls_settings("probe"), name="probe") as c):
+    async with (
+        run_node(counter.node, settings=tls_broker.tls_settings("counter")),
+        Client(tls_broker.tls_settings("probe"), name="probe") as c,
+    ):
         assert (await c.call(COUNTER_ADD, Add(amount=Decimal("2.5")))).total == Decimal("2.5")
         pong = await c.call(PING, Ping(echo="tls"), node="counter")
         assert pong.echo == "tls"

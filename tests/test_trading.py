@@ -83,21 +83,25 @@ async def test_the_same_order_twice_is_one_order(run_node, market, operator, pap
     assert account.positions["AAPL.US"].quantity == 10
 
 
-@pytest.mark.parametrize(("payload", "kind", "says"), [
-    ({"quantity": "-5"}, "invalid", "quantity must be above 0"),
-    ({"quantity": 5.0}, "invalid", "got a JSON float"),
-    ({"limit_price": 237.3}, "invalid", "got a JSON float"),
-    ({"currency": "usd"}, "invalid", "currency"),
-    ({"currency": "EUR"}, "refused", "trades in USD, not EUR"),
-    ({"symbol": "nope"}, "invalid", "symbol"),
-    ({"symbol": "TSLA.US"}, "refused", "unknown symbol TSLA.US"),
-    ({"quantity": "100"}, "refused", "above the maximum of 5000"),
-    ({"quantity": "1000"}, "refused", "not enough cash"),
-    ({"limit_price": "300"}, "refused", "from the quote"),
-    ({"side": "short"}, "invalid", "side"),
-])
-async def test_bad_orders_get_a_clear_error_and_change_nothing(run_node, market, operator, paper_env, payload,
-                                                                kind, says):
+@pytest.mark.parametrize(
+    ("payload", "kind", "says"),
+    [
+        ({"quantity": "-5"}, "invalid", "quantity must be above 0"),
+        ({"quantity": 5.0}, "invalid", "got a JSON float"),
+        ({"limit_price": 237.3}, "invalid", "got a JSON float"),
+        ({"currency": "usd"}, "invalid", "currency"),
+        ({"currency": "EUR"}, "refused", "trades in USD, not EUR"),
+        ({"symbol": "nope"}, "invalid", "symbol"),
+        ({"symbol": "TSLA.US"}, "refused", "unknown symbol TSLA.US"),
+        ({"quantity": "100"}, "refused", "above the maximum of 5000"),
+        ({"quantity": "1000"}, "refused", "not enough cash"),
+        ({"limit_price": "300"}, "refused", "from the quote"),
+        ({"side": "short"}, "invalid", "side"),
+    ],
+)
+async def test_bad_orders_get_a_clear_error_and_change_nothing(
+    run_node, market, operator, paper_env, payload, kind, says
+):
     body = {**buy().model_dump(mode="json"), **payload}
     async with run_node(trading):
         await asyncio.sleep(0.3)
@@ -109,17 +113,20 @@ async def test_bad_orders_get_a_clear_error_and_change_nothing(run_node, market,
     assert paper_orders(paper_env) == []
 
 
-@pytest.mark.parametrize(("verb", "payload", "kind", "says"), [
-    ("get", {"client_order_id": "nope"}, "refused", "no order nope"),
-    ("cancel", {"client_order_id": "nope"}, "refused", "no order nope"),
-    ("get", {"client_order_id": ""}, "invalid", "client_order_id"),
-    ("orders", {"limit": 0}, "invalid", "limit"),
-    ("orders", {"status": "lost"}, "invalid", "status"),
-    ("halt", {"reason": ""}, "invalid", "reason"),
-    ("halt", {}, "invalid", "reason"),
-    ("resume", {"reason": 5}, "invalid", "reason"),
-    ("sell_everything", {}, "unknown_verb", "sell_everything"),
-])
+@pytest.mark.parametrize(
+    ("verb", "payload", "kind", "says"),
+    [
+        ("get", {"client_order_id": "nope"}, "refused", "no order nope"),
+        ("cancel", {"client_order_id": "nope"}, "refused", "no order nope"),
+        ("get", {"client_order_id": ""}, "invalid", "client_order_id"),
+        ("orders", {"limit": 0}, "invalid", "limit"),
+        ("orders", {"status": "lost"}, "invalid", "status"),
+        ("halt", {"reason": ""}, "invalid", "reason"),
+        ("halt", {}, "invalid", "reason"),
+        ("resume", {"reason": 5}, "invalid", "reason"),
+        ("sell_everything", {}, "unknown_verb", "sell_everything"),
+    ],
+)
 async def test_bad_input_on_every_other_command(run_node, market, operator, paper_env, verb, payload, kind, says):
     async with run_node(trading):
         reply = await operator.request(operator.topics.command("trading", verb), json.dumps(payload).encode())
@@ -140,12 +147,32 @@ async def test_halt_stops_sending_and_resume_clears_it(run_node, market, operato
         assert (await operator.call(t.TRADING_ORDER, buy())).status == "filled"
         # and with a plain mosquitto_pub, as an operator would in a hurry
         s = broker.settings("operator")
-        subprocess.run([shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub", "-h", s.host, "-p", str(s.port),
-                        "-u", s.user, "-P", s.password, "-V", "mqttv5", "-q", "1",
-                        "-t", operator.topics.command("trading", "halt"), "-m", '{"reason": "by hand"}'],
-                       check=True, timeout=10)
-        flag = Halted.model_validate_json((await flags.until(
-            lambda m: Halted.model_validate_json(m.payload).halted, timeout=10)).payload)
+        subprocess.run(
+            [
+                shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub",
+                "-h",
+                s.host,
+                "-p",
+                str(s.port),
+                "-u",
+                s.user,
+                "-P",
+                s.password,
+                "-V",
+                "mqttv5",
+                "-q",
+                "1",
+                "-t",
+                operator.topics.command("trading", "halt"),
+                "-m",
+                '{"reason": "by hand"}',
+            ],
+            check=True,
+            timeout=10,
+        )
+        flag = Halted.model_validate_json(
+            (await flags.until(lambda m: Halted.model_validate_json(m.payload).halted, timeout=10)).payload
+        )
         assert flag.reason == "by hand"
         with pytest.raises(RemoteError, match="halted"):
             await operator.call(t.TRADING_ORDER, buy("plan-1:2"))
@@ -188,8 +215,12 @@ def test_settings_from_the_environment():
     live = Settings.from_env({"EDGE_MODE": "live", "TRADING_STALE_ORDER_S": "60", "FX_RATES": "USD=0.9"})
     assert live.limits.market_hours == "exchange" and live.stale_after.total_seconds() == 60
     assert live.fx.rate("USD") == D("0.9")
-    for name, bad in (("TRADING_STALE_ORDER_S", "1h"), ("TRADING_STALE_ORDER_S", "-1"), ("EDGE_MODE", "Paper"),
-                      ("TRADING_MAX_FEE_SHARE", "-0.01")):
+    for name, bad in (
+        ("TRADING_STALE_ORDER_S", "1h"),
+        ("TRADING_STALE_ORDER_S", "-1"),
+        ("EDGE_MODE", "Paper"),
+        ("TRADING_MAX_FEE_SHARE", "-0.01"),
+    ):
         with pytest.raises(ValueError, match=name):
             Settings.from_env({name: bad})
 
@@ -218,8 +249,9 @@ async def test_paper_kill_9_after_writing_ends_with_one_order(spawn, broker, mar
     await asyncio.sleep(0.5)
     lock = sqlite3.connect(paper_env, isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")  # the paper broker cannot answer: the node waits after writing
-    request = asyncio.ensure_future(operator.request(operator.topics.command("trading", "order"),
-                                                     buy().model_dump_json().encode(), timeout=60))
+    request = asyncio.ensure_future(
+        operator.request(operator.topics.command("trading", "order"), buy().model_dump_json().encode(), timeout=60)
+    )
     await _until(lambda: _outbox_status(state, "plan-1:1") == "new")
     node.kill9()
     lock.execute("ROLLBACK")
@@ -244,8 +276,9 @@ async def test_tradernet_kill_9_before_the_answer_ends_with_one_order(spawn, bro
         env = {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes", "TRADING_MARKET_HOURS": "always"}
         node = await spawn("trading", "trading", state_dir=state, extra_env=env)
         await asyncio.sleep(0.5)
-        request = asyncio.ensure_future(operator.request(operator.topics.command("trading", "order"),
-                                                         buy().model_dump_json().encode(), timeout=60))
+        request = asyncio.ensure_future(
+            operator.request(operator.topics.command("trading", "order"), buy().model_dump_json().encode(), timeout=60)
+        )
         await _until(lambda: len(fake.placed(1)) == 1)
         node.kill9()
         fake.hold_s = 0
@@ -264,8 +297,12 @@ def live(monkeypatch):
     """A fake Tradernet account with USD 10,000 and the environment of live mode pointing at it."""
     with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
         fake.cash["USD"] = D(10000)
-        for k, v in {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes",
-                     "TRADING_MARKET_HOURS": "always"}.items():
+        for k, v in {
+            **fake.env(),
+            "EDGE_MODE": "live",
+            "TRADING_ALLOW_LIVE": "yes",
+            "TRADING_MARKET_HOURS": "always",
+        }.items():
             monkeypatch.setenv(k, v)
         yield fake
 
@@ -276,8 +313,9 @@ async def test_a_live_order_through_the_sdk(run_node, market, operator, live):
         await asyncio.sleep(0.3)
         filled = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
         assert filled.status == "filled" and filled.mode == "live" and filled.average_price == D("237.33")
-        working = await operator.call(t.TRADING_ORDER, buy("plan-1:2", qty="1", symbol="MA.US",
-                                                           limit_price=D("490")), timeout=10)
+        working = await operator.call(
+            t.TRADING_ORDER, buy("plan-1:2", qty="1", symbol="MA.US", limit_price=D("490")), timeout=10
+        )
         assert working.status == "submitted"
         cancelled = await operator.call(t.TRADING_CANCEL, OrderRef(client_order_id="plan-1:2"), timeout=10)
         assert cancelled.status == "cancelled" and fake.placed(2)[0]["stat"] == 31
@@ -299,14 +337,23 @@ async def test_the_same_order_twice_is_one_order_at_tradernet(run_node, market, 
 
 
 # -- hypothesis: any payload on the order command ----------------------------------------------------------
-amounts = st.one_of(st.decimals(allow_nan=True, allow_infinity=True).map(str), st.floats(), st.integers(),
-                    st.text(max_size=8), st.none())
+amounts = st.one_of(
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.floats(),
+    st.integers(),
+    st.text(max_size=8),
+    st.none(),
+)
 order_payloads = st.fixed_dictionaries(
-    {"client_order_id": st.sampled_from(["f-1", "f-2", "", "x" * 200, "ok:1"]),
-     "symbol": st.sampled_from(["AAPL.US", "MA.US", "TSLA.US", "aapl", ""]),
-     "side": st.sampled_from(["buy", "sell", "hold"]),
-     "quantity": amounts, "currency": st.sampled_from(["USD", "EUR", "usd"])},
-    optional={"limit_price": amounts, "extra": st.integers()})
+    {
+        "client_order_id": st.sampled_from(["f-1", "f-2", "", "x" * 200, "ok:1"]),
+        "symbol": st.sampled_from(["AAPL.US", "MA.US", "TSLA.US", "aapl", ""]),
+        "side": st.sampled_from(["buy", "sell", "hold"]),
+        "quantity": amounts,
+        "currency": st.sampled_from(["USD", "EUR", "usd"]),
+    },
+    optional={"limit_price": amounts, "extra": st.integers()},
+)
 
 
 @pytest.fixture
@@ -318,8 +365,9 @@ def fuzz_trading(broker, tmp_path, paper_env):
         universe = Client(broker.settings("universe"), name="fuzz-universe")
         await universe.connect()
         await publish_market(universe)
-        task = asyncio.ensure_future(trading.run(broker.settings("trading"), state_dir=tmp_path / "s", stop=stop,
-                                                 ready=ready))
+        task = asyncio.ensure_future(
+            trading.run(broker.settings("trading"), state_dir=tmp_path / "s", stop=stop, ready=ready)
+        )
         await asyncio.wait_for(ready.wait(), 10)
         client = Client(broker.settings("operator"), name="fuzzer")
         await client.connect()
@@ -352,8 +400,11 @@ def test_any_order_payload_is_answered_and_only_valid_orders_reach_the_broker(fu
 
 
 def test_the_trading_node_stays_free_of_heavy_libraries():
-    code = ("import sys, nodes.trading.node; "
-            "print(sorted(m for m in ('pandas', 'numpy', 'tradernet', 'pypfopt') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parent.parent)
+    code = (
+        "import sys, nodes.trading.node; "
+        "print(sorted(m for m in ('pandas', 'numpy', 'tradernet', 'pypfopt') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent
+    )
     assert out.stdout.strip() == "[]"

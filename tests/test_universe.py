@@ -41,8 +41,9 @@ async def test_first_start_seeds_the_bundled_universe_and_its_prices(run_node, p
     async with run_node(universe):
         uni = Universe.model_validate_json((await securities.next(10)).payload)
         assert len(uni.securities) == 20 and {s.currency for s in uni.securities} == {"USD"}
-        q = Quotes.model_validate_json((await quotes.until(
-            lambda m: Quotes.model_validate_json(m.payload).quotes, timeout=30)).payload)
+        q = Quotes.model_validate_json(
+            (await quotes.until(lambda m: Quotes.model_validate_json(m.payload).quotes, timeout=30)).payload
+        )
         assert q.quotes["AAPL.US"].day == date(2024, 11, 29)
         assert q.quotes["AAPL.US"].close == Decimal("237.330002")  # the bundled close, exact
         event = PricesChanged.model_validate_json((await changed.next(30)).payload)
@@ -62,8 +63,9 @@ async def test_a_second_sync_changes_nothing(run_node, probe, no_start_sync):
 async def test_history_for_a_range(run_node, probe, no_start_sync):
     async with run_node(universe):
         await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["SPY.US"]), timeout=30)
-        h = await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="SPY.US", start=date(2024, 11, 25),
-                                                                   end=date(2024, 11, 29)))
+        h = await probe.client.call(
+            t.UNIVERSE_HISTORY, GetHistory(symbol="SPY.US", start=date(2024, 11, 25), end=date(2024, 11, 29))
+        )
         assert [p.day.isoformat() for p in h.points] == ["2024-11-25", "2024-11-26", "2024-11-27", "2024-11-29"]
         reference = dict(bundle.history("SPY.US"))
         assert all(p.close == reference[p.day] for p in h.points)
@@ -72,34 +74,50 @@ async def test_history_for_a_range(run_node, probe, no_start_sync):
 async def test_add_update_deactivate(run_node, probe, no_start_sync):
     states = await probe.collect(probe.topics.of(t.UNIVERSE_SECURITIES))
     async with run_node(universe):
-        asml = Security(symbol="ASML.EU", name="ASML Holding", currency="EUR", exchange="Euronext",
-                        min_trade=Decimal("300"))
+        asml = Security(
+            symbol="ASML.EU", name="ASML Holding", currency="EUR", exchange="Euronext", min_trade=Decimal("300")
+        )
         assert await probe.client.call(t.UNIVERSE_ADD, AddSecurity(security=asml)) == asml
         updated = await probe.client.call(t.UNIVERSE_UPDATE, UpdateSecurity(symbol="ASML.EU", lot_size=Decimal(5)))
         assert updated.lot_size == 5 and updated.name == "ASML Holding"
         gone = await probe.client.call(t.UNIVERSE_DEACTIVATE, SymbolRef(symbol="ASML.EU"))
         assert gone.active is False
-        last = Universe.model_validate_json((await states.until(
-            lambda m: any(s.symbol == "ASML.EU" and not s.active
-                          for s in Universe.model_validate_json(m.payload).securities))).payload)
+        last = Universe.model_validate_json(
+            (
+                await states.until(
+                    lambda m: any(
+                        s.symbol == "ASML.EU" and not s.active
+                        for s in Universe.model_validate_json(m.payload).securities
+                    )
+                )
+            ).payload
+        )
         assert len(last.securities) == 21
 
 
-@pytest.mark.parametrize(("verb", "payload", "kind", "says"), [
-    ("add", b'{"security": {"symbol": "AAPL.US", "name": "Apple", "currency": "USD"}}', "refused", "already"),
-    ("add", b'{"security": {"symbol": "aapl", "name": "Apple", "currency": "USD"}}', "invalid", "pattern"),
-    ("add", b'{"security": {"symbol": "X.US", "name": "X", "currency": "USD", "lot_size": 0}}', "invalid", "lot_size"),
-    ("add", b'{"security": {"symbol": "X.US", "name": "X", "currency": "usd"}}', "invalid", "pattern"),
-    ("update", b'{"symbol": "NOPE.US", "name": "x"}', "refused", "unknown symbol"),
-    ("update", b'{"symbol": "AAPL.US", "lot_size": "-1"}', "refused", "lot_size"),
-    ("update", b'{"symbol": "AAPL.US", "min_trade": 1.5}', "invalid", "decimal string"),
-    ("deactivate", b'{"symbol": "NOPE.US"}', "refused", "unknown symbol"),
-    ("history", b'{"symbol": "AAPL.US", "start": "2024-02-01", "end": "2024-01-01"}', "invalid", "after"),
-    ("history", b'{"symbol": "NOPE.US"}', "refused", "unknown symbol"),
-    ("sync", b'{"symbols": ["NOPE.US"]}', "refused", "unknown symbol"),
-    ("sync", b'{"provider": "ftp"}', "invalid", "provider"),
-    ("sync", b'{"start": "2024-02-01", "end": "2024-01-01"}', "invalid", "after"),
-])
+@pytest.mark.parametrize(
+    ("verb", "payload", "kind", "says"),
+    [
+        ("add", b'{"security": {"symbol": "AAPL.US", "name": "Apple", "currency": "USD"}}', "refused", "already"),
+        ("add", b'{"security": {"symbol": "aapl", "name": "Apple", "currency": "USD"}}', "invalid", "pattern"),
+        (
+            "add",
+            b'{"security": {"symbol": "X.US", "name": "X", "currency": "USD", "lot_size": 0}}',
+            "invalid",
+            "lot_size",
+        ),
+        ("add", b'{"security": {"symbol": "X.US", "name": "X", "currency": "usd"}}', "invalid", "pattern"),
+        ("update", b'{"symbol": "NOPE.US", "name": "x"}', "refused", "unknown symbol"),
+        ("update", b'{"symbol": "AAPL.US", "lot_size": "-1"}', "refused", "lot_size"),
+        ("update", b'{"symbol": "AAPL.US", "min_trade": 1.5}', "invalid", "decimal string"),
+        ("deactivate", b'{"symbol": "NOPE.US"}', "refused", "unknown symbol"),
+        ("history", b'{"symbol": "AAPL.US", "start": "2024-02-01", "end": "2024-01-01"}', "invalid", "after"),
+        ("history", b'{"symbol": "NOPE.US"}', "refused", "unknown symbol"),
+        ("sync", b'{"symbols": ["NOPE.US"]}', "refused", "unknown symbol"),
+        ("sync", b'{"provider": "ftp"}', "invalid", "provider"),
+        ("sync", b'{"start": "2024-02-01", "end": "2024-01-01"}', "invalid", "after"),
+    ],
+)
 async def test_bad_input_is_refused_and_changes_nothing(run_node, probe, no_start_sync, verb, payload, kind, says):
     async with run_node(universe):
         before = await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="AAPL.US"))
@@ -113,8 +131,9 @@ async def test_bad_input_is_refused_and_changes_nothing(run_node, probe, no_star
 async def test_a_provider_failing_changes_nothing(run_node, probe, no_start_sync):
     """ASML has no bundled prices: the whole sync is refused, AAPL's prices are not written."""
     async with run_node(universe):
-        await probe.client.call(t.UNIVERSE_ADD, AddSecurity(security=Security(
-            symbol="ASML.EU", name="ASML", currency="EUR")))
+        await probe.client.call(
+            t.UNIVERSE_ADD, AddSecurity(security=Security(symbol="ASML.EU", name="ASML", currency="EUR"))
+        )
         with pytest.raises(RemoteError, match=r"no prices for ASML\.EU; nothing was changed"):
             await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US", "ASML.EU"]), timeout=30)
         assert (await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="AAPL.US"))).points == []
@@ -157,9 +176,16 @@ def test_store_writes_exact_decimals_and_only_changes(tmp_path):
 
 def test_settings_from_the_environment():
     assert Settings.from_env({}) == Settings(provider="bundled", seed=True, sync_on_start=True)
-    s = Settings.from_env({"UNIVERSE_PROVIDER": "tradernet", "UNIVERSE_SEED": "none", "UNIVERSE_SYNC_ON_START": "0",
-                           "UNIVERSE_YF_PROXY": "http://proxy:3128", "TRADERNET_PUBLIC_KEY": "pub",
-                           "TRADERNET_PRIVATE_KEY": "secret"})
+    s = Settings.from_env(
+        {
+            "UNIVERSE_PROVIDER": "tradernet",
+            "UNIVERSE_SEED": "none",
+            "UNIVERSE_SYNC_ON_START": "0",
+            "UNIVERSE_YF_PROXY": "http://proxy:3128",
+            "TRADERNET_PUBLIC_KEY": "pub",
+            "TRADERNET_PRIVATE_KEY": "secret",
+        }
+    )
     assert (s.provider, s.seed, s.sync_on_start, s.yf_proxy) == ("tradernet", False, False, "http://proxy:3128")
     assert s.tradernet is not None and s.tradernet.public == "pub" and "secret" not in repr(s)
     assert Settings.from_env({"TRADERNET_PUBLIC_KEY": "only-one"}).tradernet is None  # the provider refuses then

@@ -41,8 +41,9 @@ def fake_tradernet(monkeypatch, no_start_sync):
 async def test_sync_from_tradernet(run_node, probe, fake_tradernet):
     progress = await probe.collect(probe.topics.of(t.SYNC_PROGRESS))
     async with run_node(universe):
-        result = await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US", "MA.US"],
-                                                                    start=YEAR[0], end=YEAR[1]), timeout=60)
+        result = await probe.client.call(
+            t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US", "MA.US"], start=YEAR[0], end=YEAR[1]), timeout=60
+        )
         assert result.provider == "tradernet" and result.changed == 2 * len(_in(AAPL, *YEAR))
         for symbol, points in (("AAPL.US", AAPL), ("MA.US", MA)):
             h = await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol=symbol))
@@ -74,10 +75,20 @@ def _mapped(pid: int, name: str) -> bool:
 async def test_sync_from_yfinance_in_a_node_that_stays_thin(spawn, probe, tmp_path: Path):
     """A real node process: yfinance (and its pandas) run in a child for the sync only."""
     with yahoo.serve({"AAPL": AAPL, "MA": MA}, tmp_path / "yahoo") as fake:
-        node = await spawn("universe", "universe", extra_env={
-            "UNIVERSE_SYNC_ON_START": "0", "UNIVERSE_YF_PROXY": fake.proxy, "UNIVERSE_YF_CAFILE": str(fake.cafile)})
-        reply = await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US", "MA.US"], provider="yfinance",
-                                                                    start=YEAR[0], end=YEAR[1]), timeout=90)
+        node = await spawn(
+            "universe",
+            "universe",
+            extra_env={
+                "UNIVERSE_SYNC_ON_START": "0",
+                "UNIVERSE_YF_PROXY": fake.proxy,
+                "UNIVERSE_YF_CAFILE": str(fake.cafile),
+            },
+        )
+        reply = await probe.client.call(
+            t.UNIVERSE_SYNC,
+            SyncPrices(symbols=["AAPL.US", "MA.US"], provider="yfinance", start=YEAR[0], end=YEAR[1]),
+            timeout=90,
+        )
         assert isinstance(reply, SyncResult) and reply.provider == "yfinance"
         assert [r.changed for r in reply.results] == [len(_in(AAPL, *YEAR)), len(_in(MA, *YEAR))]
         h = await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="MA.US"))

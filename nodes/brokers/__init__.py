@@ -66,8 +66,15 @@ class AccountSettings:
         if allow not in ("", "yes", "no"):
             raise ValueError(f"TRADING_ALLOW_LIVE={allow!r}: use yes (live trading allowed) or no")
         account = env.get("PAPER_ACCOUNT")
-        return cls(mode, Path(account) if account else None, slippage, allow == "yes", Credentials.from_env(env),
-                   FeeSchedule.from_env(env), Rates.from_env(env))
+        return cls(
+            mode,
+            Path(account) if account else None,
+            slippage,
+            allow == "yes",
+            Credentials.from_env(env),
+            FeeSchedule.from_env(env),
+            Rates.from_env(env),
+        )
 
 
 def open_broker(settings: AccountSettings, state_dir: Path) -> Broker:
@@ -76,11 +83,13 @@ def open_broker(settings: AccountSettings, state_dir: Path) -> Broker:
     if settings.mode in ("research", "paper"):
         from .paper import PaperBroker
 
-        return PaperBroker(settings.paper_account or state_dir / "paper-account.sqlite", settings.fees, settings.fx,
-                           settings.slippage)
+        return PaperBroker(
+            settings.paper_account or state_dir / "paper-account.sqlite", settings.fees, settings.fx, settings.slippage
+        )
     if not settings.allow_live:
-        raise LiveRefused("live trading needs the explicit switch TRADING_ALLOW_LIVE=yes (real money moves); "
-                          "refusing to start")
+        raise LiveRefused(
+            "live trading needs the explicit switch TRADING_ALLOW_LIVE=yes (real money moves); refusing to start"
+        )
     from . import tradernet_api
     from .tradernet import TradernetBroker
 

@@ -46,8 +46,13 @@ CREATE TABLE IF NOT EXISTS cash_moves (
 class PaperBroker:
     name = "paper"
 
-    def __init__(self, path: Path | str, fees: FeeSchedule | None = None, fx: Rates | None = None,
-                 slippage: Decimal = Decimal("0.001")) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        fees: FeeSchedule | None = None,
+        fx: Rates | None = None,
+        slippage: Decimal = Decimal("0.001"),
+    ) -> None:
         self.fees, self.fx, self.slippage = fees or FeeSchedule(), fx or Rates(), slippage
         self.db = connect(path, synchronous="FULL", schema=SCHEMA)  # a fill survives a power cut
 
@@ -70,10 +75,23 @@ class PaperBroker:
             if seen is not None:
                 return seen
             status, filled, price, fee, note = self._fill(db, order)
-            db.execute("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (order.ref, order.client_order_id, order.symbol, order.side, str(order.quantity),
-                        order.currency, status, str(filled), None if price is None else str(price), str(fee),
-                        note, _now()))
+            db.execute(
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    order.ref,
+                    order.client_order_id,
+                    order.symbol,
+                    order.side,
+                    str(order.quantity),
+                    order.currency,
+                    status,
+                    str(filled),
+                    None if price is None else str(price),
+                    str(fee),
+                    note,
+                    _now(),
+                ),
+            )
             return self._find(db, order.ref)  # type: ignore[return-value]
 
     def _fill(self, db: sqlite3.Connection, o: OrderSpec) -> tuple[str, Decimal, Decimal | None, Decimal, str]:
@@ -82,28 +100,45 @@ class PaperBroker:
         sign = 1 if o.side == "buy" else -1
         price = (o.quote * (1 + sign * self.slippage)).quantize(PRICE, ROUND_HALF_UP)
         if o.limit_price is not None and sign * (price - o.limit_price) > 0:
-            return "cancelled", Decimal(0), None, Decimal(0), (
-                f"the fill price {price} is beyond the limit {o.limit_price} (paper orders do not rest)")
+            return (
+                "cancelled",
+                Decimal(0),
+                None,
+                Decimal(0),
+                (f"the fill price {price} is beyond the limit {o.limit_price} (paper orders do not rest)"),
+            )
         value = price * o.quantity
         fee = self.fees.fee(value, o.currency, self.fx)
         cash = self._cash(db, o.currency)
         held = self._position(db, o.symbol)
         if o.side == "buy":
             if cash < value + fee:
-                return "rejected", Decimal(0), None, Decimal(0), (
-                    f"insufficient cash: {o.currency} {value + fee} needed, {cash} available")
+                return (
+                    "rejected",
+                    Decimal(0),
+                    None,
+                    Decimal(0),
+                    (f"insufficient cash: {o.currency} {value + fee} needed, {cash} available"),
+                )
             old_q = held.quantity if held else Decimal(0)
             old_avg = held.average_price if held else Decimal(0)
             new_q = old_q + o.quantity
             avg = ((old_q * old_avg + value) / new_q).quantize(PRICE, ROUND_HALF_UP)
             self._set_cash(db, o.currency, cash - value - fee)
-            db.execute("INSERT INTO positions VALUES (?,?,?,?) ON CONFLICT(symbol) DO UPDATE SET "
-                       "quantity=excluded.quantity, average_price=excluded.average_price",
-                       (o.symbol, str(new_q), str(avg), o.currency))
+            db.execute(
+                "INSERT INTO positions VALUES (?,?,?,?) ON CONFLICT(symbol) DO UPDATE SET "
+                "quantity=excluded.quantity, average_price=excluded.average_price",
+                (o.symbol, str(new_q), str(avg), o.currency),
+            )
         else:
             if held is None or held.quantity < o.quantity:
-                return "rejected", Decimal(0), None, Decimal(0), (
-                    f"not enough shares: {o.quantity} to sell, {held.quantity if held else 0} held")
+                return (
+                    "rejected",
+                    Decimal(0),
+                    None,
+                    Decimal(0),
+                    (f"not enough shares: {o.quantity} to sell, {held.quantity if held else 0} held"),
+                )
             left = held.quantity - o.quantity
             self._set_cash(db, o.currency, cash + value - fee)
             if left == 0:
@@ -120,9 +155,15 @@ class PaperBroker:
         row = db.execute("SELECT ref, status, filled, price, fee, note FROM orders WHERE ref=?", (ref,)).fetchone()
         if row is None:
             return None
-        return BrokerOrder(ref=row[0], broker_order_id=f"paper-{row[0]}", status=row[1],
-                           filled_quantity=Decimal(row[2]), average_price=None if row[3] is None else Decimal(row[3]),
-                           fee=Decimal(row[4]), note=row[5])
+        return BrokerOrder(
+            ref=row[0],
+            broker_order_id=f"paper-{row[0]}",
+            status=row[1],
+            filled_quantity=Decimal(row[2]),
+            average_price=None if row[3] is None else Decimal(row[3]),
+            fee=Decimal(row[4]),
+            note=row[5],
+        )
 
     def quote(self, symbol: str) -> Decimal | None:
         return None  # paper fills at the universe's latest close, which the order carries
@@ -143,23 +184,29 @@ class PaperBroker:
             if key is not None and db.execute("SELECT 1 FROM cash_moves WHERE key=?", (key,)).fetchone():
                 return False
             self._set_cash(db, currency, self._cash(db, currency) + amount)
-            db.execute("INSERT INTO cash_moves (kind, amount, currency, at, note, key) VALUES ('deposit',?,?,?,?,?)",
-                       (str(amount), currency, _now(), note, key))
+            db.execute(
+                "INSERT INTO cash_moves (kind, amount, currency, at, note, key) VALUES ('deposit',?,?,?,?,?)",
+                (str(amount), currency, _now(), note, key),
+            )
             return True
 
     def account(self) -> Account:
         self.db.execute("BEGIN")  # a read snapshot (WAL): consistent, and never waits for a writer
         try:
-            positions = {r[0]: Position(r[0], Decimal(r[1]), Decimal(r[2]), r[3]) for r in
-                         self.db.execute("SELECT symbol, quantity, average_price, currency FROM positions")}
+            positions = {
+                r[0]: Position(r[0], Decimal(r[1]), Decimal(r[2]), r[3])
+                for r in self.db.execute("SELECT symbol, quantity, average_price, currency FROM positions")
+            }
             cash = {r[0]: Decimal(r[1]) for r in self.db.execute("SELECT currency, amount FROM cash")}
         finally:
             self.db.execute("COMMIT")
         return Account(positions=positions, cash=cash)
 
     def cash_moves(self, since: datetime | None = None) -> list[CashMove]:
-        rows = self.db.execute("SELECT kind, amount, currency, at, note, symbol FROM cash_moves WHERE at >= ? "
-                               "ORDER BY id", ((since or datetime.min.replace(tzinfo=UTC)).isoformat(),))
+        rows = self.db.execute(
+            "SELECT kind, amount, currency, at, note, symbol FROM cash_moves WHERE at >= ? ORDER BY id",
+            ((since or datetime.min.replace(tzinfo=UTC)).isoformat(),),
+        )
         return [CashMove(r[0], Decimal(r[1]), r[2], datetime.fromisoformat(r[3]), r[4], r[5]) for r in rows]
 
     @staticmethod
@@ -169,13 +216,16 @@ class PaperBroker:
 
     @staticmethod
     def _set_cash(db: sqlite3.Connection, currency: str, amount: Decimal) -> None:
-        db.execute("INSERT INTO cash VALUES (?,?) ON CONFLICT(currency) DO UPDATE SET amount=excluded.amount",
-                   (currency, str(amount)))
+        db.execute(
+            "INSERT INTO cash VALUES (?,?) ON CONFLICT(currency) DO UPDATE SET amount=excluded.amount",
+            (currency, str(amount)),
+        )
 
     @staticmethod
     def _position(db: sqlite3.Connection, symbol: str) -> Position | None:
-        row = db.execute("SELECT symbol, quantity, average_price, currency FROM positions WHERE symbol=?",
-                         (symbol,)).fetchone()
+        row = db.execute(
+            "SELECT symbol, quantity, average_price, currency FROM positions WHERE symbol=?", (symbol,)
+        ).fetchone()
         return Position(row[0], Decimal(row[1]), Decimal(row[2]), row[3]) if row else None
 
 

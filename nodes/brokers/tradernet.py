@@ -90,9 +90,15 @@ def to_broker_order(ref: int, order: dict[str, Any]) -> BrokerOrder:
         status, note = "rejected", str(order.get("stat_d") or order.get("rejectReason") or "rejected by the broker")
     else:
         status, note = ("partially_filled" if filled > 0 else "submitted"), f"Tradernet status {stat}"
-    return BrokerOrder(ref=ref, broker_order_id=str(order.get("id")), status=status, filled_quantity=filled,
-                       average_price=(value / filled).quantize(Decimal("0.000001")) if filled else None,
-                       fee=fee, note=note)
+    return BrokerOrder(
+        ref=ref,
+        broker_order_id=str(order.get("id")),
+        status=status,
+        filled_quantity=filled,
+        average_price=(value / filled).quantize(Decimal("0.000001")) if filled else None,
+        fee=fee,
+        note=note,
+    )
 
 
 class TradernetBroker:
@@ -111,10 +117,16 @@ class TradernetBroker:
         if order.quantity != order.quantity.to_integral_value():
             raise BrokerError(f"Tradernet takes whole shares; {order.quantity} is not")
         method = "buy" if order.side == "buy" else "sell"
-        answer = self._call(f"putTradeOrder {order.client_order_id}", method, order.symbol,
-                            quantity=int(order.quantity),
-                            price=float(order.limit_price) if order.limit_price is not None else 0.0,
-                            duration="day", use_margin=False, custom_order_id=order.ref)
+        answer = self._call(
+            f"putTradeOrder {order.client_order_id}",
+            method,
+            order.symbol,
+            quantity=int(order.quantity),
+            price=float(order.limit_price) if order.limit_price is not None else 0.0,
+            duration="day",
+            use_margin=False,
+            custom_order_id=order.ref,
+        )
         order_id = answer.get("order_id") or answer.get("id")
         if order_id is None:
             raise BrokerError(f"putTradeOrder {order.client_order_id}: no order id in the answer {answer!r:.200}")
@@ -127,8 +139,15 @@ class TradernetBroker:
             if _user_order_id(o) == ref:
                 return to_broker_order(ref, o)
         now = datetime.now()  # the SDK formats naive times; pass both ends (its defaults are stale)
-        history = _orders(self._call("getOrdersHistory", "get_historical", start=now - timedelta(days=HISTORY_DAYS),
-                                     end=now + timedelta(days=1)), "getOrdersHistory")
+        history = _orders(
+            self._call(
+                "getOrdersHistory",
+                "get_historical",
+                start=now - timedelta(days=HISTORY_DAYS),
+                end=now + timedelta(days=1),
+            ),
+            "getOrdersHistory",
+        )
         for o in history:
             if _user_order_id(o) == ref:
                 return to_broker_order(ref, o)
@@ -166,8 +185,9 @@ class TradernetBroker:
             symbol = p.get("i")
             if not isinstance(symbol, str):
                 raise BrokerError(f"getPositionJson: a position without a ticker: {p!r:.200}")
-            positions[symbol] = Position(symbol, _dec(p.get("q"), symbol), _dec(p.get("bal_price_a", 0), symbol),
-                                         str(p.get("curr")))
+            positions[symbol] = Position(
+                symbol, _dec(p.get("q"), symbol), _dec(p.get("bal_price_a", 0), symbol), str(p.get("curr"))
+            )
         cash: dict[str, Decimal] = {}
         for a in ps.get("acc") or []:
             currency = a.get("curr")

@@ -25,8 +25,9 @@ DAY_SECONDS = 86400
 TIMEOUT_S = 30  # the SDK's default is 300 s: a hung call would hold a sync or an order that long
 
 
-MISSING_KEYS = ("TRADERNET_PUBLIC_KEY and TRADERNET_PRIVATE_KEY must both be set "
-                "(make a key pair in Freedom24: Profile > API keys)")
+MISSING_KEYS = (
+    "TRADERNET_PUBLIC_KEY and TRADERNET_PRIVATE_KEY must both be set (make a key pair in Freedom24: Profile > API keys)"
+)
 
 
 class TradernetError(RuntimeError):
@@ -143,7 +144,13 @@ def parse_candles(answer: dict[str, Any], symbol: str) -> list[tuple[date, Decim
 
 def daily_closes(api: Any, symbol: str, start: date, end: date) -> list[tuple[date, Decimal]]:
     """Daily closes of `symbol` from `start` to `end` inclusive (both passed: see module doc)."""
-    answer = call(api, f"getHloc {symbol}", "get_candles", symbol,
-                  start=datetime.combine(start, time.min), end=datetime.combine(end + timedelta(days=1), time.min),
-                  timeframe=DAY_SECONDS)
+    answer = call(
+        api,
+        f"getHloc {symbol}",
+        "get_candles",
+        symbol,
+        start=datetime.combine(start, time.min),
+        end=datetime.combine(end + timedelta(days=1), time.min),
+        timeframe=DAY_SECONDS,
+    )
     return [(d, c) for d, c in parse_candles(answer, symbol) if start <= d <= end]

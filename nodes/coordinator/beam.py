@@ -38,8 +38,9 @@ PROGRESS_EVERY_S = 0.25  # progress events: at most this often, and at the end o
 SPREAD, SPREAD_MIN = 8, 1000  # a round is split in at least 8 batches when each grows 1,000 or more
 
 
-def round_batches(cycle_id: str, rnd: int, frontier: np.ndarray, rank: np.ndarray, size: int,
-                  width: int) -> list[Batch]:
+def round_batches(
+    cycle_id: str, rnd: int, frontier: np.ndarray, rank: np.ndarray, size: int, width: int
+) -> list[Batch]:
     """The round's prefixes in batches that grow about `size` sequences each (counting every
     later action in the search order: an upper bound, cheap to know). Batch j holds every
     n-th prefix from the j-th: each batch has prefixes from the top and the bottom of the
@@ -56,8 +57,11 @@ def round_batches(cycle_id: str, rnd: int, frontier: np.ndarray, rank: np.ndarra
         rows: dict[str, Any] = matrix.encode_rows(frontier[j::n])
         # rows just computed here: built without a second validation (each evaluator
         # validates what it receives)
-        batches.append(Batch.model_construct(cycle_id=cycle_id, round=rnd, batch=j, first=j, stride=n, keep=keep,
-                                             reply_to="coordinator", **rows))
+        batches.append(
+            Batch.model_construct(
+                cycle_id=cycle_id, round=rnd, batch=j, first=j, stride=n, keep=keep, reply_to="coordinator", **rows
+            )
+        )
     return batches
 
 
@@ -95,9 +99,11 @@ class Dispatch:
             return False
         b = result.beam
         try:  # read as it comes, while the workers go on: not at the end of the round
-            self.beams[result.batch] = (matrix.decode_rows(b.rows_b64, b.count, b.width),
-                                        matrix.decode_vector(b.scores_b64, "<f8", b.count),
-                                        matrix.decode_vector(b.orders_b64, "<i8", b.count))
+            self.beams[result.batch] = (
+                matrix.decode_rows(b.rows_b64, b.count, b.width),
+                matrix.decode_vector(b.scores_b64, "<f8", b.count),
+                matrix.decode_vector(b.orders_b64, "<i8", b.count),
+            )
         except ValueError as exc:  # the batch stays open: it is sent again when late
             log.warning("cycle %s: result of batch %d cannot be read: %s", self.cycle_id, result.batch, exc)
             return False
@@ -177,8 +183,16 @@ class Beam:
     """A cycle's search from start to verdict. One round is out at a time (`round`);
     `take` keeps the results of that round only."""
 
-    def __init__(self, cycle_id: str, rank: np.ndarray, width: int, depth: int, batch_size: int,
-                 timeout_s: float, deadline: float) -> None:
+    def __init__(
+        self,
+        cycle_id: str,
+        rank: np.ndarray,
+        width: int,
+        depth: int,
+        batch_size: int,
+        timeout_s: float,
+        deadline: float,
+    ) -> None:
         self.cycle_id = cycle_id
         self.rank = rank  # each action's place in the search order
         self.width, self.depth, self.batch_size = width, depth, batch_size
@@ -199,8 +213,9 @@ class Beam:
         if rnd > self.depth:
             return None
         # the last round grows nothing further: its batches send back their best few only
-        batches = round_batches(self.cycle_id, rnd, self._frontier, self.rank, self.batch_size,
-                                self.width if rnd < self.depth else 1)
+        batches = round_batches(
+            self.cycle_id, rnd, self._frontier, self.rank, self.batch_size, self.width if rnd < self.depth else 1
+        )
         if not batches:
             return None
         self.round = Dispatch(self.cycle_id, rnd, batches, self.timeout_s)
@@ -233,8 +248,7 @@ class Beam:
         if now <= self.deadline:
             return None
         d = self.round
-        where = (f" in round {d.round}: {len(d.results)} of {len(d.batches)} batches evaluated"
-                 if d is not None else "")
+        where = f" in round {d.round}: {len(d.results)} of {len(d.batches)} batches evaluated" if d is not None else ""
         return f"cycle {self.cycle_id} timed out{where} (are evaluators running?)"
 
     def wait_s(self, now: float) -> float:
@@ -254,34 +268,56 @@ class Beam:
         self._reported, self._last_report = len(d.results), now
         # the earlier round's wins a tie, as in the verdict
         best = max(filter(None, (self.search.best, d.best())), key=lambda s: s.score, default=None)
-        return CycleProgress(cycle_id=self.cycle_id, round=d.round, done=len(d.results), total=len(d.batches),
-                             evaluated=self.search.evaluated + d.evaluated, best_score=best.score if best else None,
-                             best_sequence=best.sequence if best else None, at=at)
+        return CycleProgress(
+            cycle_id=self.cycle_id,
+            round=d.round,
+            done=len(d.results),
+            total=len(d.batches),
+            evaluated=self.search.evaluated + d.evaluated,
+            best_score=best.score if best else None,
+            best_sequence=best.sequence if best else None,
+            at=at,
+        )
 
-    def verdict(self, baseline: tuple[float, dict[str, float]], actions: list[Action], evaluation_s: float,
-                seconds: float) -> Verdict:
+    def verdict(
+        self, baseline: tuple[float, dict[str, float]], actions: list[Action], evaluation_s: float, seconds: float
+    ) -> Verdict:
         """The best sequence of all rounds as a plan, if it beats doing nothing (`baseline`:
         its score and parts); `evaluation_s` and `seconds` are the search's and the
         cycle's wall times, for the record."""
         s = self.search
         base_score, base_parts = baseline
         plural = "" if s.evaluated == 1 else "s", "" if s.rounds == 1 else "s"
-        notes = [f"beam of {self.width} over up to {self.depth} actions, in search order (sells first): "
-                 f"{s.evaluated:,} sequence{plural[0]} in {s.rounds} round{plural[1]}, "
-                 + ("every feasible sequence" if s.exhaustive else "the best of each round grown further")]
+        notes = [
+            f"beam of {self.width} over up to {self.depth} actions, in search order (sells first): "
+            f"{s.evaluated:,} sequence{plural[0]} in {s.rounds} round{plural[1]}, "
+            + ("every feasible sequence" if s.exhaustive else "the best of each round grown further")
+        ]
         best = s.best
         if best is None:
             return Verdict(None, None, [*notes, "no feasible sequence (the cash does not cover any candidate)"])
-        evaluation = Evaluation(score=best.score, parts=best.parts, baseline_score=base_score, sequences=s.evaluated,
-                                rounds=s.rounds, exhaustive=s.exhaustive, batches=s.batches,
-                                workers=sorted(s.workers), redispatched=s.redispatched,
-                                evaluation_seconds=round(evaluation_s, 4), seconds=round(seconds, 3))
+        evaluation = Evaluation(
+            score=best.score,
+            parts=best.parts,
+            baseline_score=base_score,
+            sequences=s.evaluated,
+            rounds=s.rounds,
+            exhaustive=s.exhaustive,
+            batches=s.batches,
+            workers=sorted(s.workers),
+            redispatched=s.redispatched,
+            evaluation_seconds=round(evaluation_s, 4),
+            seconds=round(seconds, 3),
+        )
         if best.score <= base_score:
-            return Verdict(evaluation, None, [*notes, f"nothing beats doing nothing (best {best.score:.5f}, "
-                                                      f"now {base_score:.5f})"])
+            return Verdict(
+                evaluation, None, [*notes, f"nothing beats doing nothing (best {best.score:.5f}, now {base_score:.5f})"]
+            )
         chosen = [actions[i] for i in best.sequence]
-        reasons = [f"score {best.score:.5f} against {base_score:.5f} for doing nothing "
-                   f"(distance to targets {base_parts['distance']:.3f} -> {best.parts['distance']:.3f})",
-                   *[f"{a.side} {a.quantity} {a.symbol}: {a.reason}" for a in chosen]]
+        reasons = [
+            f"score {best.score:.5f} against {base_score:.5f} for doing nothing "
+            f"(distance to targets {base_parts['distance']:.3f} -> {best.parts['distance']:.3f})",
+            *[f"{a.side} {a.quantity} {a.symbol}: {a.reason}" for a in chosen],
+        ]
         proposal = ProposePlan(cycle_id=self.cycle_id, actions=chosen, evaluation=evaluation, reasons=reasons)
         return Verdict(evaluation, proposal, notes)

@@ -15,9 +15,17 @@ from schemas.planning import Action, Problem, SearchSpace
 from schemas.portfolio import Summary
 
 
-def problem(cycle_id: str, summary: Summary, targets: Targets, inputs: Inputs | None, actions: list[Action],
-            quotes: dict[str, Decimal], fx: Rates, weights: dict[str, float],
-            space: SearchSpace) -> tuple[Problem, list[str]]:
+def problem(
+    cycle_id: str,
+    summary: Summary,
+    targets: Targets,
+    inputs: Inputs | None,
+    actions: list[Action],
+    quotes: dict[str, Decimal],
+    fx: Rates,
+    weights: dict[str, float],
+    space: SearchSpace,
+) -> tuple[Problem, list[str]]:
     """The evaluators' problem, and notes on what had to be assumed."""
     notes: list[str] = []
     held = {p.symbol: p for p in summary.positions}
@@ -51,12 +59,21 @@ def problem(cycle_id: str, summary: Summary, targets: Targets, inputs: Inputs | 
             notes.append(f"no expected return or risk for {', '.join(missing)} (not in the optimisation): 0 assumed")
     else:
         notes.append("no optimisation inputs yet: expected return and risk count as 0")
-    p = Problem(cycle_id=cycle_id, symbols=symbols, price_base=price, quantity=qty, cash_base=float(summary.cash_base),
-                targets=[target.get(s, 0.0) for s in symbols], mu=[float(x) for x in mu], cov_b64=matrix.encode(cov),
-                action_symbol=[index[a.symbol] for a in actions],
-                action_quantity=[float(a.quantity) * (1 if a.side == "buy" else -1) for a in actions],
-                action_fee_base=[float(fx.to_base(a.fee, a.currency)) for a in actions], weights=weights,
-                space=space)
+    p = Problem(
+        cycle_id=cycle_id,
+        symbols=symbols,
+        price_base=price,
+        quantity=qty,
+        cash_base=float(summary.cash_base),
+        targets=[target.get(s, 0.0) for s in symbols],
+        mu=[float(x) for x in mu],
+        cov_b64=matrix.encode(cov),
+        action_symbol=[index[a.symbol] for a in actions],
+        action_quantity=[float(a.quantity) * (1 if a.side == "buy" else -1) for a in actions],
+        action_fee_base=[float(fx.to_base(a.fee, a.currency)) for a in actions],
+        weights=weights,
+        space=space,
+    )
     return p, notes
 
 

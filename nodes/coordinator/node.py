@@ -97,25 +97,49 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx) -> CycleResult:
         raise Rejected("the portfolio summary and the targets have not arrived yet: no cycle")
     cycle_id = f"cycle-{datetime.now(UTC):%Y%m%dT%H%M%S}-{next(st.numbers)}"
     started = time.perf_counter()
-    cands = await ctx.call(t.OPPORTUNITY_CANDIDATES, CandidatesRequest(cycle_id=cycle_id), timeout=60,
-                           trace_id=cycle_id)
+    cands = await ctx.call(
+        t.OPPORTUNITY_CANDIDATES, CandidatesRequest(cycle_id=cycle_id), timeout=60, trace_id=cycle_id
+    )
     notes = list(cands.notes)
     if not cands.actions:
-        return CycleResult(cycle_id=cycle_id, plan=None, evaluation=None, candidates=0,
-                           notes=[*notes, "no candidate actions: nothing to plan"])
-    space = await ctx.call(t.GENERATOR_SPACE, SpaceRequest(
-        cycle_id=cycle_id, actions=cands.actions, cash={x.currency: x.amount for x in summary.cash}),
-        timeout=60, trace_id=cycle_id)
+        return CycleResult(
+            cycle_id=cycle_id,
+            plan=None,
+            evaluation=None,
+            candidates=0,
+            notes=[*notes, "no candidate actions: nothing to plan"],
+        )
+    space = await ctx.call(
+        t.GENERATOR_SPACE,
+        SpaceRequest(cycle_id=cycle_id, actions=cands.actions, cash={x.currency: x.amount for x in summary.cash}),
+        timeout=60,
+        trace_id=cycle_id,
+    )
     try:
-        problem, assumed = cycle.problem(cycle_id, summary, targets, st.inputs, cands.actions, st.quotes, st.fx,
-                                         dict(objective.DEFAULT_WEIGHTS), space)
+        problem, assumed = cycle.problem(
+            cycle_id,
+            summary,
+            targets,
+            st.inputs,
+            cands.actions,
+            st.quotes,
+            st.fx,
+            dict(objective.DEFAULT_WEIGHTS),
+            space,
+        )
     except FxError as exc:
         raise Rejected(str(exc)) from None
     notes += assumed
     await ctx.publish(t.COORDINATOR_PROBLEM, problem, trace_id=cycle_id)
-    beam = Beam(cycle_id, np.asarray(space.action_rank), req.beam_width or s.beam_width,
-                req.max_actions or s.max_actions, req.batch_size or s.batch_size, s.batch_timeout_s,
-                deadline=time.monotonic() + s.cycle_timeout_s)
+    beam = Beam(
+        cycle_id,
+        np.asarray(space.action_rank),
+        req.beam_width or s.beam_width,
+        req.max_actions or s.max_actions,
+        req.batch_size or s.batch_size,
+        s.batch_timeout_s,
+        deadline=time.monotonic() + s.cycle_timeout_s,
+    )
     dispatched = time.perf_counter()
     st.beam = beam
     try:
@@ -130,8 +154,9 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx) -> CycleResult:
     plan = None
     if verdict.proposal is not None:
         plan = await ctx.call(t.PLANNING_PROPOSE, verdict.proposal, timeout=120, trace_id=cycle_id)
-    return CycleResult(cycle_id=cycle_id, plan=plan, evaluation=verdict.evaluation, candidates=len(cands.actions),
-                       notes=notes)
+    return CycleResult(
+        cycle_id=cycle_id, plan=plan, evaluation=verdict.evaluation, candidates=len(cands.actions), notes=notes
+    )
 
 
 async def _collect(ctx: Ctx, beam: Beam) -> None:
@@ -149,8 +174,9 @@ async def _collect(ctx: Ctx, beam: Beam) -> None:
         if overdue is not None:
             raise Rejected(overdue)
         # all at once: the client keeps as many in flight as the broker allows
-        await asyncio.gather(*(ctx.publish(t.EVALUATOR_BATCH, batch, trace_id=beam.cycle_id)
-                               for batch in beam.due(now)))
+        await asyncio.gather(
+            *(ctx.publish(t.EVALUATOR_BATCH, batch, trace_id=beam.cycle_id) for batch in beam.due(now))
+        )
         try:
             async with asyncio.timeout(beam.wait_s(time.monotonic())):
                 await woken.wait()

@@ -30,11 +30,13 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         # the bounds a cycle request has (`schemas.planning.CycleRequest`)
-        return cls(beam_width=_count(env, "COORDINATOR_BEAM_WIDTH", "5000", most=1_000_000),
-                   max_actions=_count(env, "COORDINATOR_MAX_ACTIONS", "5", most=10),
-                   batch_size=_count(env, "COORDINATOR_BATCH_SIZE", "20000", most=100_000),
-                   batch_timeout_s=_seconds(env, "COORDINATOR_BATCH_TIMEOUT_S", "5"),
-                   cycle_timeout_s=_seconds(env, "COORDINATOR_CYCLE_TIMEOUT_S", "120"))
+        return cls(
+            beam_width=_count(env, "COORDINATOR_BEAM_WIDTH", "5000", most=1_000_000),
+            max_actions=_count(env, "COORDINATOR_MAX_ACTIONS", "5", most=10),
+            batch_size=_count(env, "COORDINATOR_BATCH_SIZE", "20000", most=100_000),
+            batch_timeout_s=_seconds(env, "COORDINATOR_BATCH_TIMEOUT_S", "5"),
+            cycle_timeout_s=_seconds(env, "COORDINATOR_CYCLE_TIMEOUT_S", "120"),
+        )
 
 
 def _count(env: Mapping[str, str], name: str, default: str, most: int) -> int:

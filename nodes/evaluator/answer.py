@@ -30,8 +30,15 @@ def places(batch: Batch, space: Space, seqs: np.ndarray, parent: np.ndarray) -> 
     return (batch.first + parent * batch.stride) * len(space) + space.rank[seqs[:, -1]]
 
 
-def answer(batch: Batch, space: Space, arrays: objective.Arrays, seqs: np.ndarray, parent: np.ndarray,
-           scores: np.ndarray, parts: dict[str, np.ndarray]) -> tuple[list[Scored], Beam]:
+def answer(
+    batch: Batch,
+    space: Space,
+    arrays: objective.Arrays,
+    seqs: np.ndarray,
+    parent: np.ndarray,
+    scores: np.ndarray,
+    parts: dict[str, np.ndarray],
+) -> tuple[list[Scored], Beam]:
     """The batch's best few with their parts, and its share of the beam (`batch.keep`
     best, best first). `parts` may be empty (scored in several processes): the best few's
     parts are then computed here."""
@@ -42,11 +49,14 @@ def answer(batch: Batch, space: Space, arrays: objective.Arrays, seqs: np.ndarra
         if parts:
             row = {k: float(v[i]) for k, v in parts.items()}
         else:
-            _, one = objective.score_batch(arrays, seqs[i:i + 1])
+            _, one = objective.score_batch(arrays, seqs[i : i + 1])
             row = {k: float(v[0]) for k, v in one.items()}
         best.append(Scored(sequence=seqs[i].tolist(), order=int(orders[i]), score=float(scores[i]), parts=row))
     rows: dict[str, Any] = matrix.encode_rows(seqs[kept])
     # encoded just here: not decoded again to check its sizes (the coordinator checks what it gets)
-    beam = Beam.model_construct(**rows, scores_b64=matrix.encode_vector(scores[kept], "<f8"),
-                                orders_b64=matrix.encode_vector(orders[kept], "<i8"))
+    beam = Beam.model_construct(
+        **rows,
+        scores_b64=matrix.encode_vector(scores[kept], "<f8"),
+        orders_b64=matrix.encode_vector(orders[kept], "<i8"),
+    )
     return best, beam

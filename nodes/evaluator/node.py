@@ -128,6 +128,16 @@ async def evaluate(batch: Batch, ctx: Ctx) -> None:
     scores, parts = _scores(ctx.state, arrays, seqs)
     best, beam = answer.answer(batch, space, arrays, seqs, parent, scores, parts)
     # not waiting for the broker's acknowledgement: a lost result is a late one, sent again
-    await ctx.send(t.EVALUATOR_RESULT, BatchResult(
-        cycle_id=batch.cycle_id, round=batch.round, batch=batch.batch, worker=ctx.name, evaluated=len(seqs),
-        best=best, beam=beam, seconds=time.perf_counter() - started))
+    await ctx.send(
+        t.EVALUATOR_RESULT,
+        BatchResult(
+            cycle_id=batch.cycle_id,
+            round=batch.round,
+            batch=batch.batch,
+            worker=ctx.name,
+            evaluated=len(seqs),
+            best=best,
+            beam=beam,
+            seconds=time.perf_counter() - started,
+        ),
+    )

@@ -89,11 +89,19 @@ class Around:
         breaks = v0[has] / a.targets[has]
         order = np.argsort(breaks, kind="stable")
         weight = np.abs(a.targets[has])[order]
-        return cls(v0=v0, cv0=cv0, var=float(v0 @ cv0), squares=float(v0 @ v0), ret=float(v0 @ a.mu),
-                   held=float(v0.sum()), negative=int((v0 < -1e-9).sum()), breaks=breaks[order],
-                   cum_weight=np.concatenate([[0.0], np.cumsum(weight)]),
-                   cum_value=np.concatenate([[0.0], np.cumsum(weight * breaks[order])]),
-                   untargeted=float(np.abs(v0[~has]).sum()))
+        return cls(
+            v0=v0,
+            cv0=cv0,
+            var=float(v0 @ cv0),
+            squares=float(v0 @ v0),
+            ret=float(v0 @ a.mu),
+            held=float(v0.sum()),
+            negative=int((v0 < -1e-9).sum()),
+            breaks=breaks[order],
+            cum_weight=np.concatenate([[0.0], np.cumsum(weight)]),
+            cum_value=np.concatenate([[0.0], np.cumsum(weight * breaks[order])]),
+            untargeted=float(np.abs(v0[~has]).sum()),
+        )
 
     def spread(self, total: np.ndarray) -> np.ndarray:
         """sum over all securities of |v0 - target x V| for each total V (B): with
@@ -104,11 +112,18 @@ class Around:
 
 
 def arrays(p: Problem) -> Arrays:
-    return Arrays(price=np.asarray(p.price_base, float), quantity=np.asarray(p.quantity, float),
-                  cash=float(p.cash_base), targets=np.asarray(p.targets, float), mu=np.asarray(p.mu, float),
-                  cov=matrix.decode(p.cov_b64, len(p.symbols)), action_symbol=np.asarray(p.action_symbol, int),
-                  action_quantity=np.asarray(p.action_quantity, float),
-                  action_fee=np.asarray(p.action_fee_base, float), weights={**DEFAULT_WEIGHTS, **p.weights})
+    return Arrays(
+        price=np.asarray(p.price_base, float),
+        quantity=np.asarray(p.quantity, float),
+        cash=float(p.cash_base),
+        targets=np.asarray(p.targets, float),
+        mu=np.asarray(p.mu, float),
+        cov=matrix.decode(p.cov_b64, len(p.symbols)),
+        action_symbol=np.asarray(p.action_symbol, int),
+        action_quantity=np.asarray(p.action_quantity, float),
+        action_fee=np.asarray(p.action_fee_base, float),
+        weights={**DEFAULT_WEIGHTS, **p.weights},
+    )
 
 
 def pad(sequences: list[list[int]], k: int | None = None) -> np.ndarray:
@@ -171,8 +186,13 @@ def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
         "cost": fee / total,
     }
     w = a.weights
-    score = (-w["distance"] * parts["distance"] + w["return"] * parts["return"] - w["risk"] * parts["risk"]
-             + w["diversification"] * parts["diversification"] - w["cost"] * parts["cost"])
+    score = (
+        -w["distance"] * parts["distance"]
+        + w["return"] * parts["return"]
+        - w["risk"] * parts["risk"]
+        + w["diversification"] * parts["diversification"]
+        - w["cost"] * parts["cost"]
+    )
     return np.where((cash < -1e-9) | (negative > 0), -np.inf, score), parts
 
 
@@ -187,7 +207,7 @@ def score_rows(a: Arrays, seqs: np.ndarray, chunk: int = CHUNK_ROWS) -> tuple[np
     K x K x B temporaries stay small."""
     if len(seqs) <= chunk:
         return score_batch(a, seqs)
-    done = [score_batch(a, seqs[i:i + chunk]) for i in range(0, len(seqs), chunk)]
+    done = [score_batch(a, seqs[i : i + chunk]) for i in range(0, len(seqs), chunk)]
     return np.concatenate([d[0] for d in done]), {k: np.concatenate([d[1][k] for d in done]) for k in done[0][1]}
 
 
@@ -218,8 +238,13 @@ def score_loop(a: Arrays, sequences: list[list[int]]) -> list[float]:
         squares = sum(v * v for v in values)
         div = sum(values) ** 2 / squares / n if squares > 1e-12 else 0.0
         cost = fees / total
-        score = (-k["distance"] * distance + k["return"] * ret - k["risk"] * risk
-                 + k["diversification"] * div - k["cost"] * cost)
+        score = (
+            -k["distance"] * distance
+            + k["return"] * ret
+            - k["risk"] * risk
+            + k["diversification"] * div
+            - k["cost"] * cost
+        )
         out.append(-math.inf if cash < -1e-9 or min(qty) < -1e-9 else score)
     return out
 
@@ -234,5 +259,5 @@ def top(scores: np.ndarray, orders: np.ndarray, keep: int) -> np.ndarray:
         kth = np.partition(s, len(s) - keep)[len(s) - keep]  # the keep-th best score
         tied = chosen[s == kth]
         above = chosen[s > kth]
-        chosen = np.concatenate([above, tied[np.argsort(orders[tied], kind="stable")][:keep - len(above)]])
+        chosen = np.concatenate([above, tied[np.argsort(orders[tied], kind="stable")][: keep - len(above)]])
     return chosen[np.lexsort((orders[chosen], -scores[chosen]))]

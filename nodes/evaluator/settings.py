@@ -22,9 +22,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        return cls(processes=_int(env, "EVALUATOR_PROCESSES", "1", least=1),
-                   parallel_min=_int(env, "EVALUATOR_PARALLEL_MIN", "20000", least=0),
-                   problem_wait_s=_seconds(env, "EVALUATOR_PROBLEM_WAIT_S", "10"))
+        return cls(
+            processes=_int(env, "EVALUATOR_PROCESSES", "1", least=1),
+            parallel_min=_int(env, "EVALUATOR_PARALLEL_MIN", "20000", least=0),
+            problem_wait_s=_seconds(env, "EVALUATOR_PROBLEM_WAIT_S", "10"),
+        )
 
 
 def _int(env: Mapping[str, str], name: str, default: str, least: int) -> int:

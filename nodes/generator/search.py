@@ -61,10 +61,15 @@ def space(cycle_id: str, actions: list[Action], cash: dict[str, Decimal]) -> Sea
     for r, i in enumerate(priority(actions)):
         rank[i] = r
     securities = {s: n for n, s in enumerate(sorted({a.symbol for a in actions}))}
-    return SearchSpace(cycle_id=cycle_id, currencies=currencies, cash=[cash.get(c, Decimal(0)) for c in currencies],
-                       action_currency=[currencies.index(a.currency) for a in actions],
-                       action_cash=[a.value - a.fee if a.side == "sell" else -(a.value + a.fee) for a in actions],
-                       action_rank=rank, action_security=[securities[a.symbol] for a in actions])
+    return SearchSpace(
+        cycle_id=cycle_id,
+        currencies=currencies,
+        cash=[cash.get(c, Decimal(0)) for c in currencies],
+        action_currency=[currencies.index(a.currency) for a in actions],
+        action_cash=[a.value - a.fee if a.side == "sell" else -(a.value + a.fee) for a in actions],
+        action_rank=rank,
+        action_security=[securities[a.symbol] for a in actions],
+    )
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,14 @@ class Space:
         rank = np.asarray(msg.action_rank, dtype=np.int64)
         order = np.argsort(rank)
         start, delta = _exact(list(msg.cash), [msg.action_cash[i] for i in order], depth)
-        return cls(order=order, rank=rank, currency=np.asarray(msg.action_currency, dtype=np.int64)[order],
-                   security=np.asarray(msg.action_security, dtype=np.int64)[order], start=start, delta=delta)
+        return cls(
+            order=order,
+            rank=rank,
+            currency=np.asarray(msg.action_currency, dtype=np.int64)[order],
+            security=np.asarray(msg.action_security, dtype=np.int64)[order],
+            start=start,
+            delta=delta,
+        )
 
     def __len__(self) -> int:
         return len(self.order)
@@ -120,7 +131,7 @@ def expand(sp: Space, prefixes: np.ndarray, limit: int | None = None) -> tuple[n
             ok &= ~same[p[lo:hi, j]]  # no second action on a security the prefix holds
         ok &= left[lo:hi][:, sp.currency] + sp.delta[None, :] >= 0  # its currency's cash after it
         rows, cols = np.nonzero(ok)  # row-major: by prefix, then by search order
-        rows, cols = rows[:bound - found] + lo, cols[:bound - found]
+        rows, cols = rows[: bound - found] + lo, cols[: bound - found]
         rows_out.append(rows)
         cols_out.append(cols)
         found += len(rows)
@@ -152,7 +163,7 @@ def sequences(actions: list[Action], cash: dict[str, Decimal], s: Settings = Set
     out = np.full((sum(map(len, levels)), width), -1, dtype=np.int16)
     row = 0
     for level in levels:
-        out[row:row + len(level), :level.shape[1]] = level
+        out[row : row + len(level), : level.shape[1]] = level
         row += len(level)
     return out
 

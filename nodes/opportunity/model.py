@@ -53,9 +53,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        return cls(buy_min_score=_score(env, "OPPORTUNITY_BUY_MIN_SCORE", "50"),
-                   sell_below_score=_score(env, "OPPORTUNITY_SELL_BELOW", "30"),
-                   min_gap=_share(env, "OPPORTUNITY_MIN_GAP", "0.01"))
+        return cls(
+            buy_min_score=_score(env, "OPPORTUNITY_BUY_MIN_SCORE", "50"),
+            sell_below_score=_score(env, "OPPORTUNITY_SELL_BELOW", "30"),
+            min_gap=_share(env, "OPPORTUNITY_MIN_GAP", "0.01"),
+        )
 
 
 def _score(env: Mapping[str, str], name: str, default: str) -> float:
@@ -98,9 +100,17 @@ def _lots(amount: Decimal, price: Decimal, lot: Decimal) -> Decimal:
     return (amount / price / lot).to_integral_value(ROUND_DOWN) * lot
 
 
-def candidates(holdings: dict[str, Holding], cash: dict[str, Decimal], targets: dict[str, Decimal],
-               scores: dict[str, float | None], listings: dict[str, Listing], quotes: dict[str, Decimal],
-               fees: FeeSchedule, fx: Rates, s: Settings = Settings()) -> tuple[list[Action], list[str]]:
+def candidates(
+    holdings: dict[str, Holding],
+    cash: dict[str, Decimal],
+    targets: dict[str, Decimal],
+    scores: dict[str, float | None],
+    listings: dict[str, Listing],
+    quotes: dict[str, Decimal],
+    fees: FeeSchedule,
+    fx: Rates,
+    s: Settings = Settings(),
+) -> tuple[list[Action], list[str]]:
     """(actions, notes), in a stable order: exits, trims, then buys, each by symbol."""
     notes: list[str] = []
     value = {sym: h.quantity * quotes[sym] * fx.rate(h.currency) for sym, h in holdings.items() if sym in quotes}
@@ -123,9 +133,18 @@ def candidates(holdings: dict[str, Holding], cash: dict[str, Decimal], targets: 
             return None
         if side == "buy" and (amount < lst.min_trade or fee > amount * s.max_fee_share):
             return None
-        return Action(kind=kind, symbol=sym, side=side, quantity=qty, price=price, currency=lst.currency,  # type: ignore[arg-type]
-                      value=amount.quantize(CENT), fee=fee, value_base=fx.to_base(amount, lst.currency).quantize(CENT),
-                      reason=reason)
+        return Action(
+            kind=kind,
+            symbol=sym,
+            side=side,
+            quantity=qty,
+            price=price,
+            currency=lst.currency,  # type: ignore[arg-type]
+            value=amount.quantize(CENT),
+            fee=fee,
+            value_base=fx.to_base(amount, lst.currency).quantize(CENT),
+            reason=reason,
+        )
 
     for sym in sorted(set(holdings) | set(targets)):
         if sym not in listings:
@@ -143,16 +162,22 @@ def candidates(holdings: dict[str, Holding], cash: dict[str, Decimal], targets: 
         gap = target * total - value.get(sym, Decimal(0))  # base currency
         rate = fx.rate(lst.currency)
         if held > 0 and (sym not in targets or not lst.active or (score is not None and score < s.sell_below_score)):
-            why = ("no target weight" if sym not in targets else "inactive in the universe" if not lst.active
-                   else f"score {score:.1f} under {s.sell_below_score:g}")
+            why = (
+                "no target weight"
+                if sym not in targets
+                else "inactive in the universe"
+                if not lst.active
+                else f"score {score:.1f} under {s.sell_below_score:g}"
+            )
             a = action("exit", sym, "sell", held, f"sell all {held}: {why}")
             if a:
                 exits.append(a)
             continue
         if gap < -s.min_gap * total and held > 0:
             qty = min(held, _lots(-gap / rate, price, lst.lot_size))
-            a = action("trim_overweight", sym, "sell", qty,
-                       f"overweight: {now:.1%} held, target {target:.1%}; sell {qty}")
+            a = action(
+                "trim_overweight", sym, "sell", qty, f"overweight: {now:.1%} held, target {target:.1%}; sell {qty}"
+            )
             if a:
                 trims.append(a)
         elif gap > s.min_gap * total:
@@ -166,15 +191,23 @@ def candidates(holdings: dict[str, Holding], cash: dict[str, Decimal], targets: 
                 continue
             kind = "deploy_cash" if idle > s.deploy_share else "buy_underweight"
             full = _lots(gap / rate, price, lst.lot_size)
-            fits = _lots(max(cash.get(lst.currency, Decimal(0)) * (1 - s.max_fee_share), Decimal(0)), price,
-                         lst.lot_size)
-            sizes = sorted({q for q in (full, _lots(gap / rate / 2, price, lst.lot_size), min(full, fits)) if q > 0},
-                           reverse=True)
+            fits = _lots(
+                max(cash.get(lst.currency, Decimal(0)) * (1 - s.max_fee_share), Decimal(0)), price, lst.lot_size
+            )
+            sizes = sorted(
+                {q for q in (full, _lots(gap / rate / 2, price, lst.lot_size), min(full, fits)) if q > 0}, reverse=True
+            )
             for qty in sizes:
                 part = "" if qty == full else " (part of the gap)"
-                a = action(kind, sym, "buy", qty, f"underweight: {now:.1%} held, target {target:.1%}, score "
-                           f"{score:.1f}; buy {qty}{part}" + (f"; {idle:.0%} of the portfolio is idle cash"
-                                                              if kind == "deploy_cash" else ""))
+                a = action(
+                    kind,
+                    sym,
+                    "buy",
+                    qty,
+                    f"underweight: {now:.1%} held, target {target:.1%}, score "
+                    f"{score:.1f}; buy {qty}{part}"
+                    + (f"; {idle:.0%} of the portfolio is idle cash" if kind == "deploy_cash" else ""),
+                )
                 if a:
                     buys.append(a)
             if not sizes:

@@ -62,8 +62,11 @@ async def candidates(req: CandidatesRequest, ctx: Ctx) -> Candidates:
     st = ctx.state
     summary, targets, scores, universe = st.summary, st.targets, st.scores, st.universe
     if summary is None or targets is None or scores is None or universe is None:
-        missing = [name for name, x in (("summary", summary), ("targets", targets), ("scores", scores),
-                                        ("universe", universe)) if x is None]
+        missing = [
+            name
+            for name, x in (("summary", summary), ("targets", targets), ("scores", scores), ("universe", universe))
+            if x is None
+        ]
         raise Rejected(f"not yet known: {', '.join(missing)} (their retained states have not arrived)")
     holdings = {p.symbol: model.Holding(p.quantity, p.currency) for p in summary.positions}
     cash = {c.currency: c.amount for c in summary.cash}
@@ -71,8 +74,9 @@ async def candidates(req: CandidatesRequest, ctx: Ctx) -> Candidates:
     scored = {x.symbol: x.score for x in scores.scores}
     listings = {s.symbol: model.Listing(s.currency, s.lot_size, s.min_trade, s.active) for s in universe.securities}
     try:
-        actions, notes = model.candidates(holdings, cash, weights, scored, listings, st.quotes, st.fees, st.fx,
-                                          st.settings)
+        actions, notes = model.candidates(
+            holdings, cash, weights, scored, listings, st.quotes, st.fees, st.fx, st.settings
+        )
     except FxError as exc:
         raise Rejected(str(exc)) from None
     return Candidates(cycle_id=req.cycle_id, actions=actions, notes=notes, at=utcnow())

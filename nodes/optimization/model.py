@@ -87,10 +87,13 @@ def to_decimals(weights: dict[str, float]) -> dict[str, Decimal]:
 
 
 def select(prices: pd.DataFrame, s: Settings) -> tuple[pd.DataFrame, dict[str, str]]:
-    window = prices.iloc[-s.lookback:]
+    window = prices.iloc[-s.lookback :]
     counts = window.notna().sum()
-    excluded = {sym: f"{int(n)} closes in the last {s.lookback} days; at least {s.min_days} needed"
-                for sym, n in counts.items() if n < s.min_days}
+    excluded = {
+        sym: f"{int(n)} closes in the last {s.lookback} days; at least {s.min_days} needed"
+        for sym, n in counts.items()
+        if n < s.min_days
+    }
     kept = window[[c for c in window.columns if c not in excluded]].dropna()
     return kept, excluded
 
@@ -100,25 +103,35 @@ def optimize(prices: pd.DataFrame, s: Settings | None = None) -> Result:
     kept, excluded = select(prices, s)
     symbols = list(kept.columns)
     if not symbols:
-        raise ValueError("no security has enough history to optimise: " + "; ".join(
-            f"{k}: {v}" for k, v in excluded.items()) if excluded else "no securities")
+        raise ValueError(
+            "no security has enough history to optimise: " + "; ".join(f"{k}: {v}" for k, v in excluded.items())
+            if excluded
+            else "no securities"
+        )
     fallbacks: list[str] = []
     max_weight = s.max_weight
     if max_weight * len(symbols) < 1:
         max_weight = math.ceil(1e6 / len(symbols)) / 1e6
-        fallbacks.append(f"max weight raised from {s.max_weight:g} to {max_weight:g}: "
-                         f"{len(symbols)} securities cannot hold 100 % at {s.max_weight:g} each")
+        fallbacks.append(
+            f"max weight raised from {s.max_weight:g} to {max_weight:g}: "
+            f"{len(symbols)} securities cannot hold 100 % at {s.max_weight:g} each"
+        )
     if len(kept) < s.min_days:
         raise ValueError(f"only {len(kept)} days where every kept security has a close; {s.min_days} needed")
-    mu = (expected_returns.ema_historical_return(kept, span=s.ema_span) if s.returns_model == "ema"
-          else expected_returns.mean_historical_return(kept))
+    mu = (
+        expected_returns.ema_historical_return(kept, span=s.ema_span)
+        if s.returns_model == "ema"
+        else expected_returns.mean_historical_return(kept)
+    )
     cov = risk_models.CovarianceShrinkage(kept).ledoit_wolf()
 
     if len(symbols) == 1:
         mv, mv_method = {symbols[0]: 1.0}, "max_sharpe"
     elif float(mu.max()) <= s.risk_free_rate:
-        fallbacks.append(f"mean-variance: no security's expected return beats the risk-free rate "
-                         f"{s.risk_free_rate:g} (best {float(mu.max()):.4f}); minimum volatility used")
+        fallbacks.append(
+            f"mean-variance: no security's expected return beats the risk-free rate "
+            f"{s.risk_free_rate:g} (best {float(mu.max()):.4f}); minimum volatility used"
+        )
         mv, mv_method = _min_volatility(mu, cov, max_weight, s, symbols, fallbacks)
     else:
         try:
@@ -129,8 +142,7 @@ def optimize(prices: pd.DataFrame, s: Settings | None = None) -> Result:
                 ef.max_sharpe(risk_free_rate=s.risk_free_rate)
             mv, mv_method = dict(ef.clean_weights()), "max_sharpe"
         except Exception as exc:  # pypfopt's OptimizationError, cvxpy's SolverError, ValueError
-            fallbacks.append(f"mean-variance: max Sharpe failed ({type(exc).__name__}: {exc}); "
-                             "minimum volatility used")
+            fallbacks.append(f"mean-variance: max Sharpe failed ({type(exc).__name__}: {exc}); minimum volatility used")
             mv, mv_method = _min_volatility(mu, cov, max_weight, s, symbols, fallbacks)
 
     try:
@@ -147,20 +159,34 @@ def optimize(prices: pd.DataFrame, s: Settings | None = None) -> Result:
     weights = to_decimals(capped)
     w = np.array([float(weights[k]) for k in symbols])
     ret, vol, sharpe = portfolio_performance(w, mu, cov, risk_free_rate=s.risk_free_rate)
-    return Result(weights=weights, mean_variance=mv, hrp=hrp, mean_variance_method=mv_method, hrp_method=hrp_method,
-                  fallbacks=fallbacks, excluded=excluded, expected_return=float(ret), volatility=float(vol),
-                  sharpe=float(sharpe), max_weight=max_weight, inputs_from=kept.index.min(),
-                  inputs_to=kept.index.max(), observations=len(kept), mu=mu, cov=cov)
+    return Result(
+        weights=weights,
+        mean_variance=mv,
+        hrp=hrp,
+        mean_variance_method=mv_method,
+        hrp_method=hrp_method,
+        fallbacks=fallbacks,
+        excluded=excluded,
+        expected_return=float(ret),
+        volatility=float(vol),
+        sharpe=float(sharpe),
+        max_weight=max_weight,
+        inputs_from=kept.index.min(),
+        inputs_to=kept.index.max(),
+        observations=len(kept),
+        mu=mu,
+        cov=cov,
+    )
 
 
-def _min_volatility(mu: pd.Series, cov: pd.DataFrame, max_weight: float, s: Settings, symbols: list[str],
-                    fallbacks: list[str]) -> tuple[dict[str, float], str]:
+def _min_volatility(
+    mu: pd.Series, cov: pd.DataFrame, max_weight: float, s: Settings, symbols: list[str], fallbacks: list[str]
+) -> tuple[dict[str, float], str]:
     try:
         ef = EfficientFrontier(mu, cov, weight_bounds=(0, max_weight))
         ef.add_objective(objective_functions.L2_reg, gamma=s.gamma)
         ef.min_volatility()
         return dict(ef.clean_weights()), "min_volatility"
     except Exception as exc:
-        fallbacks.append(f"mean-variance: minimum volatility failed ({type(exc).__name__}: {exc}); "
-                         "equal weights used")
+        fallbacks.append(f"mean-variance: minimum volatility failed ({type(exc).__name__}: {exc}); equal weights used")
         return _equal(symbols), "equal_weight"

@@ -78,17 +78,36 @@ async def optimize(req: Optimize, ctx: Ctx) -> Targets:
         return Decimal(repr(float(x))).quantize(model.PLACES)
 
     targets = Targets(
-        targets=[Target(symbol=s, weight=w, mean_variance=dec(r.mean_variance.get(s, 0.0)), hrp=dec(r.hrp.get(s, 0.0)))
-                 for s, w in sorted(r.weights.items(), key=lambda kv: (-kv[1], kv[0]))],
-        mean_variance_method=r.mean_variance_method, hrp_method=r.hrp_method, fallbacks=r.fallbacks,  # type: ignore[arg-type]
-        blend=dec(settings.blend), returns_model=settings.returns_model, risk_free_rate=dec(settings.risk_free_rate),  # type: ignore[arg-type]
-        max_weight=dec(r.max_weight), expected_return=dec(r.expected_return), volatility=dec(r.volatility),
-        sharpe=dec(r.sharpe), inputs_from=r.inputs_from.date() if r.inputs_from is not None else None,
-        inputs_to=r.inputs_to.date() if r.inputs_to is not None else None, observations=r.observations,
-        excluded=[Excluded(symbol=s, reason=why) for s, why in sorted(r.excluded.items())], computed_at=utcnow())
+        targets=[
+            Target(symbol=s, weight=w, mean_variance=dec(r.mean_variance.get(s, 0.0)), hrp=dec(r.hrp.get(s, 0.0)))
+            for s, w in sorted(r.weights.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        mean_variance_method=r.mean_variance_method,
+        hrp_method=r.hrp_method,
+        fallbacks=r.fallbacks,  # type: ignore[arg-type]
+        blend=dec(settings.blend),
+        returns_model=settings.returns_model,
+        risk_free_rate=dec(settings.risk_free_rate),  # type: ignore[arg-type]
+        max_weight=dec(r.max_weight),
+        expected_return=dec(r.expected_return),
+        volatility=dec(r.volatility),
+        sharpe=dec(r.sharpe),
+        inputs_from=r.inputs_from.date() if r.inputs_from is not None else None,
+        inputs_to=r.inputs_to.date() if r.inputs_to is not None else None,
+        observations=r.observations,
+        excluded=[Excluded(symbol=s, reason=why) for s, why in sorted(r.excluded.items())],
+        computed_at=utcnow(),
+    )
     await ctx.publish(t.OPTIMIZATION_TARGETS, targets)
     if r.mu is not None and r.cov is not None:
-        await ctx.publish(t.OPTIMIZATION_INPUTS, Inputs(
-            symbols=list(r.mu.index), mu=[float(x) for x in r.mu], cov_b64=matrix.encode(r.cov.to_numpy()),
-            inputs_to=targets.inputs_to, computed_at=targets.computed_at))
+        await ctx.publish(
+            t.OPTIMIZATION_INPUTS,
+            Inputs(
+                symbols=list(r.mu.index),
+                mu=[float(x) for x in r.mu],
+                cov_b64=matrix.encode(r.cov.to_numpy()),
+                inputs_to=targets.inputs_to,
+                computed_at=targets.computed_at,
+            ),
+        )
     return targets

@@ -32,10 +32,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        s = cls(returns_model=env.get("OPT_RETURNS", "mean"), blend=_real(env, "OPT_BLEND", "0.5"),
-                max_weight=_real(env, "OPT_MAX_WEIGHT", "0.20"), gamma=_real(env, "OPT_GAMMA", "0.1"),
-                risk_free_rate=_real(env, "OPT_RISK_FREE", "0.02"),
-                lookback=_whole(env, "OPT_LOOKBACK_DAYS", "756"), min_days=_whole(env, "OPT_MIN_DAYS", "252"))
+        s = cls(
+            returns_model=env.get("OPT_RETURNS", "mean"),
+            blend=_real(env, "OPT_BLEND", "0.5"),
+            max_weight=_real(env, "OPT_MAX_WEIGHT", "0.20"),
+            gamma=_real(env, "OPT_GAMMA", "0.1"),
+            risk_free_rate=_real(env, "OPT_RISK_FREE", "0.02"),
+            lookback=_whole(env, "OPT_LOOKBACK_DAYS", "756"),
+            min_days=_whole(env, "OPT_MIN_DAYS", "252"),
+        )
         if s.returns_model not in ("mean", "ema"):
             raise ValueError(f"OPT_RETURNS={s.returns_model!r}: use mean or ema")
         if not 0 <= s.blend <= 1:

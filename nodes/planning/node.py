@@ -89,8 +89,9 @@ async def _send(ctx: Ctx, plan: Plan) -> Plan:
     store = ctx.state.store
     for step in rules.unsent(plan):
         try:
-            placed = await ctx.call(t.TRADING_ORDER, rules.order(plan, step), timeout=30, retries=2,
-                                    trace_id=plan.cycle_id)
+            placed = await ctx.call(
+                t.TRADING_ORDER, rules.order(plan, step), timeout=30, retries=2, trace_id=plan.cycle_id
+            )
             done = rules.answered(step, placed.status, placed.note)
         except RemoteError as exc:  # refused by the trading node's limits: recorded, the plan goes on
             done = rules.answered(step, "refused", str(exc)[:500])

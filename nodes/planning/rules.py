@@ -26,8 +26,15 @@ def new(plan_id: str, req: ProposePlan, now: datetime) -> Plan:
     """A proposed plan, one step per action in order; step i's order is `<plan id>:<i>`,
     so the trading node keeps one order per step however often it is sent."""
     steps = [PlanStep(step=i, action=a, client_order_id=f"{plan_id}:{i}") for i, a in enumerate(req.actions, 1)]
-    return Plan(plan_id=plan_id, cycle_id=req.cycle_id, status="proposed", steps=steps, evaluation=req.evaluation,
-                reasons=req.reasons, created=now)
+    return Plan(
+        plan_id=plan_id,
+        cycle_id=req.cycle_id,
+        status="proposed",
+        steps=steps,
+        evaluation=req.evaluation,
+        reasons=req.reasons,
+        created=now,
+    )
 
 
 def approve(plan: Plan, note: str, now: datetime) -> Plan:
@@ -57,8 +64,15 @@ def unsent(plan: Plan) -> list[PlanStep]:
 def order(plan: Plan, step: PlanStep) -> PlaceOrder:
     """The trading node's order for a step, under the step's client order id."""
     a = step.action
-    return PlaceOrder(client_order_id=step.client_order_id, symbol=a.symbol, side=a.side, quantity=a.quantity,
-                      currency=a.currency, plan_id=plan.plan_id, reason=a.reason[:500])
+    return PlaceOrder(
+        client_order_id=step.client_order_id,
+        symbol=a.symbol,
+        side=a.side,
+        quantity=a.quantity,
+        currency=a.currency,
+        plan_id=plan.plan_id,
+        reason=a.reason[:500],
+    )
 
 
 def answered(step: PlanStep, status: str, note: str) -> PlanStep:

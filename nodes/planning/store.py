@@ -42,8 +42,10 @@ class PlanStore:
             for (body,) in proposed.fetchall():
                 old = Plan.model_validate_json(body)
                 self._put(db, old.model_copy(update={"status": "superseded", "note": f"superseded by {plan.plan_id}"}))
-            db.execute("INSERT INTO plans (plan_id, cycle_id, body) VALUES (?,?,?)",
-                       (plan.plan_id, plan.cycle_id, plan.model_dump_json()))
+            db.execute(
+                "INSERT INTO plans (plan_id, cycle_id, body) VALUES (?,?,?)",
+                (plan.plan_id, plan.cycle_id, plan.model_dump_json()),
+            )
         return plan
 
     def get(self, plan_id: str) -> Plan | None:

@@ -122,19 +122,29 @@ async def sync(req: SyncPortfolio, ctx: Ctx) -> Summary:
     try:
         account = broker.account()
         moves = broker.cash_moves()
-        summary = summarise(account, ctx.state.quotes, fx, mode=ctx.state.settings.account.mode, broker=broker.name,
-                            deposits_base=sum((fx.to_base(m.amount, m.currency) for m in moves if m.kind == "deposit"),
-                                              Decimal(0)),
-                            dividends_base=sum((fx.to_base(m.amount, m.currency) for m in moves
-                                                if m.kind == "dividend"), Decimal(0)),
-                            at=utcnow())
+        summary = summarise(
+            account,
+            ctx.state.quotes,
+            fx,
+            mode=ctx.state.settings.account.mode,
+            broker=broker.name,
+            deposits_base=sum((fx.to_base(m.amount, m.currency) for m in moves if m.kind == "deposit"), Decimal(0)),
+            dividends_base=sum((fx.to_base(m.amount, m.currency) for m in moves if m.kind == "dividend"), Decimal(0)),
+            at=utcnow(),
+        )
     except BrokerError as exc:
         raise Rejected(f"the broker's account cannot be read: {exc}") from exc
     except FxError as exc:
         raise Rejected(f"the account cannot be valued: {exc}") from exc
-    store.record(ValuationPoint(day=summary.at.date(), total_base=summary.total_base,
-                                positions_base=summary.positions_base, cash_base=summary.cash_base),
-                 summary.at.isoformat())
+    store.record(
+        ValuationPoint(
+            day=summary.at.date(),
+            total_base=summary.total_base,
+            positions_base=summary.positions_base,
+            cash_base=summary.cash_base,
+        ),
+        summary.at.isoformat(),
+    )
     await ctx.publish(t.PORTFOLIO_SUMMARY, summary)
     return summary
 
@@ -158,24 +168,49 @@ async def deposit_check(req: DepositCheck, ctx: Ctx) -> DepositPlanState:
     now = datetime.now(UTC)
     month = now.strftime("%Y-%m")
     if plan is None:
-        return DepositPlanState(amount=Decimal(0), currency=settings.account.fx.base, day=day, month=month,
-                                credited=False, note="no monthly deposit plan (PORTFOLIO_MONTHLY_DEPOSIT=0)")
+        return DepositPlanState(
+            amount=Decimal(0),
+            currency=settings.account.fx.base,
+            day=day,
+            month=month,
+            credited=False,
+            note="no monthly deposit plan (PORTFOLIO_MONTHLY_DEPOSIT=0)",
+        )
     amount, currency = plan
     paper = _paper(ctx)
     if paper is None:
-        return DepositPlanState(amount=amount, currency=currency, day=day, month=month, credited=False,
-                                note="live: deposits are bank transfers; the sync sees them in the cash")
+        return DepositPlanState(
+            amount=amount,
+            currency=currency,
+            day=day,
+            month=month,
+            credited=False,
+            note="live: deposits are bank transfers; the sync sees them in the cash",
+        )
     if ctx.state.store.recalled("first_month") == month:
-        return DepositPlanState(amount=amount, currency=currency, day=day, month=month, credited=True,
-                                note="this month is covered by the account's first deposit")
+        return DepositPlanState(
+            amount=amount,
+            currency=currency,
+            day=day,
+            month=month,
+            credited=True,
+            note="this month is covered by the account's first deposit",
+        )
     if now.day < day:
-        return DepositPlanState(amount=amount, currency=currency, day=day, month=month, credited=False,
-                                note=f"due on day {day}")
+        return DepositPlanState(
+            amount=amount, currency=currency, day=day, month=month, credited=False, note=f"due on day {day}"
+        )
     credited = paper.deposit(amount, currency, f"monthly deposit {month}", key=f"plan:{month}")
     if credited:
         await sync(SyncPortfolio(), ctx)
-    return DepositPlanState(amount=amount, currency=currency, day=day, month=month, credited=True,
-                            note="credited now" if credited else "credited earlier this month")
+    return DepositPlanState(
+        amount=amount,
+        currency=currency,
+        day=day,
+        month=month,
+        credited=True,
+        note="credited now" if credited else "credited earlier this month",
+    )
 
 
 @node.command(t.PORTFOLIO_VALUATIONS)

@@ -46,9 +46,13 @@ class Settings:
         text = env.get("PORTFOLIO_DEPOSIT_DAY", "1")
         if not text.isdigit() or not 1 <= int(text) <= 28:
             raise ValueError(f"PORTFOLIO_DEPOSIT_DAY={text!r}: must be 1..28 (every month has it)")
-        return cls(AccountSettings.from_env(env), sync_s,
-                   amount(env.get("PORTFOLIO_FIRST_DEPOSIT", "10000 USD"), "PORTFOLIO_FIRST_DEPOSIT"),
-                   amount(env.get("PORTFOLIO_MONTHLY_DEPOSIT", "500 USD"), "PORTFOLIO_MONTHLY_DEPOSIT"), int(text))
+        return cls(
+            AccountSettings.from_env(env),
+            sync_s,
+            amount(env.get("PORTFOLIO_FIRST_DEPOSIT", "10000 USD"), "PORTFOLIO_FIRST_DEPOSIT"),
+            amount(env.get("PORTFOLIO_MONTHLY_DEPOSIT", "500 USD"), "PORTFOLIO_MONTHLY_DEPOSIT"),
+            int(text),
+        )
 
 
 def amount(text: str, name: str) -> Amount | None:

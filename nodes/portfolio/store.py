@@ -25,16 +25,21 @@ class PortfolioStore:
         self.db.close()
 
     def record(self, point: ValuationPoint, at: str) -> None:
-        self.db.execute("INSERT INTO valuations VALUES (?,?,?,?,?) ON CONFLICT(day) DO UPDATE SET "
-                        "total=excluded.total, positions=excluded.positions, cash=excluded.cash, at=excluded.at",
-                        (point.day.isoformat(), str(point.total_base), str(point.positions_base),
-                         str(point.cash_base), at))
+        self.db.execute(
+            "INSERT INTO valuations VALUES (?,?,?,?,?) ON CONFLICT(day) DO UPDATE SET "
+            "total=excluded.total, positions=excluded.positions, cash=excluded.cash, at=excluded.at",
+            (point.day.isoformat(), str(point.total_base), str(point.positions_base), str(point.cash_base), at),
+        )
 
     def valuations(self, start: date | None = None, end: date | None = None) -> list[ValuationPoint]:
-        rows = self.db.execute("SELECT day, total, positions, cash FROM valuations WHERE day >= ? AND day <= ? "
-                               "ORDER BY day", ((start or date.min).isoformat(), (end or date.max).isoformat()))
-        return [ValuationPoint(day=r[0], total_base=Decimal(r[1]), positions_base=Decimal(r[2]),
-                               cash_base=Decimal(r[3])) for r in rows]
+        rows = self.db.execute(
+            "SELECT day, total, positions, cash FROM valuations WHERE day >= ? AND day <= ? ORDER BY day",
+            ((start or date.min).isoformat(), (end or date.max).isoformat()),
+        )
+        return [
+            ValuationPoint(day=r[0], total_base=Decimal(r[1]), positions_base=Decimal(r[2]), cash_base=Decimal(r[3]))
+            for r in rows
+        ]
 
     def remember(self, key: str, value: str) -> None:
         """Keep the first value written under `key`."""

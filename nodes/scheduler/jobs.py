@@ -65,8 +65,15 @@ class Entry:
         self.next_run = at + timedelta(seconds=delay)
 
     def view(self) -> Job:
-        return Job(name=self.name, every_s=self.every_s, next_run=self.next_run, last_run=self.last_run,
-                   last_status=self.last_status, last_error=self.last_error, failures=self.failures)  # type: ignore[arg-type]
+        return Job(
+            name=self.name,
+            every_s=self.every_s,
+            next_run=self.next_run,
+            last_run=self.last_run,
+            last_status=self.last_status,
+            last_error=self.last_error,
+            failures=self.failures,
+        )  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

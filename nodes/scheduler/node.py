@@ -66,8 +66,17 @@ async def _run(ctx: Ctx, entry: jobs.Entry, attempt_note: str = "") -> jobs.Entr
             entry.failed(datetime.now(UTC), f"{type(exc).__name__}: {exc}")
     finally:
         entry.running = False
-    await ctx.publish(t.JOB_RAN, JobRan(name=entry.name, status=entry.last_status, error=entry.last_error,  # type: ignore[arg-type]
-                                        attempt=max(entry.failures, 1), next_run=entry.next_run, at=utcnow()))
+    await ctx.publish(
+        t.JOB_RAN,
+        JobRan(
+            name=entry.name,
+            status=entry.last_status,
+            error=entry.last_error,  # type: ignore[arg-type]
+            attempt=max(entry.failures, 1),
+            next_run=entry.next_run,
+            at=utcnow(),
+        ),
+    )
     await _publish_schedule(ctx)
     return entry
 

@@ -35,8 +35,17 @@ import pandas_ta as ta
 HORIZON_DAYS = 1260  # 5 years of trading days
 MIN_DAYS = 252  # one year: enough for EMA 200 and a year of returns
 INDICATOR_DAYS = 600  # the indicators look at the last 600 closes: EMA 200 has settled by then
-WEIGHTS = {"cagr": 0.15, "sharpe": 0.15, "sortino": 0.10, "drawdown": 0.10, "calmar": 0.05, "alpha": 0.05,
-           "trend": 0.20, "rsi": 0.10, "bollinger": 0.10}
+WEIGHTS = {
+    "cagr": 0.15,
+    "sharpe": 0.15,
+    "sortino": 0.10,
+    "drawdown": 0.10,
+    "calmar": 0.05,
+    "alpha": 0.05,
+    "trend": 0.20,
+    "rsi": 0.10,
+    "bollinger": 0.10,
+}
 assert abs(sum(WEIGHTS.values()) - 1.0) < 1e-12
 
 
@@ -62,16 +71,19 @@ def statistics(returns: pd.DataFrame, benchmark: pd.Series) -> pd.DataFrame:
     mdd = np.asarray(ep.max_drawdown(r))
     with np.errstate(divide="ignore", invalid="ignore"):
         calmar = np.where(mdd < 0, cagr / np.abs(mdd), np.nan)
-    return pd.DataFrame({
-        "cagr": cagr,
-        "volatility": np.asarray(ep.annual_volatility(r)),
-        "sharpe": np.asarray(ep.sharpe_ratio(r)),
-        "sortino": np.asarray(ep.sortino_ratio(r)),
-        "max_drawdown": mdd,
-        "calmar": calmar,
-        "alpha": np.asarray(ep.alpha_aligned(r, b[:, None])),
-        "beta": np.asarray(ep.beta_aligned(r, b)),
-    }, index=returns.columns)
+    return pd.DataFrame(
+        {
+            "cagr": cagr,
+            "volatility": np.asarray(ep.annual_volatility(r)),
+            "sharpe": np.asarray(ep.sharpe_ratio(r)),
+            "sortino": np.asarray(ep.sortino_ratio(r)),
+            "max_drawdown": mdd,
+            "calmar": calmar,
+            "alpha": np.asarray(ep.alpha_aligned(r, b[:, None])),
+            "beta": np.asarray(ep.beta_aligned(r, b)),
+        },
+        index=returns.columns,
+    )
 
 
 def indicators(close: pd.Series) -> dict[str, float]:
@@ -108,7 +120,7 @@ def score_universe(closes: pd.DataFrame, benchmark: pd.Series) -> list[Result]:
     the benchmark's closes. Deterministic: same closes, same scores."""
     closes = closes.sort_index()
     bench_ret = benchmark.sort_index().pct_change()
-    window = closes.iloc[-(HORIZON_DAYS + 1):]
+    window = closes.iloc[-(HORIZON_DAYS + 1) :]
     returns = window.pct_change().iloc[1:]
     days = closes.notna().sum()
     results: dict[str, Result] = {}
@@ -124,7 +136,7 @@ def score_universe(closes: pd.DataFrame, benchmark: pd.Series) -> list[Result]:
         else:  # a shorter history than the horizon: its own window, one column
             r = returns[[symbol]].dropna()
             s = statistics(r, bench_ret).loc[symbol].to_dict()
-        ind = indicators(closes[symbol].dropna().iloc[-(HORIZON_DAYS + 1):])
+        ind = indicators(closes[symbol].dropna().iloc[-(HORIZON_DAYS + 1) :])
         parts = parts_of(s, ind)
         results[symbol] = Result(symbol, "ok", n, composite(parts), parts, {**_finite(s), **_finite(ind)})
     return [results[c] for c in closes.columns]
@@ -139,14 +151,20 @@ def score_loop(closes: pd.DataFrame, benchmark: pd.Series) -> list[Result]:
         if len(c) < MIN_DAYS:
             out.append(Result(symbol, "insufficient_history", len(c)))
             continue
-        r = c.iloc[-(HORIZON_DAYS + 1):].pct_change().iloc[1:]
+        r = c.iloc[-(HORIZON_DAYS + 1) :].pct_change().iloc[1:]
         b = bench_ret.reindex(r.index)
         mdd = float(ep.max_drawdown(r))
-        s = {"cagr": float(ep.annual_return(r)), "volatility": float(ep.annual_volatility(r)),
-             "sharpe": float(ep.sharpe_ratio(r)), "sortino": float(ep.sortino_ratio(r)),
-             "max_drawdown": mdd, "calmar": float(ep.calmar_ratio(r)) if mdd < 0 else float("nan"),
-             "alpha": float(ep.alpha(r, b)), "beta": float(ep.beta(r, b))}
-        ind = indicators(c.iloc[-(HORIZON_DAYS + 1):])
+        s = {
+            "cagr": float(ep.annual_return(r)),
+            "volatility": float(ep.annual_volatility(r)),
+            "sharpe": float(ep.sharpe_ratio(r)),
+            "sortino": float(ep.sortino_ratio(r)),
+            "max_drawdown": mdd,
+            "calmar": float(ep.calmar_ratio(r)) if mdd < 0 else float("nan"),
+            "alpha": float(ep.alpha(r, b)),
+            "beta": float(ep.beta(r, b)),
+        }
+        ind = indicators(c.iloc[-(HORIZON_DAYS + 1) :])
         parts = parts_of(s, ind)
         out.append(Result(symbol, "ok", len(c), composite(parts), parts, {**_finite(s), **_finite(ind)}))
     return out

@@ -66,9 +66,14 @@ async def rescore(req: Rescore, ctx: Ctx) -> Scores:
         raise Rejected(f"the benchmark {benchmark} has no prices: sync it first")
     # the handler thread: blocking here delays no keep-alive
     results = model.score_universe(closes[symbols], closes[benchmark]) if symbols else []
-    scores = Scores(scores=[SecurityScore(symbol=r.symbol, status=r.status, score=r.score, parts=r.parts,
-                                          stats=r.stats, days=r.days) for r in results],
-                    as_of=closes.index.max().date() if len(closes.index) else None,
-                    benchmark=benchmark, computed_at=utcnow())
+    scores = Scores(
+        scores=[
+            SecurityScore(symbol=r.symbol, status=r.status, score=r.score, parts=r.parts, stats=r.stats, days=r.days)
+            for r in results
+        ],
+        as_of=closes.index.max().date() if len(closes.index) else None,
+        benchmark=benchmark,
+        computed_at=utcnow(),
+    )
     await ctx.publish(t.SCORES, scores)
     return scores

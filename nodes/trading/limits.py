@@ -50,10 +50,13 @@ class Limits:
         hours = env.get("TRADING_MARKET_HOURS", market_hours)
         if hours not in ("exchange", "always"):
             raise ValueError(f"TRADING_MARKET_HOURS={hours!r}: use exchange or always")
-        return cls(_above_zero(env, "TRADING_MAX_ORDER_VALUE", "5000"),
-                   _above_zero(env, "TRADING_MAX_DAILY_TURNOVER", "20000"),
-                   _above_zero(env, "TRADING_MAX_PRICE_DEVIATION", "0.05"),
-                   _above_zero(env, "TRADING_MAX_FEE_SHARE", "0.01"), hours)
+        return cls(
+            _above_zero(env, "TRADING_MAX_ORDER_VALUE", "5000"),
+            _above_zero(env, "TRADING_MAX_DAILY_TURNOVER", "20000"),
+            _above_zero(env, "TRADING_MAX_PRICE_DEVIATION", "0.05"),
+            _above_zero(env, "TRADING_MAX_FEE_SHARE", "0.01"),
+            hours,
+        )
 
 
 def _above_zero(env: Mapping[str, str], name: str, default: str) -> Decimal:
@@ -90,8 +93,10 @@ def market_open(symbol: str, now: datetime) -> str | None:
     zone, opens, closes = SESSIONS[market]
     local = now.astimezone(zone)
     if local.weekday() >= 5 or not opens <= local.time() < closes:
-        return (f"the .{market} market is closed at {local:%a %H:%M} {zone.key} "
-                f"(open {opens:%H:%M}-{closes:%H:%M} on weekdays)")
+        return (
+            f"the .{market} market is closed at {local:%a %H:%M} {zone.key} "
+            f"(open {opens:%H:%M}-{closes:%H:%M} on weekdays)"
+        )
     return None
 
 
@@ -114,18 +119,24 @@ def check(order: PlaceOrder, s: Situation, limits: Limits) -> list[str]:
     if order.limit_price is not None:
         deviation = abs(order.limit_price - s.quote) / s.quote
         if deviation > limits.max_price_deviation:
-            reasons.append(f"limit price {order.limit_price} is {deviation:.1%} from the quote {s.quote} "
-                           f"(at most {limits.max_price_deviation:.1%})")
+            reasons.append(
+                f"limit price {order.limit_price} is {deviation:.1%} from the quote {s.quote} "
+                f"(at most {limits.max_price_deviation:.1%})"
+            )
     if s.value_base > limits.max_order_value:
         reasons.append(f"order value {s.base} {s.value_base:.2f} is above the maximum of {limits.max_order_value}")
     if s.turnover_today + s.value_base > limits.max_daily_turnover:
-        reasons.append(f"today's turnover would be {s.base} {s.turnover_today + s.value_base:.2f}, above the "
-                       f"maximum of {limits.max_daily_turnover}")
+        reasons.append(
+            f"today's turnover would be {s.base} {s.turnover_today + s.value_base:.2f}, above the "
+            f"maximum of {limits.max_daily_turnover}"
+        )
     if value < sec.min_trade:
         reasons.append(f"order value {value:.2f} is below {order.symbol}'s minimum trade of {sec.min_trade}")
     if s.fee > value * limits.max_fee_share:
-        reasons.append(f"the fee {s.fee} is {s.fee / value:.2%} of the order's value (at most "
-                       f"{limits.max_fee_share:.2%}): not worth it")
+        reasons.append(
+            f"the fee {s.fee} is {s.fee / value:.2%} of the order's value (at most "
+            f"{limits.max_fee_share:.2%}): not worth it"
+        )
     if order.side == "buy" and s.cash < value + s.fee:
         reasons.append(f"not enough cash: {order.currency} {value + s.fee:.2f} needed, {s.cash:.2f} available")
     if order.side == "sell" and s.held < order.quantity:

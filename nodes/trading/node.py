@@ -86,15 +86,28 @@ node.keep(t.UNIVERSE_QUOTES, "quotes", closes)
 
 # -- sending ----------------------------------------------------------------------------------------
 def _spec(order: Order) -> OrderSpec:
-    return OrderSpec(ref=order.ref, client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
-                     quantity=order.quantity, currency=order.currency, limit_price=order.limit_price,
-                     quote=order.reference_price)
+    return OrderSpec(
+        ref=order.ref,
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        quantity=order.quantity,
+        currency=order.currency,
+        limit_price=order.limit_price,
+        quote=order.reference_price,
+    )
 
 
 async def _record(ctx: Ctx, order: Order, answer: BrokerOrder) -> Order:
-    updated = ctx.state.outbox.update(order.ref, answer.status, note=answer.note,
-                                       broker_order_id=answer.broker_order_id, filled=answer.filled_quantity,
-                                       average_price=answer.average_price, fee=answer.fee)
+    updated = ctx.state.outbox.update(
+        order.ref,
+        answer.status,
+        note=answer.note,
+        broker_order_id=answer.broker_order_id,
+        filled=answer.filled_quantity,
+        average_price=answer.average_price,
+        fee=answer.fee,
+    )
     await ctx.publish(t.ORDER_UPDATED, updated)
     return updated
 
@@ -131,13 +144,19 @@ async def reconcile(ctx: Ctx) -> None:
                 await _record(ctx, order, found)
         elif order.status == "new":
             if utcnow() - order.created > desk.settings.stale_after:
-                await ctx.publish(t.ORDER_UPDATED, desk.outbox.update(
-                    order.ref, "cancelled", note="written but never sent before a restart, and too old to send now"))
+                await ctx.publish(
+                    t.ORDER_UPDATED,
+                    desk.outbox.update(
+                        order.ref, "cancelled", note="written but never sent before a restart, and too old to send now"
+                    ),
+                )
             elif desk.settings.mode != "research":
                 await _send(ctx, order, resumed=False)
         else:
-            await ctx.publish(t.ORDER_UPDATED, desk.outbox.update(
-                order.ref, order.status, note=f"the broker does not know this {order.status} order"))
+            await ctx.publish(
+                t.ORDER_UPDATED,
+                desk.outbox.update(order.ref, order.status, note=f"the broker does not know this {order.status} order"),
+            )
     desk.reconciled = True
 
 
@@ -169,10 +188,17 @@ def _situation(desk: Desk, req: PlaceOrder) -> Situation:
     held = account.positions.get(req.symbol)
     now = datetime.now(UTC)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return Situation(security=desk.securities.get(req.symbol), quote=quote, fee=fee, value_base=value_base,
-                     base=desk.settings.fx.base, turnover_today=desk.outbox.turnover_since(day),
-                     cash=account.cash.get(req.currency, Decimal(0)), held=held.quantity if held else Decimal(0),
-                     now=now)
+    return Situation(
+        security=desk.securities.get(req.symbol),
+        quote=quote,
+        fee=fee,
+        value_base=value_base,
+        base=desk.settings.fx.base,
+        turnover_today=desk.outbox.turnover_since(day),
+        cash=account.cash.get(req.currency, Decimal(0)),
+        held=held.quantity if held else Decimal(0),
+        now=now,
+    )
 
 
 @node.command(t.TRADING_ORDER)
@@ -182,8 +208,10 @@ async def place(req: PlaceOrder, ctx: Ctx) -> Order:
     if existing is not None:
         first = desk.outbox.request(req.client_order_id)
         if first is None or not first.same_order(req):
-            raise Rejected(f"client_order_id {req.client_order_id} names another order already "
-                           f"({existing.side} {existing.quantity} {existing.symbol}); nothing was placed")
+            raise Rejected(
+                f"client_order_id {req.client_order_id} names another order already "
+                f"({existing.side} {existing.quantity} {existing.symbol}); nothing was placed"
+            )
         if existing.status == "new" and desk.settings.mode != "research":
             await _ensure_reconciled(ctx)
             existing = desk.outbox.get(req.client_order_id) or existing

@@ -54,5 +54,8 @@ class Settings:
             stale_s = math.nan
         if not math.isfinite(stale_s) or stale_s < 0:
             raise ValueError(f"TRADING_STALE_ORDER_S={text!r}: write seconds, 0 or more")
-        return cls(account, Limits.from_env(env, market_hours="exchange" if account.mode == "live" else "always"),
-                   timedelta(seconds=stale_s))
+        return cls(
+            account,
+            Limits.from_env(env, market_hours="exchange" if account.mode == "live" else "always"),
+            timedelta(seconds=stale_s),
+        )

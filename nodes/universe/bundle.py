@@ -66,12 +66,16 @@ def frame(path: Path = PRICES) -> Any:
 
     symbols, rows = read(path)
     rows_ = list(rows)
-    return pd.DataFrame([[float("nan") if c is None else float(c) for c in r] for _, r in rows_],
-                        index=pd.to_datetime([d for d, _ in rows_]), columns=symbols)
+    return pd.DataFrame(
+        [[float("nan") if c is None else float(c) for c in r] for _, r in rows_],
+        index=pd.to_datetime([d for d, _ in rows_]),
+        columns=symbols,
+    )
 
 
 def build(source: Path, out: Path = PRICES) -> None:
     """Make the bundled file from the original CSVs (run by hand; see the module doc)."""
+
     def load(name: str) -> tuple[list[str], dict[str, list[str]]]:
         with open(source / name, newline="") as f:
             r = csv.reader(f)

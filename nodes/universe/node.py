@@ -163,25 +163,32 @@ async def sync(req: SyncPrices, ctx: Ctx) -> SyncResult:
             for i, symbol in enumerate(symbols, 1):
                 points = await fetch(symbol, req.start, req.end)
                 n = write(symbol, points)
-                results.append(SymbolSync(symbol=symbol, rows=len(points), changed=n,
-                                          last_day=points[-1][0] if points else None))
-                await ctx.publish(t.SYNC_PROGRESS, SyncProgress(done=i, total=len(symbols), symbol=symbol,
-                                                                changed=n))
+                results.append(
+                    SymbolSync(symbol=symbol, rows=len(points), changed=n, last_day=points[-1][0] if points else None)
+                )
+                await ctx.publish(t.SYNC_PROGRESS, SyncProgress(done=i, total=len(symbols), symbol=symbol, changed=n))
                 del points
     except ProviderError as exc:
         raise Rejected(f"{name}: {exc}; nothing was changed") from exc
     except ValueError as exc:
         raise Rejected(f"{name} returned bad prices ({exc}); nothing was changed") from exc
     except (BrokenExecutor, OSError, ImportError) as exc:  # the child died, or could not start
-        raise Rejected(f"{name}: the provider's process failed ({type(exc).__name__}: {exc}); "
-                       f"nothing was changed") from exc
+        raise Rejected(
+            f"{name}: the provider's process failed ({type(exc).__name__}: {exc}); nothing was changed"
+        ) from exc
     changed = {r.symbol: r.changed for r in results}
     total = sum(changed.values())
     if total:
         days = [r.last_day for r in results if r.last_day]
-        await ctx.publish(t.PRICES_CHANGED, PricesChanged(symbols=[s for s, n in changed.items() if n],
-                                                          changed=total, last_day=max(days) if days else None,
-                                                          at=utcnow()))
+        await ctx.publish(
+            t.PRICES_CHANGED,
+            PricesChanged(
+                symbols=[s for s, n in changed.items() if n],
+                changed=total,
+                last_day=max(days) if days else None,
+                at=utcnow(),
+            ),
+        )
     await publish_quotes(ctx)
     return SyncResult(provider=name, results=results, changed=total)
 
@@ -189,5 +196,8 @@ async def sync(req: SyncPrices, ctx: Ctx) -> SyncResult:
 @node.command(t.UNIVERSE_HISTORY)
 async def history(req: GetHistory, ctx: Ctx) -> History:
     security = _known(ctx, req.symbol)
-    return History(symbol=security.symbol, currency=security.currency,
-                   points=ctx.state.store.history(security.symbol, req.start, req.end))
+    return History(
+        symbol=security.symbol,
+        currency=security.currency,
+        points=ctx.state.store.history(security.symbol, req.start, req.end),
+    )

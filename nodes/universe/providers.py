@@ -76,8 +76,9 @@ def yahoo_ticker(symbol: str) -> str:
     suffixes do not map one to one: those symbols are refused, not guessed."""
     base, _, market = symbol.rpartition(".")
     if market != "US" or not base:
-        raise ProviderError(f"yfinance: no Yahoo ticker is known for {symbol} (only .US symbols map); "
-                            f"use the tradernet provider for it")
+        raise ProviderError(
+            f"yfinance: no Yahoo ticker is known for {symbol} (only .US symbols map); use the tradernet provider for it"
+        )
     return base.replace(".", "-")
 
 
@@ -110,8 +111,12 @@ class YFinanceProvider:
         first, last = start or self.first_day, end or date.today()
         try:
             frame = self._yf.Ticker(ticker, session=self._session).history(
-                start=first.isoformat(), end=(last + timedelta(days=1)).isoformat(),  # yfinance's end is exclusive
-                interval="1d", auto_adjust=True, actions=False)
+                start=first.isoformat(),
+                end=(last + timedelta(days=1)).isoformat(),  # yfinance's end is exclusive
+                interval="1d",
+                auto_adjust=True,
+                actions=False,
+            )
         except Exception as exc:  # yfinance raises its own, curl's and pandas' errors alike
             raise ProviderError(f"yfinance {ticker}: {type(exc).__name__}: {exc}") from exc
         if "Close" not in frame:
@@ -161,8 +166,9 @@ def provider(name: str, state_dir: Path, settings: Settings) -> PriceProvider:
 _child: dict[str, PriceProvider] = {}
 
 
-def fetch_in_child(name: str, state_dir: Path, settings: Settings, symbol: str, start: date | None,
-                   end: date | None) -> list[tuple[date, Decimal]]:
+def fetch_in_child(
+    name: str, state_dir: Path, settings: Settings, symbol: str, start: date | None, end: date | None
+) -> list[tuple[date, Decimal]]:
     """Run in a worker process: one provider per process, made on the first call and kept
     for the others of the same sync (yfinance's cookie and crumb, one HTTP session)."""
     if name not in _child:

@@ -49,5 +49,11 @@ class Settings:
         sync = env.get("UNIVERSE_SYNC_ON_START", "1")
         if sync not in ("0", "1"):
             raise ValueError(f"UNIVERSE_SYNC_ON_START={sync!r}: use 1 (sync a new store) or 0")
-        return cls(provider, seed == "bundled", sync == "1", env.get("UNIVERSE_YF_PROXY") or None,
-                   env.get("UNIVERSE_YF_CAFILE") or None, Credentials.from_env(env))
+        return cls(
+            provider,
+            seed == "bundled",
+            sync == "1",
+            env.get("UNIVERSE_YF_PROXY") or None,
+            env.get("UNIVERSE_YF_CAFILE") or None,
+            Credentials.from_env(env),
+        )

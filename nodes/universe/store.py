@@ -59,7 +59,8 @@ class Store:
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO securities VALUES (?,?,?,?,?,?,?) ON CONFLICT(symbol) DO NOTHING",
-                (s.symbol, s.name, s.currency, s.exchange, str(s.lot_size), str(s.min_trade), int(s.active)))
+                (s.symbol, s.name, s.currency, s.exchange, str(s.lot_size), str(s.min_trade), int(s.active)),
+            )
             return cur.rowcount == 1
 
     def put(self, s: Security) -> None:
@@ -69,7 +70,8 @@ class Store:
                 "INSERT INTO securities VALUES (?,?,?,?,?,?,?) ON CONFLICT(symbol) DO UPDATE SET "
                 "name=excluded.name, currency=excluded.currency, exchange=excluded.exchange, "
                 "lot_size=excluded.lot_size, min_trade=excluded.min_trade, active=excluded.active",
-                (s.symbol, s.name, s.currency, s.exchange, str(s.lot_size), str(s.min_trade), int(s.active)))
+                (s.symbol, s.name, s.currency, s.exchange, str(s.lot_size), str(s.min_trade), int(s.active)),
+            )
 
     def get(self, symbol: str) -> Security:
         row = self.db.execute("SELECT * FROM securities WHERE symbol=?", (symbol,)).fetchone()
@@ -96,6 +98,7 @@ class Store:
         """One transaction for many symbols, written one at a time (so that only one
         symbol's prices are in memory): all of them are stored, or none."""
         with self._tx() as db:
+
             def write(symbol: str, points: Iterable[tuple[date, Decimal]]) -> int:
                 self.get(symbol)
                 rows = []
@@ -106,7 +109,9 @@ class Store:
                 before = db.total_changes
                 db.executemany(
                     "INSERT INTO prices VALUES (?,?,?,?) ON CONFLICT(symbol, day) DO UPDATE SET "
-                    "close=excluded.close, source=excluded.source WHERE prices.close != excluded.close", rows)
+                    "close=excluded.close, source=excluded.source WHERE prices.close != excluded.close",
+                    rows,
+                )
                 return db.total_changes - before
 
             yield write
@@ -121,12 +126,15 @@ class Store:
         if end:
             sql += " AND day<=?"
             args.append(end.isoformat())
-        return [PricePoint(day=date.fromisoformat(d), close=Decimal(c))
-                for d, c in self.db.execute(sql + " ORDER BY day", args)]
+        return [
+            PricePoint(day=date.fromisoformat(d), close=Decimal(c))
+            for d, c in self.db.execute(sql + " ORDER BY day", args)
+        ]
 
     def latest(self, symbol: str) -> PricePoint | None:
-        row = self.db.execute("SELECT day, close FROM prices WHERE symbol=? ORDER BY day DESC LIMIT 1",
-                              (symbol,)).fetchone()
+        row = self.db.execute(
+            "SELECT day, close FROM prices WHERE symbol=? ORDER BY day DESC LIMIT 1", (symbol,)
+        ).fetchone()
         return None if row is None else PricePoint(day=date.fromisoformat(row[0]), close=Decimal(row[1]))
 
     def count(self) -> int:
@@ -135,5 +143,12 @@ class Store:
 
 def _security(row: tuple) -> Security:
     symbol, name, currency, exchange, lot_size, min_trade, active = row
-    return Security(symbol=symbol, name=name, currency=currency, exchange=exchange,
-                    lot_size=Decimal(lot_size), min_trade=Decimal(min_trade), active=bool(active))
+    return Security(
+        symbol=symbol,
+        name=name,
+        currency=currency,
+        exchange=exchange,
+        lot_size=Decimal(lot_size),
+        min_trade=Decimal(min_trade),
+        active=bool(active),
+    )

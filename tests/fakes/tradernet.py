@@ -77,11 +77,14 @@ class FakeTradernet:
         zone = ZoneInfo(self.stamp_tz)
         points = [(d, c) for d, c in self.prices[symbol] if lo <= d <= hi]
         closes = [float(c) for _, c in points]
-        return {"hloc": {symbol: [[c, c, c, c] for c in closes]},
-                "vl": {symbol: [0] * len(closes)},
-                "xSeries": {symbol: [int(datetime(d.year, d.month, d.day, tzinfo=zone).timestamp())
-                                     for d, _ in points]},
-                "maxSeries": 0, "info": {symbol: {"id": symbol, "currency": "USD", "lot": 1}}, "took": 0.1}
+        return {
+            "hloc": {symbol: [[c, c, c, c] for c in closes]},
+            "vl": {symbol: [0] * len(closes)},
+            "xSeries": {symbol: [int(datetime(d.year, d.month, d.day, tzinfo=zone).timestamp()) for d, _ in points]},
+            "maxSeries": 0,
+            "info": {symbol: {"id": symbol, "currency": "USD", "lot": 1}},
+            "took": 0.1,
+        }
 
     def quote(self, symbol: str) -> Decimal | None:
         points = self.prices.get(symbol)
@@ -96,9 +99,20 @@ class FakeTradernet:
         quote = self.quote(symbol)
         if quote is None:
             return {"errMsg": f"Security {symbol} not found", "code": 12}
-        order = {"id": 1000 + len(self.orders), "user_order_id": p.get("user_order_id"), "instr": symbol,
-                 "oper": action, "type": p.get("order_type_id"), "q": qty, "p": p.get("limit_price") or 0,
-                 "cur": "USD", "stat": 10, "stat_d": "working", "date": datetime.now().isoformat(), "trades": []}
+        order = {
+            "id": 1000 + len(self.orders),
+            "user_order_id": p.get("user_order_id"),
+            "instr": symbol,
+            "oper": action,
+            "type": p.get("order_type_id"),
+            "q": qty,
+            "p": p.get("limit_price") or 0,
+            "cur": "USD",
+            "stat": 10,
+            "stat_d": "working",
+            "date": datetime.now().isoformat(),
+            "trades": [],
+        }
         self.orders.append(order)
         limit = Decimal(str(p.get("limit_price") or 0))
         buy = action == 1
@@ -149,20 +163,39 @@ class FakeTradernet:
 
     def get_stock_quotes_json(self, p: dict[str, Any]) -> dict[str, Any]:
         tickers = str(p.get("tickers", "")).split(",")
-        return {"result": {"q": [{"c": s, "ltp": float(self.quote(s)), "bbp": float(self.quote(s)),
-                                  "bap": float(self.quote(s))} for s in tickers if self.quote(s) is not None]}}
+        return {
+            "result": {
+                "q": [
+                    {"c": s, "ltp": float(self.quote(s)), "bbp": float(self.quote(s)), "bap": float(self.quote(s))}
+                    for s in tickers
+                    if self.quote(s) is not None
+                ]
+            }
+        }
 
     def get_position_json(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"result": {"ps": {
-            "pos": [{"i": s, "q": float(q), "bal_price_a": float(a), "curr": "USD"} for s, (q, a) in
-                    self.positions.items()],
-            "acc": [{"curr": c, "s": float(v)} for c, v in self.cash.items()]}}}
+        return {
+            "result": {
+                "ps": {
+                    "pos": [
+                        {"i": s, "q": float(q), "bal_price_a": float(a), "curr": "USD"}
+                        for s, (q, a) in self.positions.items()
+                    ],
+                    "acc": [{"curr": c, "s": float(v)} for c, v in self.cash.items()],
+                }
+            }
+        }
 
     def handler(self, cmd: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
-        return {"getHloc": self.get_hloc, "putTradeOrder": self.put_trade_order,
-                "getNotifyOrderJson": self.get_notify_order_json, "getOrdersHistory": self.get_orders_history,
-                "delTradeOrder": self.del_trade_order, "getPositionJson": self.get_position_json,
-                "getStockQuotesJson": self.get_stock_quotes_json}.get(cmd)
+        return {
+            "getHloc": self.get_hloc,
+            "putTradeOrder": self.put_trade_order,
+            "getNotifyOrderJson": self.get_notify_order_json,
+            "getOrdersHistory": self.get_orders_history,
+            "delTradeOrder": self.del_trade_order,
+            "getPositionJson": self.get_position_json,
+            "getStockQuotesJson": self.get_stock_quotes_json,
+        }.get(cmd)
 
     def placed(self, user_order_id: int) -> list[dict[str, Any]]:
         return [o for o in self.orders if o["user_order_id"] == user_order_id]

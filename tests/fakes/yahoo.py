@@ -30,8 +30,7 @@ from zoneinfo import ZoneInfo
 from tests.certs import make_tls
 from tests.fakes import running
 
-HOSTS = ("fc.yahoo.com", "query1.finance.yahoo.com", "query2.finance.yahoo.com", "guce.yahoo.com",
-         "consent.yahoo.com")
+HOSTS = ("fc.yahoo.com", "query1.finance.yahoo.com", "query2.finance.yahoo.com", "guce.yahoo.com", "consent.yahoo.com")
 NEW_YORK = ZoneInfo("America/New_York")
 COOKIE = "A3=d=AQABBfake&S=AQAAAfake"
 CRUMB = "fakeCrumb123"
@@ -56,19 +55,33 @@ def _bar_time(day: date) -> int:
 def _chart(ticker: str, points: list[tuple[date, Decimal]]) -> dict:
     closes = [float(c) for _, c in points]
     now = int(datetime.now(UTC).timestamp())
-    meta = {"currency": "USD", "symbol": ticker, "exchangeName": "NMS", "fullExchangeName": "NasdaqGS",
-            "instrumentType": "EQUITY", "firstTradeDate": _bar_time(points[0][0]) if points else None,
-            "regularMarketTime": now, "hasPrePostMarketData": True, "gmtoffset": -18000, "timezone": "EST",
-            "exchangeTimezoneName": "America/New_York", "regularMarketPrice": closes[-1] if closes else None,
-            "chartPreviousClose": closes[0] if closes else None, "priceHint": 2, "dataGranularity": "1d",
-            "range": "", "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"]}
+    meta = {
+        "currency": "USD",
+        "symbol": ticker,
+        "exchangeName": "NMS",
+        "fullExchangeName": "NasdaqGS",
+        "instrumentType": "EQUITY",
+        "firstTradeDate": _bar_time(points[0][0]) if points else None,
+        "regularMarketTime": now,
+        "hasPrePostMarketData": True,
+        "gmtoffset": -18000,
+        "timezone": "EST",
+        "exchangeTimezoneName": "America/New_York",
+        "regularMarketPrice": closes[-1] if closes else None,
+        "chartPreviousClose": closes[0] if closes else None,
+        "priceHint": 2,
+        "dataGranularity": "1d",
+        "range": "",
+        "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
+    }
     result: dict = {"meta": meta}
     if points:
         result["timestamp"] = [_bar_time(d) for d, _ in points]
         # Only closes are real here: the other fields repeat the close and volume is 0.
-        result["indicators"] = {"quote": [{"open": closes, "high": closes, "low": closes, "close": closes,
-                                           "volume": [0] * len(closes)}],
-                                "adjclose": [{"adjclose": closes}]}
+        result["indicators"] = {
+            "quote": [{"open": closes, "high": closes, "low": closes, "close": closes, "volume": [0] * len(closes)}],
+            "adjclose": [{"adjclose": closes}],
+        }
     else:
         result["indicators"] = {"quote": [{}], "adjclose": [{}]}
     return {"chart": {"result": [result], "error": None}}
@@ -112,8 +125,12 @@ class _Handler(BaseHTTPRequestHandler):
         fake.requests.append((host, url.path, query))
         has_cookie = "A3=" in (self.headers.get("Cookie") or "")
         if host == "fc.yahoo.com":
-            self._send(404, b"<html>not found</html>", "text/html",
-                       {"Set-Cookie": f"{COOKIE}; Max-Age=31557600; Domain=.yahoo.com; Path=/; Secure; HttpOnly"})
+            self._send(
+                404,
+                b"<html>not found</html>",
+                "text/html",
+                {"Set-Cookie": f"{COOKIE}; Max-Age=31557600; Domain=.yahoo.com; Path=/; Secure; HttpOnly"},
+            )
         elif url.path == "/v1/test/getcrumb":
             if has_cookie:
                 self._send(200, CRUMB.encode(), "text/plain")
@@ -122,14 +139,29 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path.startswith("/v8/finance/chart/"):
             ticker = url.path.rsplit("/", 1)[1]
             if not has_cookie or query.get("crumb") != [CRUMB]:
-                self._json(401, {"chart": {"result": None, "error": {"code": "Unauthorized",
-                                                                      "description": "Invalid Crumb"}}})
+                self._json(
+                    401, {"chart": {"result": None, "error": {"code": "Unauthorized", "description": "Invalid Crumb"}}}
+                )
             elif fake.fail:
-                self._json(fake.fail, {"chart": {"result": None, "error": {"code": "Internal Server Error",
-                                                                            "description": "fake failure"}}})
+                self._json(
+                    fake.fail,
+                    {
+                        "chart": {
+                            "result": None,
+                            "error": {"code": "Internal Server Error", "description": "fake failure"},
+                        }
+                    },
+                )
             elif ticker not in fake.prices:
-                self._json(404, {"chart": {"result": None, "error": {
-                    "code": "Not Found", "description": "No data found, symbol may be delisted"}}})
+                self._json(
+                    404,
+                    {
+                        "chart": {
+                            "result": None,
+                            "error": {"code": "Not Found", "description": "No data found, symbol may be delisted"},
+                        }
+                    },
+                )
             else:
                 self._json(200, _chart(ticker, self._window(fake.prices[ticker], query)))
         else:

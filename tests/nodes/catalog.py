@@ -50,8 +50,9 @@ COUNTER_ADD = command("counter", "add", Add, Total, idempotent=True, doc="add an
 COUNTER_ADD_ANY = command("counter", "add_again", Add, Total, doc="not idempotent: every delivery adds")
 COUNTER_GET = command("counter", "get", Sleep, Total, doc="the total, after sleeping")
 COUNTER_BOOM = command("counter", "boom", Boom, Total, doc="always raises")
-COUNTER_PRIVATE = command("counter", "private", Add, Total, senders={"probe"},
-                          doc="only the probe may send it, like orders to trading")
+COUNTER_PRIVATE = command(
+    "counter", "private", Add, Total, senders={"probe"}, doc="only the probe may send it, like orders to trading"
+)
 COUNTER_TOTAL = state("counter", "total", Total, doc="retained total")
 COUNTER_ADDED = event("counter", "added", Total, doc="after every add")
 QUOTES = event("probe", "quote", Quote, doc="quotes the counter listens to")
@@ -60,6 +61,21 @@ COUNTER_PRICE = command("counter", "price", Sleep, Quote, doc="the mirrored pric
 JOBS = work("echo", "jobs", Job, dispatchers={"probe"}, doc="work for the echo pool")
 JOB_DONE = event("echo", "done", Done, doc="a worker finished a job")
 
-TEST_CATALOG = Catalog(entries=(COUNTER_ADD, COUNTER_ADD_ANY, COUNTER_GET, COUNTER_BOOM, COUNTER_PRIVATE,
-                                COUNTER_TOTAL, COUNTER_ADDED, QUOTES, PRICE, COUNTER_PRICE, JOBS, JOB_DONE),
-                       nodes=frozenset({"counter", "echo", "probe"}), scalable={"echo": 4})
+TEST_CATALOG = Catalog(
+    entries=(
+        COUNTER_ADD,
+        COUNTER_ADD_ANY,
+        COUNTER_GET,
+        COUNTER_BOOM,
+        COUNTER_PRIVATE,
+        COUNTER_TOTAL,
+        COUNTER_ADDED,
+        QUOTES,
+        PRICE,
+        COUNTER_PRICE,
+        JOBS,
+        JOB_DONE,
+    ),
+    nodes=frozenset({"counter", "echo", "probe"}),
+    scalable={"echo": 4},
+)

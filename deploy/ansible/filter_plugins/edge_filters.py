@@ -31,8 +31,13 @@ def is_built(node: str, src: str) -> bool:
     return os.path.isfile(os.path.join(str(src), "nodes", str(node), "node.py"))
 
 
-def edge_units(nodes: Iterable[str] | None, instances: Mapping[str, Any] | None, src: str,
-               memory_max: Mapping[str, Any] | None = None, memory_default: str = "300M") -> list[dict[str, Any]]:
+def edge_units(
+    nodes: Iterable[str] | None,
+    instances: Mapping[str, Any] | None,
+    src: str,
+    memory_max: Mapping[str, Any] | None = None,
+    memory_default: str = "300M",
+) -> list[dict[str, Any]]:
     memory_max = memory_max or {}
     instances = instances or {}
     out: list[dict[str, Any]] = []
@@ -44,13 +49,15 @@ def edge_units(nodes: Iterable[str] | None, instances: Mapping[str, Any] | None,
         for k in numbers:
             instance = None if k is None else int(k)
             ident = node if instance is None else f"{node}_{instance}"
-            out.append({
-                "node": node,
-                "instance": instance,
-                "ident": ident,
-                "unit": f"edge-{ident}.service",
-                "memory_max": str(memory_max.get(ident) or memory_max.get(node) or memory_default),
-            })
+            out.append(
+                {
+                    "node": node,
+                    "instance": instance,
+                    "ident": ident,
+                    "unit": f"edge-{ident}.service",
+                    "memory_max": str(memory_max.get(ident) or memory_max.get(node) or memory_default),
+                }
+            )
     return out
 
 
