@@ -204,9 +204,9 @@ class Dispatcher:
         report = rt.ErrorReport(
             node=self.ident,
             topic=msg.topic,
-            kind=kind,
+            kind=kind,  # type: ignore[arg-type]
             reason=reason,
-            errors=details,  # type: ignore[arg-type]
+            errors=details,
             correlation_id=msg.correlation_id,
             message_id=_safe_id(msg.msg_id),
             at=utcnow(),

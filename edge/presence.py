@@ -57,8 +57,8 @@ class Presence:
     def status(self, state: str, reason: str = "") -> rt.NodeStatus:
         return rt.NodeStatus(
             node=self.ident,
-            state=state,
-            incarnation=self.incarnation,  # type: ignore[arg-type]
+            state=state,  # type: ignore[arg-type]
+            incarnation=self.incarnation,
             version=self.version,
             board=self.board,
             host=socket.gethostname(),

@@ -134,12 +134,12 @@ def candidates(
         if side == "buy" and (amount < lst.min_trade or fee > amount * s.max_fee_share):
             return None
         return Action(
-            kind=kind,
+            kind=kind,  # type: ignore[arg-type]
             symbol=sym,
-            side=side,
+            side=side,  # type: ignore[arg-type]
             quantity=qty,
             price=price,
-            currency=lst.currency,  # type: ignore[arg-type]
+            currency=lst.currency,
             value=amount.quantize(CENT),
             fee=fee,
             value_base=fx.to_base(amount, lst.currency).quantize(CENT),

@@ -82,12 +82,12 @@ async def optimize(req: Optimize, ctx: Ctx) -> Targets:
             Target(symbol=s, weight=w, mean_variance=dec(r.mean_variance.get(s, 0.0)), hrp=dec(r.hrp.get(s, 0.0)))
             for s, w in sorted(r.weights.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
-        mean_variance_method=r.mean_variance_method,
-        hrp_method=r.hrp_method,
-        fallbacks=r.fallbacks,  # type: ignore[arg-type]
+        mean_variance_method=r.mean_variance_method,  # type: ignore[arg-type]
+        hrp_method=r.hrp_method,  # type: ignore[arg-type]
+        fallbacks=r.fallbacks,
         blend=dec(settings.blend),
-        returns_model=settings.returns_model,
-        risk_free_rate=dec(settings.risk_free_rate),  # type: ignore[arg-type]
+        returns_model=settings.returns_model,  # type: ignore[arg-type]
+        risk_free_rate=dec(settings.risk_free_rate),
         max_weight=dec(r.max_weight),
         expected_return=dec(r.expected_return),
         volatility=dec(r.volatility),

@@ -71,10 +71,10 @@ def summarise(
     currencies = {p.currency for p in account.positions.values()} | set(account.cash)
     return Summary(
         base=fx.base,
-        mode=mode,
+        mode=mode,  # type: ignore[arg-type]
         broker=broker,
         positions=positions,
-        cash=cash,  # type: ignore[arg-type]
+        cash=cash,
         positions_base=_cents(positions_base),
         cash_base=_cents(cash_base),
         total_base=_cents(total),

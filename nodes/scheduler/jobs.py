@@ -70,10 +70,10 @@ class Entry:
             every_s=self.every_s,
             next_run=self.next_run,
             last_run=self.last_run,
-            last_status=self.last_status,
+            last_status=self.last_status,  # type: ignore[arg-type]
             last_error=self.last_error,
             failures=self.failures,
-        )  # type: ignore[arg-type]
+        )
 
 
 @dataclass(frozen=True)

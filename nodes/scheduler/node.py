@@ -70,8 +70,8 @@ async def _run(ctx: Ctx, entry: jobs.Entry, attempt_note: str = "") -> jobs.Entr
         t.JOB_RAN,
         JobRan(
             name=entry.name,
-            status=entry.last_status,
-            error=entry.last_error,  # type: ignore[arg-type]
+            status=entry.last_status,  # type: ignore[arg-type]
+            error=entry.last_error,
             attempt=max(entry.failures, 1),
             next_run=entry.next_run,
             at=utcnow(),
