@@ -3,12 +3,16 @@ status and heartbeat, graceful shutdown, the local broker, the launcher and the 
 
 __version__ = "0.1.0"
 
-from .client import Client
-from .context import Context
-from .delivery import AckPolicy
-from .errors import CallTimeout, ConnectError, EdgeError, PublishRefused, Rejected, RemoteError
-from .node import Node
-from .settings import BrokerSettings
+from . import lean
+
+lean.install()  # before paho and pydantic are imported
+
+from .client import Client  # noqa: E402
+from .context import Context  # noqa: E402
+from .delivery import AckPolicy  # noqa: E402
+from .errors import CallTimeout, ConnectError, EdgeError, PublishRefused, Rejected, RemoteError  # noqa: E402
+from .node import Node  # noqa: E402
+from .settings import BrokerSettings  # noqa: E402
 
 __all__ = [
     "AckPolicy",

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from schemas import runtime as rt
-from schemas.catalog import CATALOG
 from schemas.common import utcnow
+from schemas.placement import SCALABLE
 from schemas.topics import PING, Catalog, Command, Topic, Topics
 
 from . import __version__
@@ -65,7 +65,7 @@ class Node:
         self,
         name: str,
         *,
-        catalog: Catalog = CATALOG,
+        catalog: Catalog | None = None,
         version: str = __version__,
         heartbeat_s: float = 5.0,
         prefetch: int | None = None,
@@ -78,14 +78,17 @@ class Node:
         the commands sent to it, while it is down. A pool worker's session must die with
         it: Mosquitto goes on routing shared-subscription work to an offline member's
         session, where it waits for a worker that may never return. Its lost work is
-        re-dispatched by whoever sent it."""
+        re-dispatched by whoever sent it.
+
+        `catalog` (the project's by default) tells which nodes run as several workers;
+        a node needs no more of it, so the default does not load it."""
         Topics().status(name)  # validates the name as a topic segment
         self.name = name
-        self.catalog = catalog
+        self.scalable: dict[str, int] = dict(catalog.scalable if catalog is not None else SCALABLE)
         self.version = version
         self.heartbeat_s = heartbeat_s
         self.prefetch = prefetch
-        self.persistent = name not in catalog.scalable if persistent is None else persistent
+        self.persistent = name not in self.scalable if persistent is None else persistent
         self.commands: dict[str, Route] = {}
         self.events: dict[str, Route] = {}
         self.mirrors: dict[str, str] = {}  # state attribute -> topic path, of node.keep
@@ -216,7 +219,7 @@ class Node:
     ) -> None:
         """Connect, announce, serve until `stop` is set, then say offline and leave.
         `ready` is set once the broker confirmed the first birth."""
-        most = self.catalog.scalable.get(self.name, 0)
+        most = self.scalable.get(self.name, 0)
         if instance is not None and not 1 <= instance <= most:
             raise ValueError(f"{self.name} may run as instances 1..{most}, not {instance}")
         ident = self.name if instance is None else f"{self.name}_{instance}"

@@ -141,7 +141,7 @@ class Runtime:
     async def _subscribe(self, enqueue: Callable[[Incoming], None]) -> None:
         node, topics, client = self.node, self.topics, self.client
         cmd_filter = topics.commands_of(node.name)
-        shared = node.name in node.catalog.scalable
+        shared = node.name in node.scalable
         await client.subscribe(
             topics.share(node.name, cmd_filter) if shared else cmd_filter,
             enqueue,

@@ -13,28 +13,8 @@ from . import portfolio as pf
 from . import scoring as sc
 from . import trading as tr
 from . import universe as u
+from .placement import NODES, SCALABLE
 from .topics import Catalog, command, event, state, work
-
-# Every node of the design has a broker user of its own, even before it has topics.
-NODES = frozenset(
-    {
-        "universe",
-        "scoring",
-        "optimization",
-        "portfolio",
-        "trading",
-        "opportunity",
-        "generator",
-        "evaluator",
-        "coordinator",
-        "planning",
-        "scheduler",
-        "dashboard",
-    }
-)
-
-# Nodes that run as several workers; each instance `<node>_<k>` has its own status.
-SCALABLE = {"evaluator": 8}
 
 # -- universe (core board): securities and prices ------------------------------------------
 UNIVERSE_ADD = command(

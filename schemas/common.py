@@ -38,9 +38,11 @@ __all__ = [
 
 
 class Message(BaseModel):
-    """Base of every payload: unknown fields are errors, instances are immutable."""
+    """Base of every payload: unknown fields are errors, instances are immutable. A model's
+    validator is built on first use (`defer_build`): a node imports the whole catalog but
+    uses a few models, and each one built costs memory on a small board."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_\-]{0,15}(\.[A-Z0-9]{1,4})?\.[A-Z]{2,4}$")

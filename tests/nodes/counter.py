@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
-from schemas.catalog import CATALOG
 
 from .catalog import (
     COUNTER_ADD,
@@ -36,7 +35,7 @@ from .catalog import (
     Total,
 )
 
-node = Node("counter", catalog=CATALOG.merged(TEST_CATALOG), heartbeat_s=0.5)
+node = Node("counter", catalog=TEST_CATALOG, heartbeat_s=0.5)
 
 
 class Ledger:

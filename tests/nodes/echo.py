@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from edge import Context, Node
-from schemas.catalog import CATALOG
 
 from .catalog import JOB_DONE, JOBS, TEST_CATALOG, Done, Job
 
-node = Node("echo", catalog=CATALOG.merged(TEST_CATALOG), heartbeat_s=0.5, prefetch=1)
+node = Node("echo", catalog=TEST_CATALOG, heartbeat_s=0.5, prefetch=1)
 
 
 @node.on(JOBS)
