@@ -37,39 +37,17 @@ import numpy as np
 
 from schemas.planning import Action, SearchSpace
 
+from .searchspace import MAX_ACTIONS, priority, space
+
+__all__ = ["MAX_ACTIONS", "Space", "expand", "priority", "rows", "sequences", "space"]
+
 CHUNK_CELLS = 1 << 20  # prefixes x candidates looked at in one numpy step (~8 MB of cash)
-MAX_ACTIONS = np.iinfo(np.int16).max
 
 
 @dataclass(frozen=True)
 class Settings:
     max_actions: int = 5
     max_sequences: int = 20_000
-
-
-def priority(actions: list[Action]) -> list[int]:
-    """Indexes in search order: sells (largest first), then buys (largest first)."""
-    return sorted(range(len(actions)), key=lambda i: (actions[i].side != "sell", -actions[i].value_base, i))
-
-
-def space(cycle_id: str, actions: list[Action], cash: dict[str, Decimal]) -> SearchSpace:
-    """The rules for growing sequences of `actions` from `cash`."""
-    if len(actions) > MAX_ACTIONS:
-        raise ValueError(f"{len(actions)} candidate actions: at most {MAX_ACTIONS}")
-    currencies = sorted({a.currency for a in actions})
-    rank = [0] * len(actions)
-    for r, i in enumerate(priority(actions)):
-        rank[i] = r
-    securities = {s: n for n, s in enumerate(sorted({a.symbol for a in actions}))}
-    return SearchSpace(
-        cycle_id=cycle_id,
-        currencies=currencies,
-        cash=[cash.get(c, Decimal(0)) for c in currencies],
-        action_currency=[currencies.index(a.currency) for a in actions],
-        action_cash=[a.value - a.fee if a.side == "sell" else -(a.value + a.fee) for a in actions],
-        action_rank=rank,
-        action_security=[securities[a.symbol] for a in actions],
-    )
 
 
 @dataclass(frozen=True)
