@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -41,11 +42,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge.dispatcher")
 
 
+Queued = tuple[int, int, Incoming]  # (priority: 0 for mirrors, 1 else; arrival number; the message)
+
+
 @dataclass(frozen=True)
 class Route:
     entry: Topic
     handler: Callable[..., Any]
     idempotent: bool = False
+    mirror: bool = False  # node.keep: applied before other queued messages
 
     @property
     def is_async(self) -> bool:
@@ -73,11 +78,19 @@ class Dispatcher:
         self.ctx, self.client, self.topics = ctx, client, topics
         self.dedupe, self.metrics = dedupe, metrics
         self._io_loop, self._background = io_loop, background
+        self._draining = False
+        self.idle = threading.Event()  # no handler running: a stop can cancel without interrupting one
+        self.idle.set()
 
-    async def run_forever(self, queue: asyncio.Queue[Incoming]) -> None:
-        """One message at a time, in arrival order."""
+    async def run_forever(self, queue: asyncio.PriorityQueue[Queued]) -> None:
+        """One message at a time: mirrors of retained state first (a restarted node's
+        session may hold commands that arrived before the state they need), then
+        everything else in arrival order. After `drain` nothing new is started."""
         while True:
-            msg = await queue.get()
+            _, _, msg = await queue.get()
+            if self._draining:
+                continue  # not handled, not acknowledged: the broker delivers it again
+            self.idle.clear()
             started = time.perf_counter()
             try:
                 outcome = await self.handle(msg)
@@ -86,8 +99,14 @@ class Dispatcher:
             except Exception:  # a bug in the runtime itself: report, never die, never loop on it
                 log.exception("%s: failed to handle %s", self.ident, msg.topic)
                 outcome = Outcome()
+            finally:
+                self.idle.set()
             self.settle(msg, outcome)
             self.metrics.record(time.perf_counter() - started)
+
+    def drain(self) -> None:
+        """Start no new message (a stop is coming); the one in hand may finish."""
+        self._draining = True
 
     # -- the outcome ----------------------------------------------------------------------------
     def settle(self, msg: Incoming, outcome: Outcome) -> None:

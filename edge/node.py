@@ -132,7 +132,8 @@ class Node:
             setattr(ctx.state, attribute, convert(message) if convert else message)
 
         store.__name__ = f"keep_{attribute}"
-        self.on(entry)(store)
+        topics = Topics()
+        self.events[topics.relative(topics.of(entry))] = Route(entry, store, mirror=True)
         self.mirrors[attribute] = entry.path
 
     def lifespan(self, fn: Callable[[Context[S]], AsyncIterator[S]]) -> Callable[[Context[S]], AsyncIterator[S]]:
@@ -166,7 +167,7 @@ class Node:
         handler's first parameter its message model (mirrors are checked by `keep`)."""
         problems = []
         routes = [(f"{self.name}/{verb}", r) for verb, r in self.commands.items()]
-        routes += [(path, r) for path, r in self.events.items() if not r.handler.__name__.startswith("keep_")]
+        routes += [(path, r) for path, r in self.events.items() if not r.mirror]
         for where, route in routes:
             try:
                 hints = typing.get_type_hints(route.handler)

@@ -5,14 +5,18 @@ the handler thread runs an event loop of its own where handlers run one at a tim
 handler that blocks for minutes delays no keep-alive. Start: connect (subscriptions are
 in place before the first packet), enter the lifespan on the handler thread (it may
 publish and call; it yields the state), publish the birth, start heartbeats and the
-dispatcher. Stop: cancel the dispatcher (an interrupted handler's message is not
-acknowledged, so redelivered), publish `offline`, disconnect, close the lifespan.
+dispatcher. Stop: start no new message, let the one in hand finish (up to `DRAIN_S`; one
+interrupted after that is not acknowledged, so redelivered), publish `offline`,
+disconnect, close the lifespan. Mirrors of retained state (`node.keep`) go before other
+messages in the handler queue: a restarted node's session may hold commands sent while
+it was down, which arrive before the retained state they need.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -24,7 +28,7 @@ from schemas.topics import Topics, Work
 from .client import Client
 from .context import Context
 from .delivery import AckPolicy
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, Queued
 from .message import Incoming
 from .metrics import Metrics
 from .presence import Presence, next_incarnation
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
     from .node import Node
 
 log = logging.getLogger("edge.runtime")
+
+DRAIN_S = 10.0  # how long a stop waits for the handler in hand (systemd's stop timeout is 90 s)
 
 T = TypeVar("T")
 
@@ -61,9 +67,9 @@ class HandlerThread:
         await asyncio.to_thread(self.thread.join, 10)
 
 
-async def _new_queue() -> asyncio.Queue[Incoming]:
+async def _new_queue() -> asyncio.PriorityQueue[Queued]:
     """Created inside the handler loop, which it belongs to."""
-    return asyncio.Queue()
+    return asyncio.PriorityQueue()
 
 
 class Runtime:
@@ -138,7 +144,7 @@ class Runtime:
         if self.presence.on_own_status(msg):
             self.background(self.presence.announce())
 
-    async def _subscribe(self, enqueue: Callable[[Incoming], None]) -> None:
+    async def _subscribe(self, enqueue: Callable[[Incoming], None], mirror: Callable[[Incoming], None]) -> None:
         node, topics, client = self.node, self.topics, self.client
         cmd_filter = topics.commands_of(node.name)
         shared = node.name in node.scalable
@@ -153,7 +159,11 @@ class Runtime:
             full = topics.full(path)
             flt = topics.share(route.entry.pool, full) if isinstance(route.entry, Work) else full
             await client.subscribe(
-                flt, enqueue, qos=max(route.entry.qos, 0), ack=AckPolicy.ACK, retained=route.entry.retained
+                flt,
+                mirror if route.mirror else enqueue,
+                qos=max(route.entry.qos, 0),
+                ack=AckPolicy.ACK,
+                retained=route.entry.retained,
             )
         await client.subscribe(topics.status(self.ident), self._on_own_status, qos=1, ack=AckPolicy.ACK_FIRST)
         client.on_connected = lambda _present: self.background(self.presence.announce())
@@ -161,12 +171,15 @@ class Runtime:
     async def serve(self, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
         handlers = HandlerThread(f"{self.ident}-handlers")
         queue = await handlers.run(_new_queue())
-        loop = handlers.loop
+        loop, arrivals = handlers.loop, itertools.count()
 
         def enqueue(msg: Incoming) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, msg)
+            loop.call_soon_threadsafe(queue.put_nowait, (1, next(arrivals), msg))
 
-        await self._subscribe(enqueue)
+        def mirror(msg: Incoming) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (0, next(arrivals), msg))
+
+        await self._subscribe(enqueue, mirror)
         stack = contextlib.AsyncExitStack()
         try:
             await self.client.connect()
@@ -198,7 +211,11 @@ class Runtime:
             finally:
                 self.presence.stopping = True
                 beat.cancel()
-                dispatcher.cancel()  # a handler interrupted here is not acknowledged: redelivered
+                # let the handler in hand finish (its effect, dedupe record and reply belong
+                # together); one that takes longer is interrupted, not acknowledged, redelivered
+                self.dispatcher.drain()
+                await asyncio.to_thread(self.dispatcher.idle.wait, DRAIN_S)
+                dispatcher.cancel()
                 with contextlib.suppress(BaseException):
                     await asyncio.wrap_future(dispatcher)
                 await asyncio.gather(beat, return_exceptions=True)

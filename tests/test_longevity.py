@@ -110,3 +110,27 @@ async def test_reused_msg_id_with_other_content_is_refused(run_node, probe):
         # spacing is not content: the canonical JSON is compared
         raw = await probe.client.request("trader/cmd/counter/add", b'{ "amount":"250" }', msg_id="deposit-1")
         assert raw.user.get("status") == "ok"
+
+
+async def test_sigterm_lets_the_handler_in_hand_finish(spawn, probe):
+    """A stop waits for the handler in hand: its effect, dedupe record and reply belong
+    together (found by make longrun: a stop between them ran the command twice)."""
+    node = await spawn(COUNTER, "counter")
+    pending = asyncio.create_task(probe.client.call(COUNTER_GET, Sleep(seconds=1.5), timeout=10))
+    await asyncio.sleep(0.5)  # the handler is sleeping now
+    assert node.terminate() == 0
+    assert (await pending).applied == 0  # answered by the stopping process, not redelivered
+
+
+async def test_restarted_node_applies_its_mirrors_before_queued_commands(spawn, probe):
+    """Commands queued in a restarted node's session arrive before the retained state they
+    need (found by make longrun): mirrors go first in the handler queue."""
+    node = await spawn(COUNTER, "counter")
+    await probe.client.emit(PRICE, Quote(symbol="MSFT.US", price=Decimal("410")))
+    assert (await probe.client.call(COUNTER_PRICE, Sleep(seconds=0))).price == Decimal("410")
+    node.terminate()
+    waiting = [asyncio.create_task(probe.client.call(COUNTER_PRICE, Sleep(seconds=0), timeout=30)) for _ in range(3)]
+    await asyncio.sleep(0.5)
+    await spawn(COUNTER, "counter")
+    for call in waiting:
+        assert (await call).price == Decimal("410")

@@ -41,10 +41,13 @@ node = Node("counter", catalog=TEST_CATALOG, heartbeat_s=0.5)
 class Ledger:
     def __init__(self, path: str) -> None:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("CREATE TABLE IF NOT EXISTS entries (amount TEXT NOT NULL, note TEXT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS entries (amount TEXT NOT NULL, note TEXT, msg_id TEXT UNIQUE)")
 
-    def add(self, amount: Decimal, note: str) -> None:
-        self.db.execute("INSERT INTO entries VALUES (?, ?)", (str(amount), note))
+    def add(self, amount: Decimal, note: str, msg_id: str | None = None) -> None:
+        """With a msg-id, at most once per msg-id: the effect carries its key, as a real
+        node's does (trading's client order id), so a command redelivered after a crash
+        between this commit and the runtime's dedupe record changes nothing."""
+        self.db.execute("INSERT OR IGNORE INTO entries VALUES (?, ?, ?)", (str(amount), note, msg_id))
 
     def total(self) -> Total:
         rows = self.db.execute("SELECT amount FROM entries").fetchall()
@@ -70,11 +73,17 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
 
 async def _add(req: Add, ctx: Ctx) -> Total:
     ledger = ctx.state.ledger
-    ledger.add(req.amount, req.note)
+    ledger.add(req.amount, req.note, _key(ctx))
     total = ledger.total()
     await ctx.publish(COUNTER_TOTAL, total)
     await ctx.publish(COUNTER_ADDED, total)
     return total
+
+
+def _key(ctx: Ctx) -> str | None:
+    """The idempotent command's msg-id; None for `add_again`, which adds on every delivery."""
+    msg = ctx.message
+    return msg.msg_id if msg is not None and msg.topic.endswith("/add") else None
 
 
 node.command(COUNTER_ADD)(_add)
