@@ -95,11 +95,17 @@ def _paper(ctx: Ctx) -> PaperBroker | None:
 
 
 async def _every(ctx: Ctx) -> None:
+    """The scheduled deposit check and sync, for months: a failure is logged and the next
+    tick tries again (an exception must not end the loop for good)."""
     while True:
         await asyncio.sleep(ctx.state.settings.sync_s)
-        with contextlib.suppress(Rejected):
+        try:
             await deposit_check(DepositCheck(), ctx)
             await sync(SyncPortfolio(), ctx)
+        except Rejected as exc:
+            log.info("portfolio: scheduled sync refused: %s", exc)
+        except Exception:
+            log.exception("portfolio: scheduled sync failed; next try in %.0f s", ctx.state.settings.sync_s)
 
 
 @node.on(t.UNIVERSE_QUOTES)
