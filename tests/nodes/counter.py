@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -57,7 +58,7 @@ class Ledger:
 @dataclass
 class State:
     ledger: Ledger
-    quotes: list[Quote] = field(default_factory=list)
+    quotes: deque[Quote] = field(default_factory=lambda: deque(maxlen=100))  # bounded: it runs for months
     price: Quote | None = None  # mirrored from the probe's retained state
 
 
