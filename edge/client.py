@@ -21,7 +21,6 @@ What paho leaves to us, and where it is handled:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -109,6 +108,7 @@ class Client:
         self.inbox.cancel_all()
         for fut in list(self._waiters.values()):
             fut.cancel()
+        self._waiters.clear()
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -176,7 +176,7 @@ class Client:
         if mid in self._unwritten_qos0:
             self._unwritten_qos0.discard(mid)
             return
-        fut = self._waiters.get(mid)
+        fut = self._waiters.pop(mid, None)
         if fut is not None:
             if not fut.done():
                 fut.set_result(result)
@@ -200,11 +200,9 @@ class Client:
         subs = [self._by_sid[i] for i in msg.sub_ids if i in self._by_sid]
         if not msg.sub_ids:  # a broker without subscription identifiers
             subs = [s for s in self._subs.values() if s.matches(msg.topic)][:1]
-        called: set[int] = set()
+        if len(subs) > 1:  # one message, one call of each callback
+            subs = list({id(sub.callback): sub for sub in reversed(subs)}.values())[::-1]
         for sub in subs:
-            if id(sub.callback) in called:  # one message, one call of each callback
-                continue
-            called.add(id(sub.callback))
             try:
                 sub.callback(msg)
             except Exception:
@@ -349,17 +347,13 @@ class Client:
 
     def _waiter(self, mid: int) -> asyncio.Future[Any]:
         """A waiter for a packet id's acknowledgement, registered in the tick that sent it;
-        it leaves the table when it is done (resolved or cancelled)."""
+        it leaves the table when its acknowledgement comes (`acknowledged`), or when its
+        owner gives up (`_wait`) or the client closes."""
         loop = self._driver.loop
         assert loop is not None, "connect() first"
         fut = loop.create_future()
         self._waiters[mid] = fut
-        fut.add_done_callback(functools.partial(self._forget, mid))
         return fut
-
-    def _forget(self, mid: int, fut: asyncio.Future[Any]) -> None:
-        if self._waiters.get(mid) is fut:
-            del self._waiters[mid]
 
     async def _wait(self, mid: int, timeout: float, what: str) -> Any:
         fut = self._waiter(mid)
@@ -369,7 +363,9 @@ class Client:
         except TimeoutError:
             raise CallTimeout(f"no {what} within {timeout}s") from None
         finally:
-            fut.cancel()  # done already, or given up: either way it leaves the table
+            if self._waiters.get(mid) is fut:  # given up: it leaves the table
+                del self._waiters[mid]
+                fut.cancel()
 
     async def emit(
         self, entry: Topic, message: BaseModel, *, node: str | None = None, meta: Meta | None = None
