@@ -14,9 +14,10 @@ Base currency and FX as the other nodes (`nodes/money/fx.py`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from nodes.environment import real, whole
 
 
 @dataclass(frozen=True)
@@ -31,31 +32,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         # the bounds a cycle request has (`schemas.planning.CycleRequest`)
         return cls(
-            beam_width=_count(env, "COORDINATOR_BEAM_WIDTH", "5000", most=1_000_000),
-            max_actions=_count(env, "COORDINATOR_MAX_ACTIONS", "5", most=10),
-            batch_size=_count(env, "COORDINATOR_BATCH_SIZE", "20000", most=100_000),
-            batch_timeout_s=_seconds(env, "COORDINATOR_BATCH_TIMEOUT_S", "5"),
-            cycle_timeout_s=_seconds(env, "COORDINATOR_CYCLE_TIMEOUT_S", "120"),
+            beam_width=whole(env, "COORDINATOR_BEAM_WIDTH", 5000, least=1, most=1_000_000),
+            max_actions=whole(env, "COORDINATOR_MAX_ACTIONS", 5, least=1, most=10),
+            batch_size=whole(env, "COORDINATOR_BATCH_SIZE", 20000, least=1, most=100_000),
+            batch_timeout_s=real(env, "COORDINATOR_BATCH_TIMEOUT_S", 5.0, above=0),
+            cycle_timeout_s=real(env, "COORDINATOR_CYCLE_TIMEOUT_S", 120.0, above=0),
         )
-
-
-def _count(env: Mapping[str, str], name: str, default: str, most: int) -> int:
-    text = env.get(name, default)
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= most:
-        raise ValueError(f"{name}={text!r}: a whole number from 1 to {most:,}, such as {default}")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: str) -> float:
-    text = env.get(name, default)
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}={text!r}: seconds, above 0, such as {default}")
-    return value

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from nodes.environment import real, whole
 
 
 @dataclass(frozen=True)
@@ -23,29 +24,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         return cls(
-            processes=_int(env, "EVALUATOR_PROCESSES", "1", least=1),
-            parallel_min=_int(env, "EVALUATOR_PARALLEL_MIN", "20000", least=0),
-            problem_wait_s=_seconds(env, "EVALUATOR_PROBLEM_WAIT_S", "10"),
+            processes=whole(env, "EVALUATOR_PROCESSES", 1, least=1),
+            parallel_min=whole(env, "EVALUATOR_PARALLEL_MIN", 20000, least=0),
+            problem_wait_s=real(env, "EVALUATOR_PROBLEM_WAIT_S", 10.0, least=0),
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: str, least: int) -> int:
-    text = env.get(name, default)
-    try:
-        value = int(text)
-    except ValueError:
-        value = least - 1
-    if value < least:
-        raise ValueError(f"{name}={text!r}: a whole number of at least {least}, such as {default}")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: str) -> float:
-    text = env.get(name, default)
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}={text!r}: seconds, 0 or more, such as {default}")
-    return value

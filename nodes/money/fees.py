@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
+
+from nodes.environment import decimal
 
 from .fx import Rates
 
@@ -35,7 +37,7 @@ class FeeSchedule:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FeeSchedule:
-        rate, fixed = _decimal(env, "TRADING_FEE_RATE", "0.0012"), _decimal(env, "TRADING_FEE_FIXED", "1.20")
+        rate, fixed = decimal(env, "TRADING_FEE_RATE", "0.0012"), decimal(env, "TRADING_FEE_FIXED", "1.20")
         if not 0 <= rate < 1:
             raise ValueError(f"TRADING_FEE_RATE={rate}: must be in [0, 1)")
         if fixed < 0:
@@ -44,14 +46,3 @@ class FeeSchedule:
         if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
             raise ValueError(f"TRADING_FEE_CURRENCY={currency!r}: write a currency code such as EUR")
         return cls(rate, fixed, currency)
-
-
-def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
-    text = env.get(name, default)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite():
-        raise ValueError(f"{name}={text!r} is not a decimal number")
-    return value

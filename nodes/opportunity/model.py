@@ -20,11 +20,11 @@ of a candidate: never a guess.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 
+from nodes.environment import decimal, real
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
 from schemas.planning import Action
@@ -54,32 +54,10 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         return cls(
-            buy_min_score=_score(env, "OPPORTUNITY_BUY_MIN_SCORE", "50"),
-            sell_below_score=_score(env, "OPPORTUNITY_SELL_BELOW", "30"),
-            min_gap=_share(env, "OPPORTUNITY_MIN_GAP", "0.01"),
+            buy_min_score=real(env, "OPPORTUNITY_BUY_MIN_SCORE", 50.0),
+            sell_below_score=real(env, "OPPORTUNITY_SELL_BELOW", 30.0),
+            min_gap=decimal(env, "OPPORTUNITY_MIN_GAP", "0.01", least=Decimal(0), below=Decimal(1)),
         )
-
-
-def _score(env: Mapping[str, str], name: str, default: str) -> float:
-    text = env.get(name, default)
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise ValueError(f"{name}={text!r}: a score is a number, such as {default}")
-    return value
-
-
-def _share(env: Mapping[str, str], name: str, default: str) -> Decimal:
-    text = env.get(name, default)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = Decimal(-1)
-    if not value.is_finite() or not 0 <= value < 1:
-        raise ValueError(f"{name}={text!r}: a share of the portfolio in [0, 1), such as {default}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ uses it is in `model.py`; a request may override `returns_model` and `blend`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from nodes.environment import real, whole
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,12 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         s = cls(
             returns_model=env.get("OPT_RETURNS", "mean"),
-            blend=_real(env, "OPT_BLEND", "0.5"),
-            max_weight=_real(env, "OPT_MAX_WEIGHT", "0.20"),
-            gamma=_real(env, "OPT_GAMMA", "0.1"),
-            risk_free_rate=_real(env, "OPT_RISK_FREE", "0.02"),
-            lookback=_whole(env, "OPT_LOOKBACK_DAYS", "756"),
-            min_days=_whole(env, "OPT_MIN_DAYS", "252"),
+            blend=real(env, "OPT_BLEND", 0.5),
+            max_weight=real(env, "OPT_MAX_WEIGHT", 0.20),
+            gamma=real(env, "OPT_GAMMA", 0.1),
+            risk_free_rate=real(env, "OPT_RISK_FREE", 0.02),
+            lookback=whole(env, "OPT_LOOKBACK_DAYS", 756),
+            min_days=whole(env, "OPT_MIN_DAYS", 252),
         )
         if s.returns_model not in ("mean", "ema"):
             raise ValueError(f"OPT_RETURNS={s.returns_model!r}: use mean or ema")
@@ -54,22 +55,3 @@ class Settings:
         if s.lookback < s.min_days:
             raise ValueError(f"OPT_LOOKBACK_DAYS={s.lookback}: must be at least OPT_MIN_DAYS ({s.min_days})")
         return s
-
-
-def _real(env: Mapping[str, str], name: str, default: str) -> float:
-    text = env.get(name, default)
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise ValueError(f"{name}={text!r} is not a number")
-    return value
-
-
-def _whole(env: Mapping[str, str], name: str, default: str) -> int:
-    text = env.get(name, default)
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a whole number") from None

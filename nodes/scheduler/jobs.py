@@ -13,13 +13,13 @@ is `PRICE_SYNC`, `SCORING`, `OPTIMIZATION`, `PLANNING_CYCLE` or `DEPOSIT_CHECK`:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
+from nodes.environment import real
 from schemas import catalog as t
 from schemas.optimization import Optimize
 from schemas.planning import CycleRequest, Job
@@ -91,23 +91,10 @@ class Settings:
         cadences = {}
         for name, (_, _, every, first, _) in JOBS.items():
             key = f"SCHEDULER_{name.upper()}"
-            every_s = _seconds(env, f"{key}_S", every)
+            every_s = real(env, f"{key}_S", every, least=0)
             if every_s > 0:
-                cadences[name] = Cadence(every_s, _seconds(env, f"{key}_FIRST_S", min(first, every_s)))
+                cadences[name] = Cadence(every_s, real(env, f"{key}_FIRST_S", min(first, every_s), least=0))
         return cls(cadences)
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}={text!r}: write seconds, 0 or more")
-    return value
 
 
 def configure(settings: Settings, now: datetime) -> dict[str, Entry]:

@@ -24,9 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from nodes.environment import decimal
 from schemas.trading import PlaceOrder
 from schemas.universe import Security
 
@@ -51,23 +52,12 @@ class Limits:
         if hours not in ("exchange", "always"):
             raise ValueError(f"TRADING_MARKET_HOURS={hours!r}: use exchange or always")
         return cls(
-            _above_zero(env, "TRADING_MAX_ORDER_VALUE", "5000"),
-            _above_zero(env, "TRADING_MAX_DAILY_TURNOVER", "20000"),
-            _above_zero(env, "TRADING_MAX_PRICE_DEVIATION", "0.05"),
-            _above_zero(env, "TRADING_MAX_FEE_SHARE", "0.01"),
+            decimal(env, "TRADING_MAX_ORDER_VALUE", "5000", above=Decimal(0)),
+            decimal(env, "TRADING_MAX_DAILY_TURNOVER", "20000", above=Decimal(0)),
+            decimal(env, "TRADING_MAX_PRICE_DEVIATION", "0.05", above=Decimal(0)),
+            decimal(env, "TRADING_MAX_FEE_SHARE", "0.01", above=Decimal(0)),
             hours,
         )
-
-
-def _above_zero(env: Mapping[str, str], name: str, default: str) -> Decimal:
-    text = env.get(name, default)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite() or value <= 0:
-        raise ValueError(f"{name}={text!r}: write a decimal number above 0")
-    return value
 
 
 @dataclass(frozen=True)
