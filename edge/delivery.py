@@ -10,8 +10,10 @@ is *when* to acknowledge, made per subscription as FastStream's `AckPolicy` does
 |               |                                                  | own status, `Context.listen`    |
 | `ACK`         | after the handler's outcome was applied: its     | a node's commands, events,      |
 |               | dedupe record committed and its reply handed to  | states and work                 |
-|               | the network; a handler interrupted by shutdown   |                                 |
-|               | or a crash is never acknowledged: redelivered    |                                 |
+|               | the network; a stop lets the handler in hand     |                                 |
+|               | finish (`runtime.DRAIN_S`); one interrupted      |                                 |
+|               | after that, or by a crash, is never acknowledged |                                 |
+|               | and so delivered again                           |                                 |
 
 A message that cannot even be read (no valid topic or properties) can never be handled:
 it is acknowledged on arrival whatever the policy, and logged. `Outcome` is what handling
