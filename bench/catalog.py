@@ -7,8 +7,7 @@ gives it a topic and a broker user), `benchclient` the caller's user.
 
 from __future__ import annotations
 
-from typing import Any
-
+from schemas.catalog import CATALOG
 from schemas.common import Message
 from schemas.topics import Catalog, command, event
 
@@ -36,13 +35,4 @@ BENCH_CATALOG = Catalog(
     entries=(ECHO, ECHO_NAGLE, ECHO_PAHO, ECHO_EVT, ECHO_EVT_NAGLE, ECHOED, ECHOED_NAGLE),
     nodes=frozenset({"bench", "benchnagle", "benchpaho", "benchclient"}),
 )
-
-
-def __getattr__(name: str) -> Any:
-    """`FULL_CATALOG` (the project's and the bench's, for the broker's ACL) on first use:
-    the bench node itself must not load every domain's models (its idle RSS is measured)."""
-    if name == "FULL_CATALOG":
-        from schemas.catalog import CATALOG
-
-        return CATALOG.merged(BENCH_CATALOG)
-    raise AttributeError(name)
+FULL_CATALOG = CATALOG.merged(BENCH_CATALOG)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from edge import Context, Node
 from schemas.topics import Event
 
-from .catalog import ECHO, ECHO_EVT, ECHO_EVT_NAGLE, ECHO_NAGLE, ECHOED, ECHOED_NAGLE, EchoRep, EchoReq
+from .catalog import ECHO, ECHO_EVT, ECHO_EVT_NAGLE, ECHO_NAGLE, ECHOED, ECHOED_NAGLE, FULL_CATALOG, EchoRep, EchoReq
 
 
 async def echo(req: EchoReq, ctx: Context) -> EchoRep:
@@ -22,10 +22,10 @@ def echo_after(evt: Event):
     return handler
 
 
-node = Node("bench")
+node = Node("bench", catalog=FULL_CATALOG)
 node.command(ECHO)(echo)
 node.command(ECHO_EVT)(echo_after(ECHOED))
 
-nagle = Node("benchnagle")
+nagle = Node("benchnagle", catalog=FULL_CATALOG)
 nagle.command(ECHO_NAGLE)(echo)
 nagle.command(ECHO_EVT_NAGLE)(echo_after(ECHOED_NAGLE))
