@@ -5,16 +5,18 @@ the value is wrong, so a board with a typo stops at start with a clear message."
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 N = TypeVar("N", int, float, Decimal)
+_WHOLE = re.compile(r"-?[0-9]+")
 
 
 def whole(env: Mapping[str, str], name: str, default: int, *, least: int | None = None, most: int | None = None) -> int:
-    """A whole number in [least, most]."""
-    return _read(env, name, default, int, "a whole number", least=least, most=most)
+    """A whole number in [least, most], digits only (no `+`, spaces or `_` that `int` forgives)."""
+    return _read(env, name, default, _digits, "a whole number", least=least, most=most)
 
 
 def real(
@@ -41,6 +43,12 @@ def decimal(
 ) -> Decimal:
     """A finite decimal (money, a share): at least `least`, below `below`, above `above`."""
     return _read(env, name, Decimal(default), Decimal, "a decimal number", least=least, above=above, below=below)
+
+
+def _digits(text: str) -> int:
+    if not _WHOLE.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
 
 
 def _read(

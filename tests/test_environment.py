@@ -20,6 +20,8 @@ def test_defaults_when_unset_and_values_when_set():
     [
         (lambda e: whole(e, "N", 5, least=1, most=10), "0", "a whole number at least 1 at most 10, such as 5"),
         (lambda e: whole(e, "N", 5, least=1, most=10), "2.5", "a whole number"),
+        (lambda e: whole(e, "N", 5, least=1, most=10), "+5", "a whole number"),
+        (lambda e: whole(e, "N", 5, least=1, most=10), " 5", "a whole number"),
         (lambda e: real(e, "N", 5.0, above=0), "0", "a number above 0"),
         (lambda e: real(e, "N", 5.0), "nan", "a number"),
         (lambda e: real(e, "N", 5.0), "inf", "a number"),

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
+from nodes.environment import decimal
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
 
@@ -55,13 +56,7 @@ class AccountSettings:
         mode = env.get("EDGE_MODE", "paper")
         if mode not in MODES:
             raise ValueError(f"EDGE_MODE={mode!r}: use research, paper or live")
-        text = env.get("PAPER_SLIPPAGE", "0.001")
-        try:
-            slippage = Decimal(text)
-        except InvalidOperation:
-            slippage = Decimal("NaN")
-        if not slippage.is_finite() or not 0 <= slippage < 1:
-            raise ValueError(f"PAPER_SLIPPAGE={text!r}: write a decimal number in [0, 1) such as 0.001")
+        slippage = decimal(env, "PAPER_SLIPPAGE", "0.001", least=Decimal(0), below=Decimal(1))
         allow = env.get("TRADING_ALLOW_LIVE", "")
         if allow not in ("", "yes", "no"):
             raise ValueError(f"TRADING_ALLOW_LIVE={allow!r}: use yes (live trading allowed) or no")

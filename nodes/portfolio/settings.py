@@ -16,12 +16,12 @@ account keeps cash per currency (buying a USD share needs USD).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from nodes.brokers import AccountSettings
+from nodes.environment import real, whole
 
 Amount = tuple[Decimal, str]  # (500, "USD")
 
@@ -36,22 +36,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        text = env.get("PORTFOLIO_SYNC_S", "300")
-        try:
-            sync_s = float(text)
-        except ValueError:
-            sync_s = math.nan
-        if not math.isfinite(sync_s) or sync_s <= 0:
-            raise ValueError(f"PORTFOLIO_SYNC_S={text!r}: write the seconds between syncs, above 0")
-        text = env.get("PORTFOLIO_DEPOSIT_DAY", "1")
-        if not text.isdigit() or not 1 <= int(text) <= 28:
-            raise ValueError(f"PORTFOLIO_DEPOSIT_DAY={text!r}: must be 1..28 (every month has it)")
+        sync_s = real(env, "PORTFOLIO_SYNC_S", 300.0, above=0)
+        deposit_day = whole(env, "PORTFOLIO_DEPOSIT_DAY", 1, least=1, most=28)  # every month has it
         return cls(
             AccountSettings.from_env(env),
             sync_s,
             amount(env.get("PORTFOLIO_FIRST_DEPOSIT", "10000 USD"), "PORTFOLIO_FIRST_DEPOSIT"),
             amount(env.get("PORTFOLIO_MONTHLY_DEPOSIT", "500 USD"), "PORTFOLIO_MONTHLY_DEPOSIT"),
-            int(text),
+            deposit_day,
         )
 
 

@@ -14,12 +14,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from nodes.brokers import AccountSettings
+from nodes.environment import real
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
 
@@ -47,13 +47,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         account = AccountSettings.from_env(env)
-        text = env.get("TRADING_STALE_ORDER_S", "3600")
-        try:
-            stale_s = float(text)
-        except ValueError:
-            stale_s = math.nan
-        if not math.isfinite(stale_s) or stale_s < 0:
-            raise ValueError(f"TRADING_STALE_ORDER_S={text!r}: write seconds, 0 or more")
+        stale_s = real(env, "TRADING_STALE_ORDER_S", 3600.0, least=0)
         return cls(
             account,
             Limits.from_env(env, market_hours="exchange" if account.mode == "live" else "always"),
