@@ -117,11 +117,14 @@ class Node:
             raise ValueError("commands are registered with node.command")
 
         def register(fn: Handler) -> Handler:
-            topics = Topics()
-            self.events[topics.relative(topics.of(entry, node))] = Route(entry, fn)
+            self._route(entry, fn, node=node)
             return fn
 
         return register
+
+    def _route(self, entry: Topic, fn: Handler, *, node: str | None = None, mirror: bool = False) -> None:
+        topics = Topics()
+        self.events[topics.relative(topics.of(entry, node))] = Route(entry, fn, mirror=mirror)
 
     def keep(self, entry: Topic, attribute: str, convert: Callable[[Any], Any] | None = None) -> None:
         """Keep the latest message of a (retained) topic in `ctx.state.<attribute>`, validated,
@@ -132,8 +135,7 @@ class Node:
             setattr(ctx.state, attribute, convert(message) if convert else message)
 
         store.__name__ = f"keep_{attribute}"
-        topics = Topics()
-        self.events[topics.relative(topics.of(entry))] = Route(entry, store, mirror=True)
+        self._route(entry, store, mirror=True)
         self.mirrors[attribute] = entry.path
 
     def lifespan(self, fn: Callable[[Context[S]], AsyncIterator[S]]) -> Callable[[Context[S]], AsyncIterator[S]]:
