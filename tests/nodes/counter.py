@@ -72,22 +72,26 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     state.ledger.db.close()
 
 
-async def _add(req: Add, ctx: Ctx) -> Total:
+async def _apply(req: Add, ctx: Ctx, key: str | None) -> Total:
     ledger = ctx.state.ledger
-    ledger.add(req.amount, req.note, _key(ctx))
+    ledger.add(req.amount, req.note, key)
     total = ledger.total()
     await ctx.publish(COUNTER_TOTAL, total)
     await ctx.publish(COUNTER_ADDED, total)
     return total
 
 
-def _key(ctx: Ctx) -> str | None:
-    """The idempotent command's msg-id; None for `add_again`, which adds on every delivery."""
-    msg = ctx.message
-    return msg.msg_id if msg is not None and msg.topic.endswith("/add") else None
+@node.command(COUNTER_ADD)
+async def add_once(req: Add, ctx: Ctx) -> Total:
+    """The idempotent add: its effect is keyed by the msg-id, in the ledger's own write."""
+    return await _apply(req, ctx, ctx.message.msg_id if ctx.message is not None else None)
 
 
-node.command(COUNTER_ADD)(_add)
+async def _add(req: Add, ctx: Ctx) -> Total:
+    """Adds on every delivery (`add_again`, and the restricted `private`)."""
+    return await _apply(req, ctx, None)
+
+
 node.command(COUNTER_ADD_ANY)(_add)
 node.command(COUNTER_PRIVATE)(_add)
 
