@@ -31,8 +31,8 @@ their packet ids to wrap, and the run goes on until they have),
 and the broker is restarted (stop, start, persistence on). The counter and the broker are
 stopped 5 to 30 ms into a burst of 12 adds, so that the stop lands inside a handler; with
 `--drain` the counter is stopped only once the adds in flight are answered, and no
-`counter/price` call is sent from its stop to its mirror check (the two runtime findings
-below are then out of reach: `tests/test_longrun.py` runs that way).
+`counter/price` call is sent from its stop to its mirror check (the two runtime bugs below
+are then out of reach: `tests/test_longrun.py` runs that way).
 
 Checks (a failed check is printed and the exit status is 1):
 
@@ -48,10 +48,12 @@ Checks (a failed check is printed and the exit status is 1):
 5. RSS flat: each incarnation's RSS (from its heartbeats) grows by less than 5 MB from its
    first sample after warm-up to its last.
 
-Runtime findings it reports (November 2026): a stop (SIGTERM or kill -9) between an
-idempotent handler's commit and its dedupe record runs that command again on redelivery
-("run twice", about one per aimed stop); a restarted node handles the commands queued in its
-session before the retained state it mirrors arrives (`counter/price` answers "no price yet").
+Two runtime bugs it found (November 2026), both fixed since and covered by
+tests/test_longevity.py: a stop between an idempotent handler's commit and its dedupe record
+ran that command again on redelivery ("run twice", about one per aimed stop; a stop now lets
+the handler in hand finish, and the counter keys its effect by msg-id against kill -9); a
+restarted node handled the commands queued in its session before the retained state it mirrors
+arrived (`counter/price` answered "no price yet"; mirrors now go first).
 
 The last line printed is one JSON object with the figures. Every process and the broker are
 stopped on exit, Ctrl-C, SIGTERM or an exception (a watchdog does it if this one is killed).
