@@ -164,15 +164,9 @@ candidate_lists = st.lists(
 
 
 @settings(deadline=None)  # examples: the profile (60; 2,000 in make soak)
-@given(
-    cands=candidate_lists,
-    usd=st.integers(0, 20000),
-    eur=st.integers(0, 20000),
-    k=st.integers(1, 5),
-    bound=st.integers(1, 3000),
-)
-def test_every_generated_sequence_keeps_the_rules(cands, usd, eur, k, bound):
-    actions = [
+def _actions(cands):
+    """Candidate actions of one share each from (symbol, side, value, fee, currency) tuples."""
+    return [
         Action(
             kind="buy_underweight" if side == "buy" else "exit",
             symbol=sym,
@@ -187,6 +181,17 @@ def test_every_generated_sequence_keeps_the_rules(cands, usd, eur, k, bound):
         )
         for sym, side, value, fee, cur in cands
     ]
+
+
+@given(
+    cands=candidate_lists,
+    usd=st.integers(0, 20000),
+    eur=st.integers(0, 20000),
+    k=st.integers(1, 5),
+    bound=st.integers(1, 3000),
+)
+def test_every_generated_sequence_keeps_the_rules(cands, usd, eur, k, bound):
+    actions = _actions(cands)
     cash = {"USD": D(usd), "EUR": D(eur)}
     found = search.sequences(actions, cash, search.Settings(max_actions=k, max_sequences=bound))
     seqs = search.rows(found)
@@ -253,21 +258,7 @@ def test_cash_is_compared_exactly():
 def test_a_beam_wider_than_every_round_is_the_exhaustive_search(cands, usd, eur, k):
     """Round by round, growing every sequence of the last round (as the evaluators do,
     batch by batch) finds exactly the sequences of the exhaustive search."""
-    actions = [
-        Action(
-            kind="buy_underweight" if side == "buy" else "exit",
-            symbol=sym,
-            side=side,
-            quantity=D(1),
-            price=D(value),
-            currency=cur,
-            value=D(value),
-            fee=D(fee),
-            value_base=D(value),
-            reason="h",
-        )
-        for sym, side, value, fee, cur in cands
-    ]
+    actions = _actions(cands)
     cash = {"USD": D(usd), "EUR": D(eur)}
     sp = search.Space.of(search.space("c1", actions, cash))
     frontier, grown = np.zeros((1, 0), dtype=np.int16), []
