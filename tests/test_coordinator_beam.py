@@ -15,34 +15,20 @@ from nodes import matrix
 from nodes.coordinator.beam import PROGRESS_EVERY_S, Beam, Dispatch
 from nodes.evaluator import answer
 from nodes.generator import search
-from schemas.planning import Action, Batch, BatchResult
+from schemas.planning import Batch, BatchResult
+from tests.actions import action
 
 D = Decimal
 Value = Callable[[tuple[int, ...]], float]
 
 
-def _action(symbol: str, side: str, value: int) -> Action:
-    return Action(
-        kind="buy_underweight" if side == "buy" else "exit",
-        symbol=symbol,
-        side=side,
-        quantity=D(1),
-        price=D(value),
-        currency="USD",
-        value=D(value),
-        fee=D(1),
-        value_base=D(value),
-        reason=f"{side} {symbol}",
-    )
-
-
 ACTIONS = [
-    _action("A.US", "sell", 300),
-    _action("B.US", "buy", 200),
-    _action("C.US", "buy", 150),
-    _action("D.US", "buy", 120),
-    _action("E.US", "buy", 90),
-    _action("F.US", "sell", 60),
+    action("A.US", "sell", 300),
+    action("B.US", "buy", 200),
+    action("C.US", "buy", 150),
+    action("D.US", "buy", 120),
+    action("E.US", "buy", 90),
+    action("F.US", "sell", 60),
 ]
 CASH = {"USD": D(400)}
 SPACE = search.Space.of(search.space("c1", ACTIONS, CASH))
@@ -216,7 +202,7 @@ def test_a_sequence_that_beats_doing_nothing_is_proposed():
 
 
 def test_no_feasible_sequence_is_no_plan():
-    broke = [_action("B.US", "buy", 200)]
+    broke = [action("B.US", "buy", 200)]
     space = search.space("c1", broke, {"USD": D(100)})
     beam = Beam("c1", np.asarray(space.action_rank), 1000, 5, 20_000, 5.0, 100.0)
     d = beam.start_round()

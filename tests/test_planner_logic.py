@@ -17,6 +17,8 @@ from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
 from nodes.opportunity import model as opp
 from schemas.planning import Action
+from tests.actions import action
+from tests.actions import actions as one_share_actions
 
 D = Decimal
 FX = Rates(base="USD", per_unit={}, source="test")  # everything in USD: numbers easy to check
@@ -47,27 +49,12 @@ def test_a_candidate_without_a_quote_is_a_note():
     assert actions == [] and notes == ["A.US: no quote; no candidate"]
 
 
-def _action(symbol: str, side: str, value: int, fee: int = 1) -> Action:
-    return Action(
-        kind="buy_underweight" if side == "buy" else "exit",
-        symbol=symbol,
-        side=side,
-        quantity=D(1),
-        price=D(value),
-        currency="USD",
-        value=D(value),
-        fee=D(fee),
-        value_base=D(value),
-        reason="test",
-    )
-
-
 def test_sequences_put_sells_first_and_never_overdraw():
     actions = [
-        _action("A.US", "buy", 900),
-        _action("B.US", "sell", 500),
-        _action("C.US", "buy", 400),
-        _action("A.US", "sell", 100),
+        action("A.US", "buy", 900),
+        action("B.US", "sell", 500),
+        action("C.US", "buy", 400),
+        action("A.US", "sell", 100),
     ]
     seqs = search.rows(search.sequences(actions, {"USD": D(600)}, search.Settings(max_actions=3)))
     for seq in seqs:
@@ -85,7 +72,7 @@ def test_sequences_put_sells_first_and_never_overdraw():
 
 
 def test_the_search_is_bounded_and_deterministic():
-    actions = [_action(f"S{i}.US", "buy", 10 + i) for i in range(30)]
+    actions = [action(f"S{i}.US", "buy", 10 + i) for i in range(30)]
     first = search.sequences(actions, {"USD": D(10**6)}, search.Settings(max_actions=5, max_sequences=5000))
     again = search.sequences(actions, {"USD": D(10**6)}, search.Settings(max_actions=5, max_sequences=5000))
     assert first.shape == (5000, 4) and first.dtype == np.int16 and np.array_equal(first, again)
@@ -164,25 +151,6 @@ candidate_lists = st.lists(
 
 
 @settings(deadline=None)  # examples: the profile (60; 2,000 in make soak)
-def _actions(cands):
-    """Candidate actions of one share each from (symbol, side, value, fee, currency) tuples."""
-    return [
-        Action(
-            kind="buy_underweight" if side == "buy" else "exit",
-            symbol=sym,
-            side=side,
-            quantity=D(1),
-            price=D(value),
-            currency=cur,
-            value=D(value),
-            fee=D(fee),
-            value_base=D(value),
-            reason="h",
-        )
-        for sym, side, value, fee, cur in cands
-    ]
-
-
 @given(
     cands=candidate_lists,
     usd=st.integers(0, 20000),
@@ -191,7 +159,7 @@ def _actions(cands):
     bound=st.integers(1, 3000),
 )
 def test_every_generated_sequence_keeps_the_rules(cands, usd, eur, k, bound):
-    actions = _actions(cands)
+    actions = one_share_actions(cands)
     cash = {"USD": D(usd), "EUR": D(eur)}
     found = search.sequences(actions, cash, search.Settings(max_actions=k, max_sequences=bound))
     seqs = search.rows(found)
@@ -237,7 +205,7 @@ def reference_search(
 def test_cash_is_compared_exactly():
     """0.1 + 0.2 is not 0.3 in floats; the search works in exact integers of the smallest
     place used (here 1e-12), and in Python integers when int64 could overflow."""
-    fine = [_action("A.US", "sell", 0), _action("B.US", "buy", 0)]
+    fine = [action("A.US", "sell", 0), action("B.US", "buy", 0)]
     fine[0] = fine[0].model_copy(update={"value": D("0.100000000001"), "fee": D(0)})
     fine[1] = fine[1].model_copy(update={"value": D("0.400000000001"), "fee": D(0)})
     found = search.rows(search.sequences(fine, {"USD": D("0.3")}, search.Settings(max_actions=2)))
@@ -258,7 +226,7 @@ def test_cash_is_compared_exactly():
 def test_a_beam_wider_than_every_round_is_the_exhaustive_search(cands, usd, eur, k):
     """Round by round, growing every sequence of the last round (as the evaluators do,
     batch by batch) finds exactly the sequences of the exhaustive search."""
-    actions = _actions(cands)
+    actions = one_share_actions(cands)
     cash = {"USD": D(usd), "EUR": D(eur)}
     sp = search.Space.of(search.space("c1", actions, cash))
     frontier, grown = np.zeros((1, 0), dtype=np.int16), []
@@ -270,7 +238,7 @@ def test_a_beam_wider_than_every_round_is_the_exhaustive_search(cands, usd, eur,
 
 
 def test_expand_refuses_a_prefix_that_breaks_the_rules():
-    actions = [_action("A.US", "sell", 500), _action("B.US", "buy", 900), _action("A.US", "buy", 100)]
+    actions = [action("A.US", "sell", 500), action("B.US", "buy", 900), action("A.US", "buy", 100)]
     sp = search.Space.of(search.space("c1", actions, {"USD": D(600)}))
     assert search.rows(search.expand(sp, np.array([[0]]))[0]) == [[0, 1]]  # A's buy: A is sold already
     for bad in ([[1, 0]], [[1]], [[0, 2]], [[3]]):  # buy before sell; 901 of 600; A twice; no action 3
