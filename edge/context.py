@@ -68,16 +68,12 @@ class Context(Generic[S]):
         refusal is logged."""
         if not isinstance(message, entry.model):
             raise TypeError(f"{entry.path} carries {entry.model.__name__}, not {type(message).__name__}")
-        meta = self._meta(trace_id)
         topic = self.client.topics.of(entry, node)
-        client, name = self.client, self.name
-
-        async def hand_over() -> None:
-            ack = await client.send(topic, message, qos=entry.qos, retain=entry.retained, meta=meta)
-            if ack is not None:
-                ack.add_done_callback(lambda f: log_refusal(name, topic, f))
-
-        await self._io(hand_over())
+        await self._io(
+            hand_over(
+                self.client, self.name, topic, message, qos=entry.qos, retain=entry.retained, meta=self._meta(trace_id)
+            )
+        )
 
     async def call(
         self,
@@ -116,6 +112,16 @@ class Context(Generic[S]):
         await self._io(
             self.client.subscribe(topic, arrived, qos=entry.qos, ack=AckPolicy.ACK_FIRST, retained=entry.retained)
         )
+
+
+async def hand_over(
+    client: Client, name: str, topic: str, payload: bytes | BaseModel, *, qos: int, retain: bool, meta: Meta
+) -> None:
+    """Publish without waiting for the acknowledgement (only for an in-flight slot); a
+    refusal that comes later is logged."""
+    ack = await client.send(topic, payload, qos=qos, retain=retain, meta=meta)
+    if ack is not None:
+        ack.add_done_callback(lambda f: log_refusal(name, topic, f))
 
 
 def log_refusal(name: str, topic: str, ack: asyncio.Future[Any]) -> None:

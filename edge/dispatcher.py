@@ -29,7 +29,7 @@ from schemas import runtime as rt
 from schemas.common import Id, utcnow
 from schemas.topics import Command, Topic, Topics
 
-from .context import Context, log_refusal
+from .context import Context, hand_over, log_refusal
 from .delivery import Outcome, Record, Reply
 from .errors import PublishRefused, Rejected
 from .message import Incoming, Meta
@@ -134,12 +134,9 @@ class Dispatcher:
 
     async def _reply_later(self, reply: Reply) -> None:
         try:
-            ack = await self.client.send(reply.topic, reply.body, qos=1, meta=reply.meta)
+            await hand_over(self.client, self.ident, reply.topic, reply.body, qos=1, retain=False, meta=reply.meta)
         except PublishRefused as exc:
             log.error("%s: reply refused: %s", self.ident, exc)
-            return
-        if ack is not None:
-            ack.add_done_callback(lambda f: log_refusal(self.ident, reply.topic, f))
 
     # -- handling -------------------------------------------------------------------------------
     async def handle(self, msg: Incoming) -> Outcome:
