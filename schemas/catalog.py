@@ -90,7 +90,19 @@ TRADING_HALT = command(
 TRADING_RESUME = command(
     "trading", "resume", tr.Resume, tr.Halted, senders=HALT_SENDERS, idempotent=True, doc="clear the halt flag"
 )
+TRADING_SETTLE = command(
+    "trading",
+    "settle",
+    tr.SettleOrder,
+    tr.Order,
+    senders=HALT_SENDERS,
+    idempotent=True,
+    doc="an operator settles an order left unknown: resend (under a new broker id) or abandon",
+)
 TRADING_HALTED = state("trading", "halted", tr.Halted, doc="whether trading is halted, why and since when")
+TRADING_ATTENTION = state(
+    "trading", "attention", tr.Attention, doc="orders an operator must settle; their securities are blocked"
+)
 ORDER_UPDATED = event(
     "trading", "order", tr.Order, doc="an order was sent, filled, rejected or cancelled (with every step so far)"
 )
@@ -242,7 +254,9 @@ ENTRIES: tuple = (
     TRADING_ORDERS,
     TRADING_HALT,
     TRADING_RESUME,
+    TRADING_SETTLE,
     TRADING_HALTED,
+    TRADING_ATTENTION,
     ORDER_UPDATED,
     PORTFOLIO_SYNC,
     PORTFOLIO_DEPOSIT,

@@ -62,11 +62,12 @@ class ErrorDetail(Message):
 
 
 class ErrorReport(Message):
-    """Published on `error/<node>` for every message a node rejected."""
+    """Published on `error/<node>` for every message a node rejected, and (`kind: alert`) for
+    what a node found wrong by itself and an operator must see (an order of unknown fate)."""
 
     node: NodeName
     topic: str
-    kind: Literal["bad_json", "invalid", "unknown_verb", "handler_error", "refused", "conflict"]
+    kind: Literal["bad_json", "invalid", "unknown_verb", "handler_error", "refused", "conflict", "alert"]
     reason: str
     errors: list[ErrorDetail] = Field(default_factory=list)
     correlation_id: str | None = None

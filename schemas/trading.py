@@ -11,8 +11,22 @@ from .common import Currency, Id, Message, Money, Quantity, Symbol, UtcDateTime
 
 Side = Literal["buy", "sell"]
 Mode = Literal["research", "paper", "live"]
-OrderStatus = Literal["new", "submitted", "partially_filled", "filled", "rejected", "cancelled"]
-FINISHED: frozenset[str] = frozenset({"filled", "rejected", "cancelled"})
+# An order's states (`nodes/trading/lifecycle.py` holds the transition table):
+OrderStatus = Literal[
+    "new",  # written to the outbox, not sent
+    "sending",  # written before the request leaves: from here on it is never sent again by itself
+    "unknown",  # sent without a definite answer: the broker may have it; settled only by evidence or an operator
+    "accepted",  # the broker has it, nothing filled yet
+    "partially_filled",
+    "filled",
+    "cancelled",  # with or without a part filled
+    "expired",  # likewise
+    "rejected",  # by the broker, with its text
+    "denied",  # by our limits: never sent
+    "abandoned",  # an unknown order an operator gave up on
+]
+FINISHED: frozenset[str] = frozenset({"filled", "cancelled", "expired", "rejected", "denied", "abandoned"})
+OPEN: frozenset[str] = frozenset({"sending", "unknown", "accepted", "partially_filled"})
 
 
 class PlaceOrder(Message):
@@ -48,16 +62,23 @@ class OrderRef(Message):
 
 
 class OrderStep(Message):
+    """One transition of an order: the state it reached, when, why and who said so."""
+
     status: OrderStatus
     at: UtcDateTime
     note: str = ""
+    cause: str = Field(default="", description="the event: send, accept, fill, no_answer, resend, ...")
+    by: str = Field(default="", description="who said so: limits, trading, broker, poll, or an operator")
 
 
 class Order(Message):
     """An order as the outbox knows it, with every step it went through."""
 
     client_order_id: Id
-    ref: int = Field(description="the outbox's number for it; Tradernet's user_order_id")
+    ref: int = Field(description="the outbox's row number")
+    broker_ref: int | None = Field(
+        default=None, description="the id sent to the broker (Tradernet's user_order_id): never reused"
+    )
     broker_order_id: str | None = None
     mode: Mode
     symbol: Symbol
@@ -72,6 +93,7 @@ class Order(Message):
     filled_quantity: Quantity = Decimal(0)
     average_price: Money | None = None
     fee: Money = Decimal(0)
+    fee_estimated: bool = Field(default=False, description="the fee schedule's figure: the broker has not said yet")
     note: str = Field(default="", description="why it was rejected or cancelled, or the last word on it")
     created: UtcDateTime
     updated: UtcDateTime
@@ -103,3 +125,23 @@ class Halted(Message):
     reason: str = ""
     at: UtcDateTime
     mode: Mode
+
+
+class SettleOrder(Message):
+    """An operator's decision on an order left `unknown` after the settle window: `resend`
+    (the broker has no trace of it: send it again, under a new broker id) or `abandon`."""
+
+    client_order_id: Id
+    action: Literal["resend", "abandon"]
+    by: str = Field(min_length=1, max_length=100, description="who decided (kept with the order)")
+    reason: str = Field(default="", max_length=500)
+
+
+class Attention(Message):
+    """Retained on `state/trading/attention`: the orders an operator must look at (`unknown`
+    past the settle window; a broker status this node does not know). New orders for their
+    securities wait until they are settled."""
+
+    orders: list[Order] = Field(default_factory=list)
+    blocked_symbols: list[Symbol] = Field(default_factory=list)
+    at: UtcDateTime

@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,8 +24,7 @@ from nodes.trading.limits import Limits
 from nodes.trading.node import node as trading
 from nodes.trading.settings import Settings
 from schemas import catalog as t
-from schemas.trading import Halt, Halted, ListOrders, Order, OrderRef, Resume
-from tests.fakes import tradernet
+from schemas.trading import Halt, Halted, ListOrders, Order, OrderRef, PlaceOrder, Resume
 from tests.market import CLOSES, buy, publish_market
 from tests.test_fuzz import LoopThread
 
@@ -49,8 +47,9 @@ async def operator(connect) -> Client:
 
 
 def paper_orders(account: Path) -> list[tuple]:
+    """The orders at the paper broker: (client order id, status, filled)."""
     with sqlite3.connect(account) as db:
-        return db.execute("SELECT ref, client_order_id, status, filled FROM orders ORDER BY ref").fetchall()
+        return db.execute("SELECT client_order_id, status, filled FROM orders ORDER BY ref").fetchall()
 
 
 async def test_a_paper_order_fills_and_every_step_is_logged(run_node, market, operator, paper_env, probe):
@@ -61,11 +60,14 @@ async def test_a_paper_order_fills_and_every_step_is_logged(run_node, market, op
         assert order.status == "filled" and order.filled_quantity == 10 and order.mode == "paper"
         assert order.average_price == D("237.567330")  # the quote, 0.1 % against the buyer
         assert order.reference_price == D("237.33") and order.fee > 0
-        assert [s.status for s in order.steps] == ["new", "filled"]
+        assert [s.status for s in order.steps] == ["new", "sending", "filled"]
+        assert [s.cause for s in order.steps] == ["write", "send", "fill"] and order.fee_estimated is False
         assert await operator.call(t.TRADING_GET, OrderRef(client_order_id="plan-1:1")) == order
+        sending = Order.model_validate_json((await events.next()).payload)
         event = Order.model_validate_json((await events.next()).payload)
-        assert event.status == "filled" and [s.status for s in event.steps] == ["new", "filled"]
-    assert paper_orders(paper_env) == [(1, "plan-1:1", "filled", "10")]
+        assert sending.status == "sending" and sending.broker_ref == order.broker_ref
+        assert event.status == "filled" and [s.status for s in event.steps] == ["new", "sending", "filled"]
+    assert paper_orders(paper_env) == [("plan-1:1", "filled", "10")]
 
 
 async def test_the_same_order_twice_is_one_order(run_node, market, operator, paper_env):
@@ -90,12 +92,7 @@ async def test_the_same_order_twice_is_one_order(run_node, market, operator, pap
         ({"quantity": 5.0}, "invalid", "got a JSON float"),
         ({"limit_price": 237.3}, "invalid", "got a JSON float"),
         ({"currency": "usd"}, "invalid", "currency"),
-        ({"currency": "EUR"}, "refused", "trades in USD, not EUR"),
         ({"symbol": "nope"}, "invalid", "symbol"),
-        ({"symbol": "TSLA.US"}, "refused", "unknown symbol TSLA.US"),
-        ({"quantity": "100"}, "refused", "above the maximum of 5000"),
-        ({"quantity": "1000"}, "refused", "not enough cash"),
-        ({"limit_price": "300"}, "refused", "from the quote"),
         ({"side": "short"}, "invalid", "side"),
     ],
 )
@@ -110,6 +107,46 @@ async def test_bad_orders_get_a_clear_error_and_change_nothing(
         text = reply.payload.decode()
         assert f'"kind":"{kind}"' in text and says in text, text
         assert (await operator.call(t.TRADING_ORDERS, ListOrders())).orders == []
+    assert paper_orders(paper_env) == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ({"currency": "EUR"}, "trades in USD, not EUR"),
+        ({"symbol": "TSLA.US"}, "unknown symbol TSLA.US"),
+        ({"quantity": "100"}, "above the maximum of 5000"),
+        ({"quantity": "1000"}, "not enough cash"),
+        ({"limit_price": "300"}, "from the quote"),
+        ({"side": "sell"}, "cannot sell 10 AAPL.US: 0 held"),
+    ],
+)
+async def test_our_limits_deny_an_order_which_is_kept_and_never_sent(
+    run_node, market, operator, paper_env, payload, says
+):
+    body = PlaceOrder.model_validate({**buy().model_dump(), **payload})
+    async with run_node(trading):
+        await asyncio.sleep(0.3)
+        denied = await operator.call(t.TRADING_ORDER, body)
+        assert denied.status == "denied" and says in denied.note, denied.note
+        assert [s.by for s in denied.steps] == ["trading", "limits"] and denied.broker_ref is None
+        again = await operator.call(t.TRADING_ORDER, body)  # a retry: the same answer, still never sent
+        assert again == denied
+    assert paper_orders(paper_env) == []
+
+
+async def test_open_orders_hold_their_cash_in_the_pre_checks(run_node, market, operator, paper_env):
+    """An order whose fate is unknown still holds its cash: the next buy that needs the same
+    money is denied instead of being sent for the broker to refuse."""
+    paper = PaperBroker(paper_env)
+    paper.inject("place", "drop_before")  # no answer: the first order becomes unknown
+    async with run_node(trading):
+        await asyncio.sleep(0.3)
+        first = await operator.call(t.TRADING_ORDER, buy(qty="20"))  # 4,747 of the 10,000
+        assert first.status == "unknown"
+        second = await operator.call(t.TRADING_ORDER, buy("plan-1:2", qty="12", symbol="MA.US"))
+        assert second.status == "denied" and "not enough cash" in second.note, second.note
+    paper.close()
     assert paper_orders(paper_env) == []
 
 
@@ -191,7 +228,7 @@ async def test_only_planning_and_the_operator_may_order(run_node, market, connec
         with pytest.raises(PublishRefused, match="Not authorized"):
             await scoring.publish(scoring.topics.command("trading", "halt"), Halt(reason="x"), qos=1)
         assert (await planning.call(t.TRADING_ORDER, buy())).status == "filled"
-    assert [r[1] for r in paper_orders(paper_env)] == ["plan-1:1"]
+    assert [r[0] for r in paper_orders(paper_env)] == ["plan-1:1"]
 
 
 async def test_research_mode_never_sends(run_node, market, operator, paper_env, monkeypatch):
@@ -263,77 +300,9 @@ async def test_paper_kill_9_after_writing_ends_with_one_order(spawn, broker, mar
     assert redelivered.user["status"] == "ok" and Order.model_validate_json(redelivered.payload).status == "filled"
     await _until(lambda: _outbox_status(state, "plan-1:1") == "filled")
     again = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
-    assert again.status == "filled" and [s.status for s in again.steps] == ["new", "filled"]
-    assert paper_orders(paper_env) == [(1, "plan-1:1", "filled", "10")]
+    assert again.status == "filled" and [s.status for s in again.steps] == ["new", "sending", "filled"]
+    assert paper_orders(paper_env) == [("plan-1:1", "filled", "10")]
     node.terminate()
-
-
-async def test_tradernet_kill_9_before_the_answer_ends_with_one_order(spawn, broker, market, operator, tmp_path):
-    state = tmp_path / "state"
-    with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
-        fake.cash["USD"] = D(10000)
-        fake.hold_s = 30  # booked at the broker, the answer never comes back in time
-        env = {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes", "TRADING_MARKET_HOURS": "always"}
-        node = await spawn("trading", "trading", state_dir=state, extra_env=env)
-        await asyncio.sleep(0.5)
-        request = asyncio.ensure_future(
-            operator.request(operator.topics.command("trading", "order"), buy().model_dump_json().encode(), timeout=60)
-        )
-        await _until(lambda: len(fake.placed(1)) == 1)
-        node.kill9()
-        fake.hold_s = 0
-        node = await spawn("trading", "trading", state_dir=state, extra_env=env)
-        redelivered = await request  # the unacknowledged command, redelivered to the new process
-        assert Order.model_validate_json(redelivered.payload).status == "filled"
-        await _until(lambda: _outbox_status(state, "plan-1:1") == "filled")
-        again = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
-        assert again.status == "filled" and again.broker_order_id == str(fake.placed(1)[0]["id"])
-        assert len(fake.accepted("putTradeOrder")) == 1 and len(fake.placed(1)) == 1
-        node.terminate()
-
-
-@pytest.fixture
-def live(monkeypatch):
-    """A fake Tradernet account with USD 10,000 and the environment of live mode pointing at it."""
-    with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
-        fake.cash["USD"] = D(10000)
-        for k, v in {
-            **fake.env(),
-            "EDGE_MODE": "live",
-            "TRADING_ALLOW_LIVE": "yes",
-            "TRADING_MARKET_HOURS": "always",
-        }.items():
-            monkeypatch.setenv(k, v)
-        yield fake
-
-
-async def test_a_live_order_through_the_sdk(run_node, market, operator, live):
-    fake = live
-    async with run_node(trading):
-        await asyncio.sleep(0.3)
-        filled = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
-        assert filled.status == "filled" and filled.mode == "live" and filled.average_price == D("237.33")
-        working = await operator.call(
-            t.TRADING_ORDER, buy("plan-1:2", qty="1", symbol="MA.US", limit_price=D("490")), timeout=10
-        )
-        assert working.status == "submitted"
-        cancelled = await operator.call(t.TRADING_CANCEL, OrderRef(client_order_id="plan-1:2"), timeout=10)
-        assert cancelled.status == "cancelled" and fake.placed(2)[0]["stat"] == 31
-    assert all(p["action_id"] == 1 for p in fake.accepted("putTradeOrder"))  # cash, never margin
-
-
-async def test_the_same_order_twice_is_one_order_at_tradernet(run_node, market, operator, live):
-    fake = live
-    async with run_node(trading):
-        await asyncio.sleep(0.3)
-        first = await operator.call(t.TRADING_ORDER, buy(), timeout=10)
-        again = await operator.call(t.TRADING_ORDER, buy(reason="approved again"), timeout=10)  # new msg-id
-        topic = operator.topics.command("trading", "order")
-        body = buy().model_dump_json().encode()
-        r1 = await operator.request(topic, body, msg_id="same-delivery")
-        r2 = await operator.request(topic, body, msg_id="same-delivery")  # a redelivery of one message
-        assert again == first == Order.model_validate_json(r1.payload) == Order.model_validate_json(r2.payload)
-    assert len(fake.accepted("putTradeOrder")) == 1 and len(fake.placed(first.ref)) == 1
 
 
 # -- hypothesis: any payload on the order command ----------------------------------------------------------
@@ -390,11 +359,11 @@ def test_any_order_payload_is_answered_and_only_valid_orders_reach_the_broker(fu
     assert reply.user.get("status") in ("ok", "error")
     if reply.user["status"] == "ok":
         order = Order.model_validate_json(reply.payload)
-        assert order.status in ("filled", "rejected")
+        assert order.status in ("filled", "rejected", "denied")
     else:
         assert json.loads(reply.payload)["error"]
     placed = paper_orders(paper_env)
-    assert len({r[1] for r in placed}) == len(placed)  # never two broker orders for one client id
+    assert len({r[0] for r in placed}) == len(placed)  # never two broker orders for one client id
     pong = lt.run(client.request(client.topics.ping("trading"), b"{}", timeout=10))
     assert pong.user.get("status") == "ok"
 

@@ -20,15 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from nodes.environment import decimal
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
 
-from .base import Broker, BrokerError
+from .base import Broker, BrokerError, NoAnswer, Refused
 from .tradernet_api import Credentials
 
-__all__ = ["AccountSettings", "Broker", "BrokerError", "LiveRefused", "open_broker"]
+__all__ = ["AccountSettings", "Broker", "BrokerError", "LiveRefused", "NoAnswer", "Refused", "open_broker"]
 
 MODES = ("research", "paper", "live")
 
@@ -89,6 +90,8 @@ def open_broker(settings: AccountSettings, state_dir: Path) -> Broker:
     from .tradernet import TradernetBroker
 
     try:
-        return TradernetBroker(tradernet_api.client(settings.tradernet))
+        client = tradernet_api.client(settings.tradernet)  # refuses missing keys
+        zone = ZoneInfo(settings.tradernet.zone if settings.tradernet else "Europe/Moscow")
+        return TradernetBroker(client, zone)
     except tradernet_api.TradernetError as exc:
         raise LiveRefused(f"live trading: {exc}; refusing to start") from None

@@ -1,9 +1,18 @@
 """The one interface of a broker account, used by the portfolio and trading nodes.
 
-An adapter never decides whether an order should exist: the trading node's outbox does.
-An adapter only places an order under the outbox's number (`ref`, which Tradernet keeps
-as `user_order_id`), finds it again by that number after a restart, and reports the
-account: positions, cash per currency, deposits and dividends where the broker has them.
+An adapter never decides whether an order should exist, nor whether it may be sent again:
+the trading node's outbox and its state machine (`nodes/trading/lifecycle.py`) do. An
+adapter sends an order once under the id the outbox gave it (`broker_ref`, Tradernet's
+`user_order_id`), lists the broker's orders as it sees them (`Sighting`), and reports the
+account: positions, cash per currency and the money that moved (deposits, withdrawals,
+dividends, fees, taxes) with the broker's own ids.
+
+Errors say how much is known, because a wrong guess costs money:
+- `Refused`: a definite no in the broker's own words. Nothing was booked; the order is
+  `rejected` and never sent again.
+- `NoAnswer` (any other `BrokerError` from `place` counts as one): a timeout, a dropped
+  connection, a server error, an answer that cannot be read. The broker may have booked
+  it; only its order lists can tell.
 """
 
 from __future__ import annotations
@@ -11,16 +20,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
+
+# What a broker's status says about an order, in the trading node's words
+# (`nodes.trading.lifecycle.Cause` values); None: a status this code does not know.
+Evidence = Literal["accept", "part_fill", "fill", "cancel", "expire", "reject"]
 
 
 class BrokerError(RuntimeError):
     """The broker could not be asked or did not answer in a way that can be trusted."""
 
 
+class NoAnswer(BrokerError):
+    """No definite answer: the broker may or may not have done what was asked."""
+
+
+class Refused(BrokerError):
+    """A definite refusal, in the broker's words: nothing was done."""
+
+
 @dataclass(frozen=True)
 class OrderSpec:
-    ref: int
+    broker_ref: int  # the id the broker keeps (Tradernet's user_order_id): never reused
     client_order_id: str
     symbol: str
     side: str  # "buy" | "sell"
@@ -31,13 +52,22 @@ class OrderSpec:
 
 
 @dataclass(frozen=True)
-class BrokerOrder:
-    ref: int
+class Sighting:
+    """An order as the broker lists it (or answers it), read strictly: fields the broker did
+    not give are None, never guessed."""
+
     broker_order_id: str
-    status: str  # the outbox's statuses: submitted, partially_filled, filled, rejected, cancelled
-    filled_quantity: Decimal = Decimal(0)
+    broker_ref: int | None  # our id as the broker reports it; None where its list lacks it
+    symbol: str
+    side: str  # "buy" | "sell"
+    quantity: Decimal
+    placed_at: datetime | None  # aware (UTC); None where the broker does not say
+    status: str  # the broker's own status code or word, for the record
+    evidence: Evidence | None  # None: a status this adapter does not know (the order stays open)
+    filled: Decimal = Decimal(0)
     average_price: Decimal | None = None
-    fee: Decimal = Decimal(0)
+    fee: Decimal | None = None  # None: the broker does not report the fee here
+    trade_ids: tuple[str, ...] = ()  # its executions' ids, to find their commissions
     note: str = ""
 
 
@@ -49,16 +79,22 @@ class Position:
     currency: str
 
 
+CashKind = Literal["deposit", "withdrawal", "dividend", "fee", "tax"]
+
+
 @dataclass(frozen=True)
 class CashMove:
-    """A deposit, a withdrawal or a dividend, as the broker reports it."""
+    """Money in or out of the account, as the broker reports it, with the broker's own id so
+    that it is counted once. `amount` is signed as it moves the cash: a deposit or dividend
+    is positive, a withdrawal, fee or tax negative (a refund of one positive)."""
 
-    kind: str  # "deposit" | "dividend" | "withdrawal"
+    kind: CashKind
     amount: Decimal
     currency: str
     at: datetime
     note: str = ""
     symbol: str | None = None
+    id: str = ""  # the broker's id of the movement ("" only for the paper account's old rows)
 
 
 @dataclass(frozen=True)
@@ -70,20 +106,29 @@ class Account:
 class Broker(Protocol):
     name: str
 
-    def place(self, order: OrderSpec) -> BrokerOrder:
-        """Send the order; placing a `ref` the broker has already seen returns that order."""
+    def place(self, order: OrderSpec) -> Sighting:
+        """Send the order once. Its sighting on a definite answer (accepted, or at once
+        filled or rejected); `Refused` on a definite refusal; `NoAnswer` otherwise."""
         ...
 
-    def find(self, ref: int) -> BrokerOrder | None:
-        """The broker's view of the order `ref`, or None if it never reached the broker."""
+    def orders(self, since: datetime) -> list[Sighting]:
+        """The broker's orders placed since `since` (today's list and its history), as it
+        lists them now: possibly late, incomplete, or without our ids."""
+        ...
+
+    def cancel(self, broker_order_id: str) -> None:
+        """Ask the broker to cancel; the outcome shows in `orders`."""
+        ...
+
+    def commissions(self, since: datetime) -> dict[str, Decimal]:
+        """The commission per execution id the broker has charged since `since` (positive
+        amounts), where it reports them; {} where it does not."""
         ...
 
     def quote(self, symbol: str) -> Decimal | None:
         """The broker's latest price, or None where it has none of its own (paper: the
         universe's latest close is the price)."""
         ...
-
-    def cancel(self, ref: int) -> BrokerOrder: ...
 
     def account(self) -> Account: ...
 

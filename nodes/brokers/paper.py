@@ -3,9 +3,15 @@
 A market order fills at once at the quote moved against the trader by `slippage` (buys
 pay more, sells get less); a limit order fills at that price if the limit allows it, and
 is otherwise cancelled (paper orders never rest in a book). Each fill pays the fee
-schedule's fee in the order's currency. A buy needs the cash for value + fee, a sell the
-shares: otherwise the order is rejected, as a real broker would. Cash is kept per
-currency and never converted (as at Freedom24: buying a USD share needs USD).
+schedule's fee in the order's currency (also listed as a `fee` cash move). A buy needs the
+cash for value + fee, a sell the shares: otherwise the order is refused, as a broker would.
+Cash is kept per currency and never converted (as at Freedom24: buying a USD share needs USD).
+
+Orders go through the trading node's state machine like live ones; the paper account can be
+told to fail the ways a real broker does (`inject`, kept in the account file so that a test
+can tell a running node's broker): `drop_after` books the order and then gives no answer,
+`drop_before` gives none and books nothing, `late` books it at the next look at the order
+lists, `refuse` answers a definite refusal, and `fail` on `orders` makes the lists unreadable.
 
 The account file stands for the broker's side: the trading node places orders in it and
 the portfolio node reads it, as both would talk to Tradernet. Every method is one
@@ -15,6 +21,7 @@ transaction (SQLite WAL, `BEGIN IMMEDIATE`), so the two processes never see half
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +32,7 @@ from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
 from nodes.sqlite import connect, transaction
 
-from .base import Account, BrokerError, BrokerOrder, CashMove, OrderSpec, Position
+from .base import Account, BrokerError, CashMove, Evidence, NoAnswer, OrderSpec, Position, Refused, Sighting
 
 PRICE = Decimal("0.000001")
 
@@ -40,7 +47,10 @@ CREATE TABLE IF NOT EXISTS orders (
 CREATE TABLE IF NOT EXISTS cash_moves (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, amount TEXT NOT NULL, currency TEXT NOT NULL,
     at TEXT NOT NULL, note TEXT NOT NULL, symbol TEXT, key TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS faults (id INTEGER PRIMARY KEY, cmd TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS late (ref INTEGER PRIMARY KEY, spec TEXT NOT NULL);
 """
+FAULTS = {"place": ("drop_after", "drop_before", "late", "refuse"), "orders": ("fail",)}
 
 
 class PaperBroker:
@@ -69,30 +79,68 @@ class PaperBroker:
             raise BrokerError(f"the paper account cannot be written: {exc}") from exc
 
     # -- orders -----------------------------------------------------------------------------------
-    def place(self, order: OrderSpec) -> BrokerOrder:
+    def inject(self, cmd: str, kind: str, text: str = "") -> None:
+        """Make the next `cmd` call (`place` or `orders`) fail as `kind` (see the module doc)."""
+        if kind not in FAULTS.get(cmd, ()):
+            raise ValueError(f"no fault {kind!r} for {cmd!r}: {FAULTS}")
         with self._tx() as db:
-            seen = self._find(db, order.ref)
-            if seen is not None:
-                return seen
-            status, filled, price, fee, note = self._fill(db, order)
+            db.execute("INSERT INTO faults (cmd, kind, text) VALUES (?,?,?)", (cmd, kind, text))
+
+    def _fault(self, db: sqlite3.Connection, cmd: str) -> tuple[str, str] | None:
+        row = db.execute("SELECT id, kind, text FROM faults WHERE cmd=? ORDER BY id LIMIT 1", (cmd,)).fetchone()
+        if row is None:
+            return None
+        db.execute("DELETE FROM faults WHERE id=?", (row[0],))
+        return row[1], row[2]
+
+    def place(self, order: OrderSpec) -> Sighting:
+        with self._tx() as db:
+            fault = self._fault(db, "place")
+            if fault and fault[0] == "refuse":
+                raise Refused(fault[1] or "the paper broker refuses this order (injected)")
+            if fault and fault[0] == "drop_before":
+                raise NoAnswer("the connection dropped before the paper broker had the order (injected)")
+            if fault and fault[0] == "late":
+                db.execute("INSERT INTO late VALUES (?,?)", (order.broker_ref, json.dumps(_spec_doc(order))))
+                raise NoAnswer("no answer in time; the paper broker books it later (injected)")
+            if self._row(db, order.broker_ref) is not None:
+                raise Refused(f"the paper broker has an order {order.broker_ref} already")
+            self._book(db, order)
+        if fault and fault[0] == "drop_after":
+            raise NoAnswer("the connection dropped after the paper broker booked the order (injected)")
+        return self._row(self.db, order.broker_ref)  # type: ignore[return-value]
+
+    def _book(self, db: sqlite3.Connection, order: OrderSpec) -> None:
+        status, filled, price, fee, note = self._fill(db, order)
+        db.execute(
+            "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                order.broker_ref,
+                order.client_order_id,
+                order.symbol,
+                order.side,
+                str(order.quantity),
+                order.currency,
+                status,
+                str(filled),
+                None if price is None else str(price),
+                str(fee),
+                note,
+                _now(),
+            ),
+        )
+        if fee:
             db.execute(
-                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO cash_moves (kind, amount, currency, at, note, symbol, key) VALUES ('fee',?,?,?,?,?,?)",
                 (
-                    order.ref,
-                    order.client_order_id,
-                    order.symbol,
-                    order.side,
-                    str(order.quantity),
+                    str(-fee),
                     order.currency,
-                    status,
-                    str(filled),
-                    None if price is None else str(price),
-                    str(fee),
-                    note,
                     _now(),
+                    f"fee of order {order.broker_ref}",
+                    order.symbol,
+                    f"paper-fee-{order.broker_ref}",
                 ),
             )
-            return self._find(db, order.ref)  # type: ignore[return-value]
 
     def _fill(self, db: sqlite3.Connection, o: OrderSpec) -> tuple[str, Decimal, Decimal | None, Decimal, str]:
         if o.quote <= 0:
@@ -147,32 +195,50 @@ class PaperBroker:
                 db.execute("UPDATE positions SET quantity=? WHERE symbol=?", (str(left), o.symbol))
         return "filled", o.quantity, price, fee, ""
 
-    def find(self, ref: int) -> BrokerOrder | None:
-        return self._find(self.db, ref)
+    def orders(self, since: datetime) -> list[Sighting]:
+        with self._tx() as db:
+            fault = self._fault(db, "orders")
+            if fault:
+                raise NoAnswer("the paper broker's order list cannot be read (injected)")
+            for ref, spec in db.execute("SELECT ref, spec FROM late").fetchall():
+                db.execute("DELETE FROM late WHERE ref=?", (ref,))
+                if self._row(db, ref) is None:
+                    self._book(db, _spec_from(spec))
+        refs = self.db.execute("SELECT ref FROM orders WHERE at >= ? ORDER BY ref", (since.isoformat(),)).fetchall()
+        return [self._row(self.db, r[0]) for r in refs]  # type: ignore[misc]
 
     @staticmethod
-    def _find(db: sqlite3.Connection, ref: int) -> BrokerOrder | None:
-        row = db.execute("SELECT ref, status, filled, price, fee, note FROM orders WHERE ref=?", (ref,)).fetchone()
+    def _row(db: sqlite3.Connection, ref: int) -> Sighting | None:
+        row = db.execute(
+            "SELECT ref, symbol, side, quantity, status, filled, price, fee, note, at FROM orders WHERE ref=?", (ref,)
+        ).fetchone()
         if row is None:
             return None
-        return BrokerOrder(
-            ref=row[0],
+        status = row[4]
+        return Sighting(
             broker_order_id=f"paper-{row[0]}",
-            status=row[1],
-            filled_quantity=Decimal(row[2]),
-            average_price=None if row[3] is None else Decimal(row[3]),
-            fee=Decimal(row[4]),
-            note=row[5],
+            broker_ref=row[0],
+            symbol=row[1],
+            side=row[2],
+            quantity=Decimal(row[3]),
+            placed_at=datetime.fromisoformat(row[9]),
+            status=status,
+            evidence=_EVIDENCE.get(status),
+            filled=Decimal(row[5]),
+            average_price=None if row[6] is None else Decimal(row[6]),
+            fee=Decimal(row[7]),
+            trade_ids=(f"paper-{row[0]}",) if Decimal(row[5]) > 0 else (),
+            note=row[8],
         )
 
     def quote(self, symbol: str) -> Decimal | None:
         return None  # paper fills at the universe's latest close, which the order carries
 
-    def cancel(self, ref: int) -> BrokerOrder:
-        found = self.find(ref)
-        if found is None:
-            raise BrokerError(f"the paper broker has no order {ref}")
-        return found  # paper orders are final at once: nothing is left to cancel
+    def cancel(self, broker_order_id: str) -> None:
+        """Paper orders are final at once: nothing is left to cancel."""
+
+    def commissions(self, since: datetime) -> dict[str, Decimal]:
+        return {}  # each paper order reports its fee itself
 
     # -- account ----------------------------------------------------------------------------------
     def deposit(self, amount: Decimal, currency: str, note: str = "deposit", key: str | None = None) -> bool:
@@ -204,10 +270,13 @@ class PaperBroker:
 
     def cash_moves(self, since: datetime | None = None) -> list[CashMove]:
         rows = self.db.execute(
-            "SELECT kind, amount, currency, at, note, symbol FROM cash_moves WHERE at >= ? ORDER BY id",
+            "SELECT kind, amount, currency, at, note, symbol, id FROM cash_moves WHERE at >= ? ORDER BY id",
             ((since or datetime.min.replace(tzinfo=UTC)).isoformat(),),
         )
-        return [CashMove(r[0], Decimal(r[1]), r[2], datetime.fromisoformat(r[3]), r[4], r[5]) for r in rows]
+        return [
+            CashMove(r[0], Decimal(r[1]), r[2], datetime.fromisoformat(r[3]), r[4], r[5], id=f"paper-{r[6]}")
+            for r in rows
+        ]
 
     @staticmethod
     def _cash(db: sqlite3.Connection, currency: str) -> Decimal:
@@ -231,3 +300,19 @@ class PaperBroker:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+_EVIDENCE: dict[str, Evidence] = {"filled": "fill", "cancelled": "cancel", "rejected": "reject"}
+
+
+def _spec_doc(order: OrderSpec) -> dict[str, str | int | None]:
+    doc = {k: str(v) if isinstance(v, Decimal) else v for k, v in vars(order).items()}
+    return doc
+
+
+def _spec_from(text: str) -> OrderSpec:
+    doc = json.loads(text)
+    for key in ("quantity", "quote"):
+        doc[key] = Decimal(doc[key])
+    doc["limit_price"] = None if doc["limit_price"] is None else Decimal(doc["limit_price"])
+    return OrderSpec(**doc)

@@ -9,7 +9,15 @@ subclass at another server (a regional domain, or the tests' local fake).
 
 Configuration (the environment of the node that calls Tradernet, read by its settings
 through `Credentials.from_env`): `TRADERNET_PUBLIC_KEY`, `TRADERNET_PRIVATE_KEY` and
-optionally `TRADERNET_URL` (default: the SDK's, https://freedom24.com).
+optionally `TRADERNET_URL` (default: the SDK's, https://freedom24.com) and
+`TRADERNET_ZONE` (default Europe/Moscow: the zone of the times in its answers, which
+carry none) and `TRADERNET_TIMEOUT_S` (default 10: shorter than any caller's timeout, so that a hung call
+ends in a definite "no answer" before the caller gives up).
+
+Two kinds of failure, because an order depends on telling them apart: `TradernetRefused`
+is Tradernet's own answer refusing the call (`errMsg`, `error`): nothing was done;
+`TradernetError` otherwise (a timeout, a dropped connection, an HTTP error, a body that is
+not JSON): the call may have been carried out.
 """
 
 from __future__ import annotations
@@ -20,9 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from nodes.environment import real
 
 DAY_SECONDS = 86400
-TIMEOUT_S = 30  # the SDK's default is 300 s: a hung call would hold a sync or an order that long
+TIMEOUT_S = 10.0  # per socket operation; the SDK's default is 300 s. Shorter than any caller's timeout
 
 
 MISSING_KEYS = (
@@ -31,7 +42,11 @@ MISSING_KEYS = (
 
 
 class TradernetError(RuntimeError):
-    """Tradernet refused a call or answered something this code cannot read."""
+    """Tradernet did not answer, or answered something this code cannot read."""
+
+
+class TradernetRefused(TradernetError):
+    """Tradernet's own answer refused the call (`errMsg` / `error`)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,8 @@ class Credentials:
     public: str
     private: str = ""
     url: str | None = None
+    timeout_s: float = TIMEOUT_S
+    zone: str = "Europe/Moscow"  # of the times in Tradernet's answers (they carry none)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Credentials | None:
@@ -47,7 +64,13 @@ class Credentials:
         public, private = env.get("TRADERNET_PUBLIC_KEY", ""), env.get("TRADERNET_PRIVATE_KEY", "")
         if not public or not private:
             return None
-        return cls(public, private, env.get("TRADERNET_URL") or None)
+        zone = env.get("TRADERNET_ZONE", "Europe/Moscow")
+        try:
+            ZoneInfo(zone)
+        except (ValueError, KeyError):
+            raise ValueError(f"TRADERNET_ZONE={zone!r}: not a time zone (e.g. Europe/Moscow)") from None
+        timeout = real(env, "TRADERNET_TIMEOUT_S", TIMEOUT_S, least=0.1)
+        return cls(public, private, env.get("TRADERNET_URL") or None, timeout, zone)
 
     def __repr__(self) -> str:  # never print the private key
         return f"Credentials(public={self.public!r}, url={self.url!r})"
@@ -70,7 +93,7 @@ def client(creds: Credentials | None) -> Any:
                 return base
 
         api = _Pointed(creds.public, creds.private)
-    api.timeout = TIMEOUT_S
+    api.timeout = creds.timeout_s  # type: ignore[assignment]  # requests takes a float; the SDK annotates int
     return api
 
 
@@ -81,7 +104,7 @@ def checked(answer: Any, what: str) -> dict[str, Any]:
     message = answer.get("errMsg") or (answer.get("error") if isinstance(answer.get("error"), str) else None)
     if message:
         code = answer.get("code")
-        raise TradernetError(f"{what}: Tradernet says {message!r}" + (f" (code {code})" if code is not None else ""))
+        raise TradernetRefused(f"{what}: Tradernet says {message!r}" + (f" (code {code})" if code is not None else ""))
     return answer
 
 
@@ -93,6 +116,8 @@ def call(api: Any, what: str, method: str, *args: Any, **kwargs: Any) -> dict[st
         raise TradernetError(f"{what}: {exc}") from exc
     except OSError as exc:  # requests' errors are OSErrors (ConnectionError, HTTPError, ...)
         raise TradernetError(f"{what}: {exc}") from exc
+    except (KeyError, TypeError) as exc:  # the SDK indexing an error answer (get_broker_report)
+        raise TradernetError(f"{what}: unexpected answer ({exc!r})") from exc
     return checked(answer, what)
 
 

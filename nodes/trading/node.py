@@ -1,18 +1,21 @@
 """The trading node's wiring: the only process that sends orders to a broker.
 
-An order is checked against the limits (`limits.py`), written to the outbox
-(`outbox.py`) with its number, and only then sent; the broker's answer is written back
-and published (`evt/trading/order`). The same client order id again (a QoS 1
-redelivery, a plan approved twice, a caller's retry) finds the outbox row and never
-makes a second order; a row that was written but never answered (the node was killed in
-between) is matched with the broker by its number before it is sent, so it reaches the
-broker once. On start, unfinished orders are reconciled before anything new is sent.
+An order is checked against the limits (`limits.py`, counting what this node's open orders
+already hold), written to the outbox (`outbox.py`) and taken to the broker by the clerk
+(`clerk.py`), whose state machine (`lifecycle.py`) never sends an order twice: the same
+client order id again (a redelivery, a plan approved twice, a caller's retry, a restart)
+finds its row and is answered with its state. `trading/order` answers within
+`TRADING_ANSWER_S`; every later change is published on `evt/trading/order`. Orders whose
+fate is unknown are listed, retained, on `state/trading/attention` and reported on
+`error/trading` until an operator settles them (`trading/settle`).
 
 Configuration: `settings.py`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -22,13 +25,27 @@ from decimal import Decimal
 
 from edge import Context, Node, Rejected
 from nodes.brokers import BrokerError, open_broker
-from nodes.brokers.base import Broker, BrokerOrder, OrderSpec
 from nodes.money.fx import FxError
 from schemas import catalog as t
+from schemas import topics
 from schemas.common import utcnow
-from schemas.trading import FINISHED, Halt, Halted, ListOrders, Order, OrderRef, Orders, PlaceOrder, Resume
+from schemas.runtime import ErrorReport
+from schemas.trading import (
+    FINISHED,
+    Attention,
+    Halt,
+    Halted,
+    ListOrders,
+    Order,
+    OrderRef,
+    Orders,
+    PlaceOrder,
+    Resume,
+    SettleOrder,
+)
 from schemas.universe import Security, Universe, closes
 
+from .clerk import Clerk, NotSent
 from .limits import Situation, check
 from .outbox import Outbox
 from .settings import Settings
@@ -39,14 +56,14 @@ node = Node("trading")
 
 @dataclass
 class Desk:
-    """The node's state: its settings, outbox and broker, and what it knows of the market."""
+    """The node's state: its settings, outbox and clerk, and what it knows of the market."""
 
     settings: Settings
     outbox: Outbox
-    broker: Broker
+    clerk: Clerk
     securities: dict[str, Security] = field(default_factory=dict)  # the universe's, by symbol
     quotes: dict[str, Decimal] = field(default_factory=dict)  # the universe's latest closes
-    reconciled: bool = False
+    poller: asyncio.Task[None] | None = None
 
     def halted(self) -> Halted:
         return self.outbox.halted() or Halted(halted=False, at=utcnow(), mode=self.settings.mode)  # type: ignore[arg-type]
@@ -55,21 +72,48 @@ class Desk:
 Ctx = Context[Desk]
 
 
+@dataclass
+class Publisher:
+    """What the clerk learns, published: order events, alerts, the attention list."""
+
+    ctx: Ctx
+
+    async def order_changed(self, order: Order) -> None:
+        await self.ctx.publish(t.ORDER_UPDATED, order)
+
+    async def alert(self, order: Order | None, text: str) -> None:
+        log.warning("trading: %s", text)
+        report = ErrorReport(
+            node=self.ctx.name,
+            topic=self.ctx.client.topics.of(t.ORDER_UPDATED),
+            kind="alert",
+            reason=text[:2000],
+            message_id=None,
+            at=utcnow(),
+        )
+        await self.ctx.publish(topics.ERROR, report, node=self.ctx.name)
+
+    async def attention(self, attention: Attention) -> None:
+        await self.ctx.publish(t.TRADING_ATTENTION, attention)
+
+
 @node.lifespan
 async def lifespan(ctx: Ctx) -> AsyncIterator[Desk]:
     """Open the broker (live without its switch or keys: refused, saying why) and the
-    outbox, publish the halt flag and reconcile unfinished orders. A failed reconcile is
-    logged: nothing is sent until one succeeds (`_ensure_reconciled`)."""
+    outbox, publish the halt flag, settle what a restart left open, and poll."""
     settings = Settings.from_env(os.environ)
     broker = open_broker(settings.account, ctx.state_dir)
     outbox = Outbox(ctx.state_dir / "trading.sqlite")
-    desk = ctx.state = Desk(settings, outbox, broker)
-    try:
-        await ctx.publish(t.TRADING_HALTED, desk.halted())
-        await reconcile(ctx)
-    except Exception:
-        log.exception("trading: the start-up publish or reconcile failed")
+    clerk = Clerk(settings, outbox, broker, Publisher(ctx))
+    desk = ctx.state = Desk(settings, outbox, clerk)
+    await ctx.publish(t.TRADING_HALTED, desk.halted())
+    await clerk.start()
+    desk.poller = asyncio.get_running_loop().create_task(clerk.poll_forever())
     yield desk
+    desk.poller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await desk.poller
+    clerk.close()
     outbox.close()
     close = getattr(broker, "close", None)
     if close:
@@ -84,96 +128,16 @@ node.keep(t.UNIVERSE_SECURITIES, "securities", _by_symbol)
 node.keep(t.UNIVERSE_QUOTES, "quotes", closes)
 
 
-# -- sending ----------------------------------------------------------------------------------------
-def _spec(order: Order) -> OrderSpec:
-    return OrderSpec(
-        ref=order.ref,
-        client_order_id=order.client_order_id,
-        symbol=order.symbol,
-        side=order.side,
-        quantity=order.quantity,
-        currency=order.currency,
-        limit_price=order.limit_price,
-        quote=order.reference_price,
-    )
-
-
-async def _record(ctx: Ctx, order: Order, answer: BrokerOrder) -> Order:
-    updated = ctx.state.outbox.update(
-        order.ref,
-        answer.status,
-        note=answer.note,
-        broker_order_id=answer.broker_order_id,
-        filled=answer.filled_quantity,
-        average_price=answer.average_price,
-        fee=answer.fee,
-    )
-    await ctx.publish(t.ORDER_UPDATED, updated)
-    return updated
-
-
-async def _send(ctx: Ctx, order: Order, *, resumed: bool) -> Order:
-    """Send an order in status `new`. A resumed one (written earlier, its answer never
-    recorded) is first looked up at the broker by its number: it may have arrived."""
-    desk = ctx.state
-    try:
-        answer = desk.broker.find(order.ref) if resumed else None
-        if answer is None:
-            halted = desk.halted()
-            if halted.halted:
-                return order  # stays new; sent when resumed and asked again
-            answer = desk.broker.place(_spec(order))
-    except BrokerError as exc:
-        # The broker's answer is unknown: the order stays `new` and is matched by its
-        # number on the next try, so it can never be placed twice.
-        note = f"sending failed ({exc}); it will be matched with the broker before any resend"
-        order = desk.outbox.update(order.ref, "new", note=note)
-        await ctx.publish(t.ORDER_UPDATED, order)
-        raise Rejected(f"order {order.client_order_id}: {note}") from exc
-    return await _record(ctx, order, answer)
-
-
-async def reconcile(ctx: Ctx) -> None:
-    """Match every unfinished order with the broker; send those that never reached it,
-    unless too old. Nothing new is sent before this has succeeded once."""
-    desk = ctx.state
-    for order in desk.outbox.unfinished():
-        found = desk.broker.find(order.ref)
-        if found is not None:
-            if found.status != order.status or found.filled_quantity != order.filled_quantity:
-                await _record(ctx, order, found)
-        elif order.status == "new":
-            if utcnow() - order.created > desk.settings.stale_after:
-                await ctx.publish(
-                    t.ORDER_UPDATED,
-                    desk.outbox.update(
-                        order.ref, "cancelled", note="written but never sent before a restart, and too old to send now"
-                    ),
-                )
-            elif desk.settings.mode != "research":
-                await _send(ctx, order, resumed=False)
-        else:
-            await ctx.publish(
-                t.ORDER_UPDATED,
-                desk.outbox.update(order.ref, order.status, note=f"the broker does not know this {order.status} order"),
-            )
-    desk.reconciled = True
-
-
-async def _ensure_reconciled(ctx: Ctx) -> None:
-    if ctx.state.reconciled:
-        return
-    try:
-        await reconcile(ctx)
-    except BrokerError as exc:
-        raise Rejected(f"the broker cannot be reached to reconcile earlier orders ({exc}); nothing was sent") from exc
-
-
-def _situation(desk: Desk, req: PlaceOrder) -> Situation:
+# -- orders -------------------------------------------------------------------------------------------
+async def _situation(desk: Desk, req: PlaceOrder) -> Situation:
+    """What the limits need, with the cash and shares this node's open orders hold counted
+    as spent (a broker's "available funds" may or may not net them: counting them is safe)."""
+    clerk = desk.clerk
     try:  # the broker's own last price where it has one (live), else the universe's last close
-        quote = desk.broker.quote(req.symbol) or desk.quotes.get(req.symbol)
+        quote = await clerk.ask(clerk.broker.quote, req.symbol) or desk.quotes.get(req.symbol)
+        account = await clerk.ask(clerk.broker.account)
     except BrokerError as exc:
-        raise Rejected(f"no price for {req.symbol} from the broker ({exc}); nothing was sent") from exc
+        raise Rejected(f"the broker cannot be asked ({exc}); nothing was sent") from exc
     price = req.limit_price if req.limit_price is not None else quote
     value = (price or Decimal(0)) * req.quantity
     try:
@@ -181,28 +145,36 @@ def _situation(desk: Desk, req: PlaceOrder) -> Situation:
         fee = desk.settings.fees.fee(value, req.currency, desk.settings.fx)
     except FxError as exc:
         raise Rejected(str(exc)) from None
-    try:
-        account = desk.broker.account()
-    except BrokerError as exc:
-        raise Rejected(f"the broker's account cannot be read ({exc}); nothing was sent") from exc
-    held = account.positions.get(req.symbol)
+    held_cash, held_shares = clerk.reserved()
+    position = account.positions.get(req.symbol)
     now = datetime.now(UTC)
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return Situation(
         security=desk.securities.get(req.symbol),
         quote=quote,
         fee=fee,
         value_base=value_base,
         base=desk.settings.fx.base,
-        turnover_today=desk.outbox.turnover_since(day),
-        cash=account.cash.get(req.currency, Decimal(0)),
-        held=held.quantity if held else Decimal(0),
+        turnover_today=desk.outbox.turnover_since(now.replace(hour=0, minute=0, second=0, microsecond=0)),
+        cash=account.cash.get(req.currency, Decimal(0)) - held_cash.get(req.currency, Decimal(0)),
+        held=(position.quantity if position else Decimal(0)) - held_shares.get(req.symbol, Decimal(0)),
         now=now,
     )
 
 
+async def _send(ctx: Ctx, order: Order) -> Order:
+    halted = ctx.state.halted()
+    if halted.halted:
+        raise Rejected(f"trading is halted since {halted.at:%Y-%m-%d %H:%M} UTC: {halted.reason}; nothing was sent")
+    try:
+        return await ctx.state.clerk.send(order)
+    except NotSent as exc:
+        raise Rejected(f"order {order.client_order_id}: {exc}; nothing was sent, ask again to send it") from None
+
+
 @node.command(t.TRADING_ORDER)
 async def place(req: PlaceOrder, ctx: Ctx) -> Order:
+    """The order's state within `TRADING_ANSWER_S`: the same client order id again is the
+    same order, answered with its state and never sent twice."""
     desk = ctx.state
     existing = desk.outbox.get(req.client_order_id)
     if existing is not None:
@@ -213,52 +185,60 @@ async def place(req: PlaceOrder, ctx: Ctx) -> Order:
                 f"({existing.side} {existing.quantity} {existing.symbol}); nothing was placed"
             )
         if existing.status == "new" and desk.settings.mode != "research":
-            await _ensure_reconciled(ctx)
-            existing = desk.outbox.get(req.client_order_id) or existing
-            if existing.status == "new":
-                return await _send(ctx, existing, resumed=True)
+            return await _send(ctx, existing)  # written, never sent: the caller asks again
         return existing
     if desk.settings.mode == "research":
         raise Rejected("mode research: orders are never sent (set EDGE_MODE=paper or live)")
     halted = desk.halted()
     if halted.halted:
         raise Rejected(f"trading is halted since {halted.at:%Y-%m-%d %H:%M} UTC: {halted.reason}; nothing was placed")
-    await _ensure_reconciled(ctx)
-    situation = _situation(desk, req)
+    situation = await _situation(desk, req)
     reasons = check(req, situation, desk.settings.limits)
-    if reasons:
-        raise Rejected("; ".join(reasons))
+    waiting = desk.clerk.waiting(req.symbol)
+    if waiting:
+        ids = ", ".join(o.client_order_id for o in waiting)
+        reasons.append(f"{req.symbol} has orders whose fate is not known yet ({ids}): settle them first")
     order = desk.outbox.create(req, desk.settings.mode, situation.quote or Decimal(0), situation.value_base)
-    # No event for `new`: the broker's answer follows at once, and its event (with every
-    # step, `new` included) is the one that matters; one broker round trip less per order.
-    return await _send(ctx, order, resumed=False)
+    if reasons:
+        return await desk.clerk.deny(order, reasons)
+    return await _send(ctx, order)
 
 
 @node.command(t.TRADING_CANCEL)
 async def cancel(req: OrderRef, ctx: Ctx) -> Order:
-    desk = ctx.state
-    order = desk.outbox.get(req.client_order_id)
-    if order is None:
-        raise Rejected(f"no order {req.client_order_id}")
+    order = _known(ctx, req.client_order_id)
     if order.status in FINISHED:
         return order
     try:
-        found = desk.broker.find(order.ref)
-        if found is None:
-            updated = desk.outbox.update(order.ref, "cancelled", note="cancelled before it reached the broker")
-            await ctx.publish(t.ORDER_UPDATED, updated)
-            return updated
-        return await _record(ctx, order, desk.broker.cancel(order.ref))
-    except BrokerError as exc:
+        return await ctx.state.clerk.cancel(order)
+    except (NotSent, BrokerError) as exc:
         raise Rejected(f"cancel {req.client_order_id}: {exc}") from exc
+
+
+@node.command(t.TRADING_SETTLE)
+async def settle(req: SettleOrder, ctx: Ctx) -> Order:
+    """An operator's `resend` or `abandon` of an order left unknown; recorded with who."""
+    order = _known(ctx, req.client_order_id)
+    if req.action == "resend":
+        halted = ctx.state.halted()
+        if halted.halted:
+            raise Rejected(f"trading is halted since {halted.at:%Y-%m-%d %H:%M} UTC: {halted.reason}; nothing was sent")
+    try:
+        return await ctx.state.clerk.settle(order, req)
+    except NotSent as exc:
+        raise Rejected(str(exc)) from None
+
+
+def _known(ctx: Ctx, client_order_id: str) -> Order:
+    order = ctx.state.outbox.get(client_order_id)
+    if order is None:
+        raise Rejected(f"no order {client_order_id}")
+    return order
 
 
 @node.command(t.TRADING_GET)
 async def get(req: OrderRef, ctx: Ctx) -> Order:
-    order = ctx.state.outbox.get(req.client_order_id)
-    if order is None:
-        raise Rejected(f"no order {req.client_order_id}")
-    return order
+    return _known(ctx, req.client_order_id)
 
 
 @node.command(t.TRADING_ORDERS)
