@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -14,7 +15,18 @@ from .common import Currency, Id, Message, Money, Quantity, Symbol, UtcDateTime
 from .trading import Side
 
 ActionKind = Literal["buy_underweight", "deploy_cash", "trim_overweight", "exit"]
-PlanStatus = Literal["proposed", "approved", "sent", "rejected", "superseded"]
+# A plan's statuses: proposed, rejected and superseded are decisions; the others follow from
+# its steps' orders (`nodes.planning.rules.status`, with the table).
+PlanStatus = Literal[
+    "proposed",
+    "approved",  # steps not all sent yet
+    "sent",  # every step sent, some orders still open
+    "done",  # every order filled
+    "partly_done",  # every order finished, some filled (wholly or partly), some not
+    "failed",  # every order finished, nothing filled
+    "rejected",
+    "superseded",
+]
 
 
 class Action(Message):
@@ -215,11 +227,18 @@ class CycleProgress(Message):
 
 
 class PlanStep(Message):
+    """One order of a plan. `order_status` is None until the step was sent, then its order's
+    state as trading last told it (`schemas.trading.OrderStatus`), or `refused` when trading
+    answered with an error (its text in `order_note`); older plans may hold older words."""
+
     step: int
     action: Action
     client_order_id: Id
     order_status: str | None = None
     order_note: str = ""
+    filled_quantity: Quantity = Field(default=Decimal(0), description="shares filled, as trading last said")
+    order_updated: UtcDateTime | None = Field(default=None, description="when trading last changed the order")
+    retry_of: int | None = Field(default=None, description="the step whose order failed and this one sends again")
 
 
 class Evaluation(Message):
