@@ -3,16 +3,16 @@ tradernet-sdk against the local fake of the Tradernet API, fees, FX and the limi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from nodes.brokers import AccountSettings, LiveRefused, open_broker
 from nodes.brokers import tradernet_api as api
-from nodes.brokers.base import BrokerError, OrderSpec
+from nodes.brokers.base import BrokerError, NoAnswer, OrderSpec, Refused
 from nodes.brokers.paper import PaperBroker
-from nodes.brokers.tradernet import TradernetBroker, to_broker_order
+from nodes.brokers.tradernet import STATUSES, TradernetBroker, sighting
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import FxError, Rates
 from nodes.trading.limits import Limits, Situation, check, market_open
@@ -28,7 +28,7 @@ def spec(
     ref: int, side: str = "buy", qty: str = "10", quote: str = "100", limit: str | None = None, symbol: str = "AAPL.US"
 ) -> OrderSpec:
     return OrderSpec(
-        ref=ref,
+        broker_ref=ref,
         client_order_id=f"t-{ref}",
         symbol=symbol,
         side=side,
@@ -79,34 +79,59 @@ def paper(tmp_path):
 
 def test_a_paper_buy_fills_at_the_quote_with_slippage_and_the_fee(paper):
     filled = paper.place(spec(1, qty="10", quote="100"))
-    assert filled.status == "filled" and filled.average_price == D("100.1")  # 0.1 % against the buyer
+    assert (filled.evidence, filled.filled, filled.average_price) == ("fill", 10, D("100.1"))  # 0.1 % against
     fee = FeeSchedule().fee(D("1001"), "USD", FX)
-    assert filled.fee == fee
+    assert filled.fee == fee and filled.broker_ref == 1 and filled.trade_ids == ("paper-1",)
     account = paper.account()
     assert account.cash["USD"] == D(5000) - D("1001") - fee
     assert account.positions["AAPL.US"].quantity == 10 and account.positions["AAPL.US"].average_price == D("100.1")
+    assert [(m.kind, m.amount) for m in paper.cash_moves()] == [("deposit", D(5000)), ("fee", -fee)]
 
 
-def test_the_same_paper_order_twice_fills_once(paper):
-    first = paper.place(spec(1))
-    again = paper.place(spec(1))
-    assert again == first
+def test_the_same_paper_broker_id_twice_is_refused(paper):
+    paper.place(spec(1))
+    with pytest.raises(Refused, match="has an order 1 already"):
+        paper.place(spec(1))
     assert paper.account().positions["AAPL.US"].quantity == 10
 
 
 def test_paper_sells_and_refusals(paper):
     paper.place(spec(1, qty="10"))
     sold = paper.place(spec(2, side="sell", qty="4", quote="110"))
-    assert sold.status == "filled" and sold.average_price == D("109.89")
+    assert sold.evidence == "fill" and sold.average_price == D("109.89")
     assert paper.account().positions["AAPL.US"].quantity == 6
     too_many = paper.place(spec(3, side="sell", qty="7"))
-    assert too_many.status == "rejected" and "not enough shares" in too_many.note
+    assert too_many.evidence == "reject" and "not enough shares" in too_many.note
     too_dear = paper.place(spec(4, qty="1000"))
-    assert too_dear.status == "rejected" and "insufficient cash" in too_dear.note
+    assert too_dear.evidence == "reject" and "insufficient cash" in too_dear.note
     beyond = paper.place(spec(5, qty="1", quote="100", limit="99"))
-    assert beyond.status == "cancelled" and "beyond the limit" in beyond.note
+    assert beyond.evidence == "cancel" and "beyond the limit" in beyond.note
     assert paper.account().positions["AAPL.US"].quantity == 6
-    assert paper.find(99) is None and paper.find(3).status == "rejected"
+    listed = {s.broker_ref: s.evidence for s in paper.orders(datetime(2000, 1, 1, tzinfo=UTC))}
+    assert listed == {1: "fill", 2: "fill", 3: "reject", 4: "reject", 5: "cancel"}
+
+
+def test_the_paper_broker_fails_as_it_is_told(paper):
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    paper.inject("place", "drop_after")
+    with pytest.raises(NoAnswer, match="after"):
+        paper.place(spec(1))
+    assert [s.broker_ref for s in paper.orders(since)] == [1]  # booked all the same
+    paper.inject("place", "drop_before")
+    with pytest.raises(NoAnswer, match="before"):
+        paper.place(spec(2))
+    paper.inject("place", "refuse", "instrument suspended")
+    with pytest.raises(Refused, match="instrument suspended"):
+        paper.place(spec(3))
+    paper.inject("place", "late")
+    with pytest.raises(NoAnswer):
+        paper.place(spec(4))
+    paper.inject("orders", "fail")
+    with pytest.raises(NoAnswer):
+        paper.orders(since)
+    assert [s.broker_ref for s in paper.orders(since)] == [1, 4]  # the late one shows up at the next look
+    with pytest.raises(ValueError, match="no fault"):
+        paper.inject("place", "explode")
 
 
 def test_paper_sells_everything_and_keeps_cash_per_currency(paper):
@@ -115,7 +140,7 @@ def test_paper_sells_everything_and_keeps_cash_per_currency(paper):
     paper.place(spec(2, side="sell", qty="10"))
     account = paper.account()
     assert "AAPL.US" not in account.positions and account.cash["EUR"] == 100
-    assert [m.kind for m in paper.cash_moves()] == ["deposit", "deposit"]
+    assert [m.kind for m in paper.cash_moves()] == ["deposit", "deposit", "fee", "fee"]
     with pytest.raises(BrokerError):
         paper.deposit(D(-1), "EUR")
 
@@ -174,15 +199,17 @@ def live(fake):
     return TradernetBroker(api.client(api.Credentials(tradernet.PUBLIC, tradernet.PRIVATE, fake.url)))
 
 
-def test_a_tradernet_market_order_is_a_cash_order_with_our_number(fake, live):
+def test_a_tradernet_market_order_is_a_cash_order_with_our_id(fake, live):
     got = live.place(spec(7, qty="3", quote="237.33"))
-    assert got.status == "filled" and got.filled_quantity == 3 and got.average_price == D("237.33")
+    assert got.evidence == "accept" and got.broker_ref == 7
     sent = fake.accepted("putTradeOrder")[-1]
     assert sent["user_order_id"] == 7 and sent["action_id"] == 1 and sent["order_type_id"] == 1  # not margin (2)
-    assert live.find(7) == got and live.find(8) is None
+    listed = live.orders(datetime.now(UTC) - timedelta(days=1))
+    [seen] = [s for s in listed if s.broker_order_id == got.broker_order_id]
+    assert (seen.evidence, seen.filled, seen.average_price, seen.broker_ref) == ("fill", 3, D("237.33"), 7)
+    assert seen.fee is None and seen.trade_ids  # no commission in an order row: the cash flows have it
     account = live.account()
     assert account.positions["AAPL.US"].quantity == 3
-    assert account.cash["USD"] == D(10000) - 3 * D("237.33")
 
 
 def test_tradernet_quotes(fake, live):
@@ -190,35 +217,62 @@ def test_tradernet_quotes(fake, live):
     assert fake.accepted("getStockQuotesJson")[-1] == {"tickers": "NOPE.US"}
 
 
-def test_a_tradernet_limit_order_works_until_cancelled(fake, live):
-    working = live.place(spec(8, qty="1", limit="200"))
-    assert working.status == "submitted" and working.filled_quantity == 0
-    cancelled = live.cancel(8)
-    assert cancelled.status == "cancelled" and fake.placed(8)[0]["stat"] == 31
-    assert live.cancel(8).status == "cancelled"  # a finished order: nothing more is sent
-    assert len(fake.accepted("delTradeOrder")) == 1
-
-
-def test_tradernet_rejections_and_errors(fake, live):
-    assert live.place(spec(9, qty="1000")).status == "rejected"  # the fake's account lacks the cash
-    with pytest.raises(BrokerError, match="not found"):
+def test_tradernet_refusals_are_definite_and_transport_failures_are_not(fake, live):
+    with pytest.raises(Refused):
         live.place(spec(10, symbol="NOPE.US"))
-    with pytest.raises(BrokerError, match="whole shares"):
+    with pytest.raises(Refused, match="whole shares"):
         live.place(spec(11, qty="1.5"))
     wrong = TradernetBroker(api.client(api.Credentials(tradernet.PUBLIC, "wrong", fake.url)))
-    with pytest.raises(BrokerError, match="Wrong signature"):
+    with pytest.raises(Refused, match="Wrong signature"):
         wrong.account()
-    with pytest.raises(BrokerError, match="no order 404"):
-        live.cancel(404)
+    fake.fault("putTradeOrder", "drop_after")
+    with pytest.raises(NoAnswer):
+        live.place(spec(12))
+    assert fake.count(user_order_id=12) == 1  # booked although no answer came
+
+
+@pytest.mark.parametrize("code", sorted(STATUSES))
+def test_every_documented_status_code_has_its_meaning(code):
+    row = {"id": 5, "instr": "AAPL.US", "oper": 1, "q": 4, "stat": code, "leaves_qty": 4, "trade": []}
+    seen = sighting(row)
+    assert seen.evidence == STATUSES[code][1] and STATUSES[code][0] in seen.note
+
+
+def test_a_row_is_read_in_every_documented_shape():
+    row = {
+        "order_id": 5,
+        "instr": "AAPL.US",
+        "oper": 3,
+        "q": 4,
+        "stat": 20,
+        "date": "2024-11-29T17:05:02.133",
+        "userOrderId": "apiv2:1000000007",
+        "trade": [{"id": 13, "q": 1, "p": 10.5}, {"id": 14, "q": "1", "p": "11,5"}],
+    }
+    seen = sighting(row)
+    assert (seen.broker_order_id, seen.broker_ref, seen.side, seen.filled, seen.average_price) == (
+        "5",
+        1000000007,
+        "sell",
+        2,
+        D(11),
+    )
+    assert seen.placed_at == datetime(2024, 11, 29, 14, 5, 2, 133000, tzinfo=UTC)  # Moscow time, read as such
+    assert seen.trade_ids == ("13", "14")
+    assert sighting({**row, "userOrderId": "cps_21112"}).broker_ref == 0  # another client's id
+    assert sighting({**row, "userOrderId": "0"}).broker_ref is None  # none at all
+    assert sighting({**row, "trade": "[]", "stat": 10}).filled == 0  # executions as JSON text
+    done = sighting({**row, "trade": [], "stat": 21, "leaves_qty": 0})
+    assert done.filled == 4 and done.average_price is None and "not listed" in done.note
 
 
 def test_an_unknown_status_code_is_never_taken_for_finished():
-    order = to_broker_order(1, {"id": 5, "stat": 99, "trades": []})
-    assert order.status == "submitted" and "status 99" in order.note
-    part = to_broker_order(1, {"id": 5, "stat": 10, "trades": [{"q": 2, "p": 10.5}]})
-    assert part.status == "partially_filled" and part.filled_quantity == 2 and part.average_price == D("10.5")
+    row = {"id": 5, "instr": "AAPL.US", "oper": 1, "q": 4, "stat": 99, "trade": []}
+    assert sighting(row).evidence is None and "not documented" in sighting(row).note
     with pytest.raises(BrokerError):
-        to_broker_order(1, {"id": 5, "stat": 21, "trades": [{"q": "x", "p": 1}]})
+        sighting({**row, "trade": [{"q": "x", "p": 1}]})
+    with pytest.raises(BrokerError):
+        sighting({**row, "id": None})
 
 
 # -- limits -------------------------------------------------------------------------------------------
@@ -311,4 +365,4 @@ def test_a_locked_paper_account_is_a_broker_error(tmp_path):
             paper.place(spec(1))
     finally:
         lock.execute("ROLLBACK")
-    assert paper.place(spec(1)).status == "filled" and paper.find(1) is not None
+    assert paper.place(spec(1)).evidence == "fill"

@@ -86,26 +86,30 @@ class PaperBroker:
         with self._tx() as db:
             db.execute("INSERT INTO faults (cmd, kind, text) VALUES (?,?,?)", (cmd, kind, text))
 
-    def _fault(self, db: sqlite3.Connection, cmd: str) -> tuple[str, str] | None:
-        row = db.execute("SELECT id, kind, text FROM faults WHERE cmd=? ORDER BY id LIMIT 1", (cmd,)).fetchone()
-        if row is None:
-            return None
-        db.execute("DELETE FROM faults WHERE id=?", (row[0],))
-        return row[1], row[2]
+    def _fault(self, cmd: str) -> tuple[str, str] | None:
+        """The next fault injected for `cmd`, taken off the queue."""
+        with self._tx() as db:
+            row = db.execute("SELECT id, kind, text FROM faults WHERE cmd=? ORDER BY id LIMIT 1", (cmd,)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM faults WHERE id=?", (row[0],))
+            return row[1], row[2]
 
     def place(self, order: OrderSpec) -> Sighting:
+        fault = self._fault("place")  # consumed in its own transaction: a raise must not roll it back
+        if fault and fault[0] == "refuse":
+            raise Refused(fault[1] or "the paper broker refuses this order (injected)")
+        if fault and fault[0] == "drop_before":
+            raise NoAnswer("the connection dropped before the paper broker had the order (injected)")
         with self._tx() as db:
-            fault = self._fault(db, "place")
-            if fault and fault[0] == "refuse":
-                raise Refused(fault[1] or "the paper broker refuses this order (injected)")
-            if fault and fault[0] == "drop_before":
-                raise NoAnswer("the connection dropped before the paper broker had the order (injected)")
             if fault and fault[0] == "late":
                 db.execute("INSERT INTO late VALUES (?,?)", (order.broker_ref, json.dumps(_spec_doc(order))))
-                raise NoAnswer("no answer in time; the paper broker books it later (injected)")
-            if self._row(db, order.broker_ref) is not None:
+            elif self._row(db, order.broker_ref) is not None:
                 raise Refused(f"the paper broker has an order {order.broker_ref} already")
-            self._book(db, order)
+            else:
+                self._book(db, order)
+        if fault and fault[0] == "late":
+            raise NoAnswer("no answer in time; the paper broker books it later (injected)")
         if fault and fault[0] == "drop_after":
             raise NoAnswer("the connection dropped after the paper broker booked the order (injected)")
         return self._row(self.db, order.broker_ref)  # type: ignore[return-value]
@@ -196,10 +200,9 @@ class PaperBroker:
         return "filled", o.quantity, price, fee, ""
 
     def orders(self, since: datetime) -> list[Sighting]:
+        if self._fault("orders"):
+            raise NoAnswer("the paper broker's order list cannot be read (injected)")
         with self._tx() as db:
-            fault = self._fault(db, "orders")
-            if fault:
-                raise NoAnswer("the paper broker's order list cannot be read (injected)")
             for ref, spec in db.execute("SELECT ref, spec FROM late").fetchall():
                 db.execute("DELETE FROM late WHERE ref=?", (ref,))
                 if self._row(db, ref) is None:
