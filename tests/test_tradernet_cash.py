@@ -1,17 +1,13 @@
 """Tradernet's money movements (getUserCashFlows): the type-code table, strict parsing, paging
 and the date filter with canned answers in the documented shape, and the same through the real
-tradernet-sdk against a local HTTP server."""
+tradernet-sdk against the fake Tradernet."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,7 +15,7 @@ import pytest
 from nodes.brokers import tradernet_cash as tc
 from nodes.brokers.base import CashMove
 from nodes.brokers.tradernet_api import Credentials, TradernetError, client
-from tests.fakes import running
+from tests.fakes import tradernet
 
 D = Decimal
 
@@ -254,91 +250,42 @@ def test_commissions_per_trade():
     assert tc.commissions(Canned(rows), None) == {"1515": D("3.00"), "1516": D("1.20")}
 
 
-# -- through the real SDK, against a local server --------------------------------------------------
-PUBLIC, PRIVATE = "cash-public", "cash-private"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        stamp = self.headers.get("X-NtApi-Timestamp", "")
-        signed = hmac.new(PRIVATE.encode(), (body + stamp).encode(), "sha256").hexdigest()
-        params = json.loads(body)
-        self.server.asked.append((self.path, params, signed == self.headers.get("X-NtApi-Sig")))
-        if self.server.status != 200:
-            status, answer = self.server.status, {"errMsg": "server error"}
-        elif self.path != "/api/getUserCashFlows":
-            status, answer = 200, {"errMsg": f"Unknown command {self.path}", "code": 1}
-        elif self.server.fail:
-            status, answer = 200, {"errMsg": self.server.fail, "code": 2}
-        else:
-            rows = sorted(self.server.rows, key=lambda r: r["date"])
-            for f in params.get("filters", []):
-                assert (f["field"], f["operator"]) == ("date", "eqormore")
-                rows = [r for r in rows if r["date"][:10] >= f["value"]]
-            page = rows[params["skip"] : params["skip"] + params["take"]]
-            status, answer = 200, {"total": len(rows), "cashflow": page, "limits": {}, "cash_totals": {}}
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    rows: list[dict[str, Any]]
-    asked: list[tuple[str, dict[str, Any], bool]]
-    fail: str | None = None
-    status: int = 200
-
-
-@contextmanager
-def local_tradernet(rows: list[dict[str, Any]]) -> Iterator[_Server]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.rows, server.asked = rows, []
-    with running(server):
-        yield server
-
-
-def test_through_the_sdk_against_a_local_server(monkeypatch):
+# -- through the real SDK, against the fake Tradernet ----------------------------------------------
+def test_through_the_sdk_against_the_fake(monkeypatch):
     monkeypatch.setattr(tc, "PAGE", 2)
-    rows = [
-        row("bank", "10000.00", id=11, on="2024-01-02", comment="Deposit"),
-        row("commission_for_trades", "-3.00", id=12, on="2024-01-03", comment="(Trade 77 2024-01-03 15:00:01)"),
-        row("trades", "-2113.00", id=13, on="2024-01-03"),
-        row("dividend", "2.50", id=14, on="2024-02-15", comment="AAPL.US"),
-        row("tax", "-0.38", id=15, on="2024-02-15", comment="AAPL.US"),
-        row("cashout", "-500.00", id=16, on="2024-03-01"),
-    ]
-    with local_tradernet(rows) as server:
-        port = server.server_address[1]
-        api = client(Credentials(PUBLIC, PRIVATE, url=f"http://127.0.0.1:{port}"))
+    with tradernet.serve({}) as fake:
+        fake.cash_flow("bank", "10000.00", "USD", "Deposit", on=date(2024, 1, 2))
+        fake.cash_flow("commission_for_trades", "-3.00", "USD", "(Trade 77 2024-01-03 15:00:01)", on=date(2024, 1, 3))
+        fake.cash_flow("currency_conversion", "-500.00", "USD", on=date(2024, 1, 3))
+        fake.cash_flow("dividend", "2.50", "USD", "AAPL.US", on=date(2024, 2, 15))
+        fake.cash_flow("tax", "-0.38", "USD", "AAPL.US", on=date(2024, 2, 15))
+        fake.cash_flow("cashout", "-500.00", "USD", on=date(2024, 3, 1))
+        api = client(Credentials(tradernet.PUBLIC, tradernet.PRIVATE, url=fake.url))
         moves = tc.cash_moves(api, None)
-        assert [(m.id, m.kind, m.amount) for m in moves] == [
-            ("11", "deposit", D("10000.00")),
-            ("12", "fee", D("-3.00")),
-            ("14", "dividend", D("2.50")),
-            ("15", "tax", D("-0.38")),
-            ("16", "withdrawal", D("-500.00")),
+        assert [m.at for m in moves] == sorted(m.at for m in moves)  # oldest first; within a day, as listed
+        assert sorted((m.at.date(), m.kind, m.amount) for m in moves) == [
+            (date(2024, 1, 2), "deposit", D("10000.00")),
+            (date(2024, 1, 3), "fee", D("-3.00")),
+            (date(2024, 2, 15), "dividend", D("2.50")),
+            (date(2024, 2, 15), "tax", D("-0.38")),
+            (date(2024, 3, 1), "withdrawal", D("-500.00")),
         ]
-        assert [p["skip"] for _, p, _ in server.asked] == [0, 2, 4]  # three pages of two
-        assert all(path == "/api/getUserCashFlows" and signed for path, _, signed in server.asked)
-        server.asked.clear()
+        counted = {f["id"] for f in fake.flows if f["type_code"] != "currency_conversion"}
+        assert {m.id for m in moves} == counted and len(moves) == 5
+        asked = fake.accepted("getUserCashFlows")
+        assert [p["skip"] for p in asked] == [0, 2, 4]  # three pages of two: the fake lists newest first unless asked
         later = tc.cash_moves(api, datetime(2024, 2, 15, 9, tzinfo=UTC))
-        assert [m.id for m in later] == ["14", "15", "16"]
-        assert server.asked[0][1]["filters"] == [{"field": "date", "operator": "eqormore", "value": "2024-02-15"}]
+        assert sorted(m.kind for m in later) == ["dividend", "tax", "withdrawal"]
+        assert fake.accepted("getUserCashFlows")[-1]["filters"] == [
+            {"field": "date", "operator": "eqormore", "value": "2024-02-15"}
+        ]
         assert tc.commissions(api, None) == {"77": D("3.00")}
-        server.fail = "Bad json"
+        fake.fault("getUserCashFlows", "refuse", text="Bad json", code=2, style="errMsg")
         with pytest.raises(TradernetError, match="Bad json"):
             tc.cash_moves(api, None)
-        server.fail, server.status = None, 503
+        fake.fault("getUserCashFlows", "refuse", text="User is not found", code=7, style="error")
+        with pytest.raises(TradernetError, match="User is not found"):
+            tc.cash_moves(api, None)
+        fake.fault("getUserCashFlows", "http_error", status=503)
         with pytest.raises(TradernetError, match="503"):
             tc.cash_moves(api, None)

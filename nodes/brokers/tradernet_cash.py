@@ -281,7 +281,7 @@ def cash_moves(api: Any, since: datetime | None) -> list[CashMove]:
     moves = [m for m in (to_move(r) for r in read_rows(api, since)) if m is not None]
     if first is not None:  # the server filters too; a row before it is not ours to count
         moves = [m for m in moves if m.at.date() >= first]
-    return sorted(moves, key=lambda m: (m.at, m.id))
+    return sorted(moves, key=lambda m: m.at)  # stable: within a day, as the broker listed them
 
 
 def commissions(api: Any, since: datetime | None) -> dict[str, Decimal]:
