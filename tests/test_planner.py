@@ -218,7 +218,7 @@ async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, 
         assert plan is not None and plan.status == "proposed"
         first = await operator.call(t.PLANNING_APPROVE, PlanRef(plan_id=plan.plan_id), timeout=60)
         again = await operator.call(t.PLANNING_APPROVE, PlanRef(plan_id=plan.plan_id), timeout=60)
-        assert first.status == again.status == "sent" and first.steps == again.steps
+        assert first.status == again.status == "done" and first.steps == again.steps  # paper fills at once
         assert all(s.order_status == "filled" for s in first.steps), first.steps
         orders = await operator.call(t.TRADING_ORDERS, ListOrders(plan_id=plan.plan_id))
         assert sorted(o.client_order_id for o in orders.orders) == sorted(s.client_order_id for s in plan.steps)
@@ -226,7 +226,7 @@ async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, 
 
 async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, connect, probe, tmp_path, monkeypatch):
     """Every node but the dashboard, on the bundled prices, in paper mode; the scheduler
-    starts the first planning cycle; the plan is approved automatically and filled."""
+    starts the first planning cycle; the plan is approved automatically and filled (done)."""
     from nodes.optimization.node import node as optimization
     from nodes.portfolio.node import node as portfolio
     from nodes.scheduler.node import node as scheduler
@@ -258,7 +258,7 @@ async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, conne
         sent = None
         while sent is None:
             plan = Plan.model_validate_json((await plans.next(90)).payload)
-            if plan.status == "sent":
+            if plan.status == "done":
                 sent = plan
         assert sent.steps and all(s.order_status == "filled" for s in sent.steps), sent.steps
         assert sent.evaluation.score > sent.evaluation.baseline_score

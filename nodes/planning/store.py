@@ -1,14 +1,18 @@
 """The planning node's SQLite store: every plan with its steps, evaluation and history.
 A step records the order's answer once trading gave it, so that sending resumes where it
-stopped and never sends a step twice."""
+stopped and never sends a step twice, and then its order's later states. Every write
+writes the status the plan's steps give it (`rules.with_status`)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from nodes.sqlite import connect, transaction
 from schemas.planning import Plan, PlanStep
+
+from . import rules
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
@@ -53,6 +57,8 @@ class PlanStore:
         return None if row is None else Plan.model_validate_json(row[0])
 
     def put(self, plan: Plan) -> Plan:
+        """Write the plan with the status its steps give it; the plan as written."""
+        plan = rules.with_status(plan)
         with transaction(self.db) as db:
             self._put(db, plan)
         return plan
@@ -61,15 +67,23 @@ class PlanStore:
     def _put(db: sqlite3.Connection, plan: Plan) -> None:
         db.execute("UPDATE plans SET body=? WHERE plan_id=?", (plan.model_dump_json(), plan.plan_id))
 
-    def step_done(self, plan_id: str, step: PlanStep) -> Plan:
+    def change_step(self, plan_id: str, step: int, change: Callable[[PlanStep], PlanStep]) -> Plan:
+        """Change one step of the plan as it is kept now (read, changed and written at once,
+        so that a reply and an event about the same order cannot undo each other)."""
         plan = self.get(plan_id)
         assert plan is not None
-        steps = [step if s.step == step.step else s for s in plan.steps]
+        steps = [change(s) if s.step == step else s for s in plan.steps]
         return self.put(plan.model_copy(update={"steps": steps}))
+
+    def note(self, plan_id: str, note: str) -> Plan:
+        plan = self.get(plan_id)
+        assert plan is not None
+        return self.put(plan.model_copy(update={"note": note}))
 
     def latest(self, limit: int = 20) -> list[Plan]:
         rows = self.db.execute("SELECT body FROM plans ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
         return [Plan.model_validate_json(r[0]) for r in rows]
 
     def unfinished(self) -> list[Plan]:
-        return [p for p in self.latest(200) if p.status == "approved"]
+        """Approved plans with steps not sent yet, oldest first."""
+        return [p for p in reversed(self.latest(200)) if p.status == "approved"]
