@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from pydantic import Field, model_validator
 
@@ -29,7 +30,9 @@ class CashBalance(Message):
 
 class Summary(Message):
     """Retained on `state/portfolio/summary`. A holding without a price is listed in
-    `unpriced` and left out of the totals, never valued at a guess."""
+    `unpriced` and left out of the totals, never valued at a guess. The money moved in and
+    out (`*_base`) is every movement the broker reported, each counted once by its id, in
+    the base currency at the current rates."""
 
     base: Currency
     mode: Mode
@@ -42,8 +45,23 @@ class Summary(Message):
     unpriced: list[Symbol] = Field(default_factory=list)
     fx: dict[str, Money] = Field(description="value of one unit of each currency in the base currency")
     fx_source: str
-    deposits_base: Money = Field(description="every deposit so far, in the base currency")
-    dividends_base: Money = Field(description="every dividend the broker reported, in the base currency")
+    deposits_base: Money = Field(description="money put into the account so far, net of deposits sent back")
+    dividends_base: Money = Field(
+        description="dividends, coupons, fund payouts and interest received so far, net of the tax withheld on "
+        "them (a tax booked on the same day and in the same currency as a dividend, for the same security where "
+        "the broker names one)"
+    )
+    withdrawals_base: Money = Field(
+        default=Decimal(0), description="money taken out of the account so far (positive), net of returned ones"
+    )
+    fees_base: Money = Field(
+        default=Decimal(0), description="fees the broker charged so far (positive), net of refunds and rebates"
+    )
+    taxes_base: Money = Field(
+        default=Decimal(0),
+        description="taxes paid so far (positive), net of refunds, other than those withheld "
+        "on dividends (which `dividends_base` is net of)",
+    )
     at: UtcDateTime
 
 

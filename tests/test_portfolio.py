@@ -16,7 +16,7 @@ from nodes.brokers.paper import PaperBroker
 from nodes.money.fx import Rates
 from nodes.portfolio.node import node as portfolio
 from nodes.portfolio.settings import Settings
-from nodes.portfolio.valuation import summarise
+from nodes.portfolio.valuation import Flows, summarise
 from nodes.trading.node import node as trading
 from schemas import catalog as t
 from schemas.portfolio import Deposit, DepositCheck, GetValuations, Summary, SyncPortfolio
@@ -44,8 +44,7 @@ def test_valuation_in_the_base_currency():
         Rates(),
         mode="paper",
         broker="paper",
-        deposits_base=D(0),
-        dividends_base=D(0),
+        moved=Flows(),
         at=datetime.now(UTC),
     )
     # 10 x 211.30 = USD 2113.00 = EUR 2000.00 at 1.0565; cash USD 1056.50 = EUR 1000 + EUR 100
@@ -90,9 +89,10 @@ async def test_a_new_paper_account_starts_with_its_first_deposit(run_node, marke
         assert s.total_base == (D(10000) / D("1.0565")).quantize(D("0.01"))
         check = await probe.client.call(t.PORTFOLIO_DEPOSIT_CHECK, DepositCheck())
         assert check.credited and "first deposit" in check.note
-    async with run_node(portfolio):  # a restart deposits nothing more
+    async with run_node(portfolio):  # a restart deposits nothing more, and counts the deposit once
         s = await probe.client.call(t.PORTFOLIO_SYNC, SyncPortfolio())
         assert s.cash[0].amount == D(10000)
+        assert s.deposits_base == s.total_base and (s.withdrawals_base, s.fees_base, s.taxes_base) == (0, 0, 0)
 
 
 async def test_deposits_are_credited_once(run_node, market, connect, account):
@@ -163,6 +163,36 @@ async def test_live_reads_tradernet_and_refuses_deposits(run_node, market, probe
             with pytest.raises(RemoteError, match="bank transfer"):
                 await operator.call(t.PORTFOLIO_DEPOSIT, Deposit(amount=D(1), currency="USD"))
         assert fake.accepted("getPositionJson")
+
+
+async def test_live_money_moved_is_counted_once_across_syncs_and_restarts(run_node, market, probe, monkeypatch):
+    with tradernet.serve({s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}) as fake:
+        fake.cash_flow("bank", "10000.00", "EUR", "Deposit", on=date(2024, 6, 3))
+        fake.cash_flow("commission_for_trades", "-3.00", "EUR", "(Trade 71 2024-06-04 15:30:00)", on=date(2024, 6, 4))
+        fake.cash_flow("currency_conversion", "-1000.00", "EUR", on=date(2024, 6, 4))
+        fake.cash_flow("dividend", "12.00", "EUR", "MA.US", on=date(2024, 6, 10))
+        fake.cash_flow("tax", "-1.80", "EUR", "MA.US", on=date(2024, 6, 10))  # withheld on it
+        fake.cash_flow("cashout", "-500.00", "EUR", on=date(2024, 6, 20))
+        for k, v in {**fake.env(), "EDGE_MODE": "live", "TRADING_ALLOW_LIVE": "yes"}.items():
+            monkeypatch.setenv(k, v)
+
+        def moved(s: Summary) -> tuple[Decimal, ...]:
+            return (s.deposits_base, s.withdrawals_base, s.dividends_base, s.fees_base, s.taxes_base)
+
+        async with run_node(portfolio):
+            for _ in range(3):
+                s = await probe.client.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+                assert moved(s) == (D("10000.00"), D("500.00"), D("10.20"), D("3.00"), D("0.00"))
+            fake.cash_flow("tax_profit", "-4.00", "EUR", on=date(2024, 6, 15))  # booked late, dated before the newest
+            s = await probe.client.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+            assert moved(s) == (D("10000.00"), D("500.00"), D("10.20"), D("3.00"), D("4.00"))
+        asked = len(fake.accepted("getUserCashFlows"))
+        async with run_node(portfolio):  # a restart counts nothing twice, and reads from where it was
+            s = await probe.client.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+            assert moved(s) == (D("10000.00"), D("500.00"), D("10.20"), D("3.00"), D("4.00"))
+        after = fake.accepted("getUserCashFlows")[asked:]
+        assert after and all(p["filters"][0]["value"] == "2024-06-13" for p in after)  # 2024-06-20 minus 7 days
+        assert "filters" not in fake.accepted("getUserCashFlows")[0]  # the first read: everything
 
 
 def test_paper_keys_make_a_deposit_happen_once(tmp_path):

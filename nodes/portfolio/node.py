@@ -4,8 +4,14 @@ summary, retained. It syncs at start, every `PORTFOLIO_SYNC_S` seconds, after ev
 order the trading node reports, when the quotes change, and on command. Configuration:
 `settings.py`.
 
+Each sync also reads the money moved in and out of the account since the newest movement
+it keeps (deposits, withdrawals, dividends, fees, taxes: the broker's `cash_moves`), keeps
+them in its store by the broker's ids (`store.py`: each counted once, across syncs and
+restarts) and reports their totals in the summary (`valuation.flows`).
+
 In paper mode the deposit plan credits the account once a month (keyed by month: never
-twice); in live mode deposits are bank transfers, which the next sync sees in the cash.
+twice); in live mode deposits are bank transfers, which the next sync sees in the cash
+and in Tradernet's cash flows.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from schemas.universe import Quotes, closes
 
 from .settings import Settings
 from .store import PortfolioStore
-from .valuation import summarise
+from .valuation import flows, summarise
 
 log = logging.getLogger(__name__)
 node = Node("portfolio")
@@ -127,15 +133,14 @@ async def sync(req: SyncPortfolio, ctx: Ctx) -> Summary:
     broker, fx, store = ctx.state.broker, ctx.state.settings.account.fx, ctx.state.store
     try:
         account = broker.account()
-        moves = broker.cash_moves()
+        moved = flows(store.catch_up(broker), fx)
         summary = summarise(
             account,
             ctx.state.quotes,
             fx,
             mode=ctx.state.settings.account.mode,
             broker=broker.name,
-            deposits_base=sum((fx.to_base(m.amount, m.currency) for m in moves if m.kind == "deposit"), Decimal(0)),
-            dividends_base=sum((fx.to_base(m.amount, m.currency) for m in moves if m.kind == "dividend"), Decimal(0)),
+            moved=moved,
             at=utcnow(),
         )
     except BrokerError as exc:

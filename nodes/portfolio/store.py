@@ -1,20 +1,53 @@
 """The portfolio's SQLite store: the valuation history, one point per UTC day (the latest
-of the day wins). Deposits live in the account itself (the broker's side)."""
+of the day wins), and the money moved in and out of the account as the broker reported it.
+
+A movement is kept once, keyed by (broker, the broker's id); a row without an id (the
+paper account's older ones) is keyed by its content. The broker's latest word on an id
+replaces what was kept. A sync asks the broker only for the movements dated since the
+newest kept one minus `OVERLAP` (the broker's filter is by date, and a movement may be
+dated a little before it is booked); the overlap comes back with the same ids and counts
+once. A restart reads the kept ones: nothing is counted twice."""
 
 from __future__ import annotations
 
-from datetime import date
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from nodes.sqlite import connect
+from nodes.brokers.base import Broker, CashMove
+from nodes.sqlite import connect, transaction
 from schemas.portfolio import ValuationPoint
+
+OVERLAP = timedelta(days=7)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS valuations (
     day TEXT PRIMARY KEY, total TEXT NOT NULL, positions TEXT NOT NULL, cash TEXT NOT NULL, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cash_moves (
+    broker TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, amount TEXT NOT NULL, currency TEXT NOT NULL,
+    at TEXT NOT NULL, note TEXT NOT NULL, symbol TEXT, PRIMARY KEY (broker, id));
+CREATE INDEX IF NOT EXISTS cash_moves_at ON cash_moves (broker, at);
 """
+
+
+def _utc(at: datetime) -> datetime:
+    """Aware and in UTC (a naive time is taken as UTC), so that kept times sort as text."""
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def content_key(move: CashMove) -> str:
+    """The key of a movement without the broker's id: what it is, hashed."""
+    amount = format(move.amount.normalize(), "f")
+    at = _utc(move.at).isoformat()
+    text = "\x1f".join((move.kind, amount, move.currency, at, move.note, move.symbol or ""))
+    return "content:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _broker_id(key: str) -> str:
+    return "" if key.startswith("content:") else key
 
 
 class PortfolioStore:
@@ -40,6 +73,48 @@ class PortfolioStore:
             ValuationPoint(day=r[0], total_base=Decimal(r[1]), positions_base=Decimal(r[2]), cash_base=Decimal(r[3]))
             for r in rows
         ]
+
+    def keep_moves(self, broker: str, moves: Iterable[CashMove]) -> int:
+        """Keep these movements of `broker`'s account, each once; how many were not kept
+        before. A movement that now comes with an id replaces the row its content was kept
+        under while it had none."""
+        new = 0
+        with transaction(self.db) as db:
+            for m in moves:
+                at = _utc(m.at)
+                unnamed = content_key(m)
+                keys = (m.id, unnamed) if m.id else (unnamed,)
+                kept = db.execute(
+                    f"DELETE FROM cash_moves WHERE broker=? AND id IN ({','.join('?' * len(keys))})", (broker, *keys)
+                ).rowcount
+                new += kept == 0
+                db.execute(
+                    "INSERT INTO cash_moves VALUES (?,?,?,?,?,?,?,?)",
+                    (broker, keys[0], m.kind, str(m.amount), m.currency, at.isoformat(), m.note, m.symbol),
+                )
+        return new
+
+    def moves(self, broker: str) -> list[CashMove]:
+        """Every kept movement of `broker`'s account, oldest first."""
+        rows = self.db.execute(
+            "SELECT kind, amount, currency, at, note, symbol, id FROM cash_moves WHERE broker=? ORDER BY at, id",
+            (broker,),
+        )
+        return [
+            CashMove(r[0], Decimal(r[1]), r[2], datetime.fromisoformat(r[3]), r[4], r[5], _broker_id(r[6]))
+            for r in rows
+        ]
+
+    def catch_up(self, broker: Broker) -> list[CashMove]:
+        """Read the broker's movements since `moves_since`, keep them, and return every kept one."""
+        self.keep_moves(broker.name, broker.cash_moves(self.moves_since(broker.name)))
+        return self.moves(broker.name)
+
+    def moves_since(self, broker: str) -> datetime | None:
+        """Where the next read of `broker`'s movements starts: the newest kept one's time minus
+        `OVERLAP`; None (from the beginning) when none is kept."""
+        row = self.db.execute("SELECT max(at) FROM cash_moves WHERE broker=?", (broker,)).fetchone()
+        return datetime.fromisoformat(row[0]) - OVERLAP if row and row[0] else None
 
     def remember(self, key: str, value: str) -> None:
         """Keep the first value written under `key`."""

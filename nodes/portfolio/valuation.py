@@ -1,11 +1,14 @@
-"""Valuing an account: pure, no MQTT, no broker. Every amount stays a Decimal."""
+"""Valuing an account and adding up the money moved in and out of it: pure, no MQTT, no
+broker. Every amount stays a Decimal."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from nodes.brokers.base import Account
+from nodes.brokers.base import Account, CashMove
 from nodes.money.fx import Rates
 from schemas.portfolio import CashBalance, Holding, Summary
 
@@ -17,6 +20,41 @@ def _cents(x: Decimal) -> Decimal:
     return x.quantize(CENT, ROUND_HALF_UP)
 
 
+@dataclass(frozen=True)
+class Flows:
+    """The money moved in and out of the account, in the base currency: what came in
+    positive (deposits, dividends), what went out positive too (withdrawals, fees, taxes)."""
+
+    deposits: Decimal = Decimal(0)
+    withdrawals: Decimal = Decimal(0)
+    dividends: Decimal = Decimal(0)  # net of the tax withheld on them
+    fees: Decimal = Decimal(0)
+    taxes: Decimal = Decimal(0)  # other than those withheld on dividends
+
+
+def flows(moves: Iterable[CashMove], fx: Rates) -> Flows:
+    """Each kind's total, in the base currency, of these movements (each one once: the store
+    keeps them by id). A tax on the same UTC day, in the same currency and for the same
+    security (None: not named) as a dividend is the tax withheld on it: it counts against
+    the dividends, not in `taxes` (a broker that credits dividends net books none)."""
+    moves = list(moves)
+    paid_on: set[tuple[date, str, str | None]] = {
+        (m.at.date(), m.currency, m.symbol) for m in moves if m.kind == "dividend"
+    }
+    total = dict.fromkeys(("deposit", "withdrawal", "dividend", "fee", "tax"), Decimal(0))
+    for m in moves:
+        withheld = m.kind == "tax" and (m.at.date(), m.currency, m.symbol) in paid_on
+        kind = "dividend" if withheld else m.kind
+        total[kind] += fx.to_base(m.amount, m.currency)
+    return Flows(
+        deposits=total["deposit"],
+        withdrawals=-total["withdrawal"],
+        dividends=total["dividend"],
+        fees=-total["fee"],
+        taxes=-total["tax"],
+    )
+
+
 def summarise(
     account: Account,
     quotes: dict[str, Decimal],
@@ -24,12 +62,12 @@ def summarise(
     *,
     mode: str,
     broker: str,
-    deposits_base: Decimal,
-    dividends_base: Decimal,
+    moved: Flows,
     at: datetime,
 ) -> Summary:
-    """Positions at their latest close and cash, in their currencies and in the base one.
-    A position without a quote is `unpriced`: listed, left out of the totals."""
+    """Positions at their latest close and cash, in their currencies and in the base one,
+    and the money `moved` in and out (`flows`). A position without a quote is `unpriced`:
+    listed, left out of the totals."""
     holdings: list[tuple[Holding, Decimal | None]] = []
     unpriced: list[str] = []
     for symbol, p in sorted(account.positions.items()):
@@ -81,7 +119,10 @@ def summarise(
         unpriced=unpriced,
         fx={c: fx.rate(c) for c in sorted(currencies)},
         fx_source=fx.source,
-        deposits_base=_cents(deposits_base),
-        dividends_base=_cents(dividends_base),
+        deposits_base=_cents(moved.deposits),
+        dividends_base=_cents(moved.dividends),
+        withdrawals_base=_cents(moved.withdrawals),
+        fees_base=_cents(moved.fees),
+        taxes_base=_cents(moved.taxes),
         at=at,
     )
