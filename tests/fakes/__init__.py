@@ -12,7 +12,7 @@ from http.server import ThreadingHTTPServer
 @contextmanager
 def running(server: ThreadingHTTPServer) -> Iterator[None]:
     """Serve on a thread until the block ends."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield
