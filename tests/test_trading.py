@@ -25,7 +25,7 @@ from nodes.trading.node import node as trading
 from nodes.trading.settings import Settings
 from schemas import catalog as t
 from schemas.trading import Halt, Halted, ListOrders, Order, OrderRef, PlaceOrder, Resume
-from tests.market import CLOSES, buy, publish_market
+from tests.market import buy, publish_market
 from tests.test_fuzz import LoopThread
 
 D = Decimal
