@@ -9,6 +9,8 @@ change in the store before it acts on it.
     proposed --a newer plan is kept--> superseded (`PlanStore.add`)
     failed | partly_done --approved again by hand--> approved (a new step per failed order)
 
+(`sent` is passed over when trading's answers are final already, as the paper account's fills are.)
+
 Proposed, rejected and superseded are decisions; every other status follows from the
 steps (`status`: the store writes it whenever a step changes). A step keeps its order's
 state as trading last told it: the answer to `trading/order`, then every `ORDER_UPDATED`
