@@ -18,6 +18,7 @@ Safety first, then liveness, and every decision visible:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from nodes.money.fx import FxError
 from nodes.brokers.base import Broker, BrokerError, OrderSpec, Refused, Sighting
+from nodes.money.fx import FxError
 from schemas.trading import Attention, Order, SettleOrder
 
 from .lifecycle import Cause, Event, InvalidTransition, State
@@ -231,10 +232,8 @@ class Clerk:
         `poll_max_s`; a failure is logged and never ends the loop."""
         pause = self.settings.poll_s
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.poll()
@@ -277,16 +276,16 @@ class Clerk:
             self._problems.pop(order.ref, None)
             await self._adopt(order.ref, found.sighting, "poll")
             return
-        if order.status == State.UNKNOWN.value and self.now() - sent_at > self.settings.settle_after:
-            if not self.outbox.alerted(order.ref):
-                self.outbox.mark_alerted(order.ref)
-                await self.reporter.alert(
-                    order,
-                    f"order {order.client_order_id} ({order.side} {order.quantity} {order.symbol}, broker id "
-                    f"{order.broker_ref}) was sent {sent_at:%Y-%m-%d %H:%M:%S} UTC without a definite answer and the "
-                    f"broker does not list it after {self.settings.settle_after.total_seconds():.0f} s. New orders "
-                    f"for {order.symbol} wait. Settle it: trading/settle with action resend or abandon.",
-                )
+        overdue = order.status == State.UNKNOWN.value and self.now() - sent_at > self.settings.settle_after
+        if overdue and not self.outbox.alerted(order.ref):
+            self.outbox.mark_alerted(order.ref)
+            await self.reporter.alert(
+                order,
+                f"order {order.client_order_id} ({order.side} {order.quantity} {order.symbol}, broker id "
+                f"{order.broker_ref}) was sent {sent_at:%Y-%m-%d %H:%M:%S} UTC without a definite answer and the "
+                f"broker does not list it after {self.settings.settle_after.total_seconds():.0f} s. New orders "
+                f"for {order.symbol} wait. Settle it: trading/settle with action resend or abandon.",
+            )
 
     def _watch_earlier_attempts(self, listed: list[Sighting]) -> None:
         """An order an operator resent may still show up under its first id: say so loudly."""
