@@ -125,7 +125,7 @@ async def optimization_rss(tmp: Path) -> dict[str, float]:
 
 def _spec(ref: int) -> OrderSpec:
     return OrderSpec(
-        ref=ref,
+        broker_ref=ref,
         client_order_id=f"d-{ref}",
         symbol="AAPL.US",
         side="buy" if ref % 2 else "sell",
@@ -142,7 +142,7 @@ def direct_orders(tmp: Path, n: int) -> float:
     paper.deposit(Decimal(10**9), "USD")
     start = time.perf_counter()
     for ref in range(1, n + 1):
-        assert paper.place(_spec(ref)).status == "filled"
+        assert paper.place(_spec(ref)).evidence == "fill"
     rate = n / (time.perf_counter() - start)
     paper.close()
     return rate

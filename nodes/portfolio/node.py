@@ -123,7 +123,7 @@ async def on_quotes(quotes: Quotes, ctx: Ctx) -> None:
 
 @node.on(t.ORDER_UPDATED)
 async def on_order(order: Order, ctx: Ctx) -> None:
-    if order.status in ("filled", "partially_filled", "cancelled"):
+    if order.filled_quantity > 0:  # a fill moved cash and shares (partial, whole, or before an end)
         with contextlib.suppress(Rejected):
             await sync(SyncPortfolio(), ctx)
 
