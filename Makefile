@@ -37,6 +37,7 @@ bench: deps
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/optimization.py
 	$(BIN)/python bench/planner.py
+	$(BIN)/python bench/trading.py
 
 # ruff's linter and formatter, and mypy on edge/, schemas/ and nodes/ (pyproject's [tool.mypy]).
 lint: deps
