@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from nodes.brokers.base import Broker, BrokerError, OrderSpec, Refused, Sighting
 from nodes.money.fx import FxError
 from schemas.trading import Attention, Order, SettleOrder
 
-from .lifecycle import Cause, Event, InvalidTransition, State
+from .lifecycle import FINISHED, Cause, Event, InvalidTransition, State
 from .matching import Mine, match
 from .outbox import PER_PREFIX, Outbox
 from .settings import Settings
@@ -38,6 +39,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOOKBACK = timedelta(days=7)  # how far back the broker's history is read for our orders
+FEE_RECHECK_S = 300.0
 WAITING = frozenset({State.SENDING.value, State.UNKNOWN.value})  # fate not known: the security is blocked
 
 
@@ -72,6 +74,8 @@ class Clerk:
         self._said: set[tuple[int, str]] = set()
         self._attention: Attention | None = None
         self._ids_checked = False
+        self._unseen: dict[int, datetime] = {}  # ref: since when an accepted order is missing from the lists
+        self._fees_due = 0.0  # monotonic time of the next look for the broker's commissions
 
     async def ask(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking broker call on the broker thread."""
@@ -196,21 +200,25 @@ class Clerk:
             return order
         note = seen.note or f"the broker says {seen.status}"
         event = Event(cause, self.now(), by, note[:2000], seen.filled, seen.average_price)
+        before = order.filled_quantity
         try:
             order = await self._apply(ref, event, broker_order_id=seen.broker_order_id, trade_ids=seen.trade_ids)
         except InvalidTransition as exc:
             self._tell_once(order, f"the broker's report does not fit the order's life: {exc}")
             return order
         if order.filled_quantity > 0:
-            order = await self._fee(order, seen.fee)
+            order = await self._fee(order, seen.fee, refilled=order.filled_quantity != before)
+            if order.fee_estimated:
+                self._fees_due = 0.0  # look for the broker's figure at the next poll
         return order
 
-    async def _fee(self, order: Order, fee: Decimal | None) -> Order:
-        """The broker's fee where it gave one, else the schedule's figure marked as an estimate
-        (replaced when the broker's commission appears: `_broker_fees`)."""
+    async def _fee(self, order: Order, fee: Decimal | None, *, refilled: bool = False) -> Order:
+        """The broker's fee where it gave one, else (for new fills) the schedule's figure for
+        everything filled, marked as an estimate until the broker's commissions for all the
+        executions appear (`_broker_fees`)."""
         if fee is not None:
             updated = self.outbox.set_fee(order.ref, fee, estimated=False)
-        elif order.fee_estimated or order.fee == 0:
+        elif refilled or order.fee == 0:
             value = order.filled_quantity * (order.average_price or order.reference_price)
             try:
                 estimate = self.settings.fees.fee(value, order.currency, self.settings.fx)
@@ -250,12 +258,12 @@ class Clerk:
         now = self.now()
         open_orders = [o for o in self.outbox.open() if o.ref not in self._in_flight]
         fee_due = self.outbox.estimated_fees(now - timedelta(days=self.settings.fee_days))
-        if not open_orders and not fee_due:
+        if not open_orders and (not fee_due or time.monotonic() < self._fees_due):
             return
         sent = [self.outbox.sent_at(o.ref) or o.created for o in open_orders]
         since = min([*sent, now]) - timedelta(days=1)
         listed = await self.ask(self.broker.orders, since)
-        claimed = {o.broker_order_id for o in self.outbox.list(limit=500) if o.broker_order_id}
+        claimed = self.outbox.claimed()
         for order, sent_at in zip(open_orders, sent, strict=True):
             try:
                 await self._settle_one(order, sent_at, listed, claimed)
@@ -263,8 +271,7 @@ class Clerk:
                 self._tell_once(order, f"cannot be matched with the broker: {exc}")
                 log.exception("trading: order %s", order.client_order_id)
         self._watch_earlier_attempts(listed)
-        if fee_due or any(o.status == "filled" for o in self.outbox.open()):
-            await self._broker_fees(since)
+        await self._broker_fees(now - timedelta(days=self.settings.fee_days))
         await self._publish_attention()
 
     async def _settle_one(self, order: Order, sent_at: datetime, listed: list[Sighting], claimed: set[str]) -> None:
@@ -274,8 +281,13 @@ class Clerk:
             self._tell_once(order, found.problem)
         if found.sighting is not None:
             self._problems.pop(order.ref, None)
+            self._unseen.pop(order.ref, None)
             await self._adopt(order.ref, found.sighting, "poll")
             return
+        if order.status not in WAITING:  # the broker had it: say so if its lists lose it for long
+            missing = self._unseen.setdefault(order.ref, self.now())
+            if self.now() - missing > self.settings.settle_after:
+                self._tell_once(order, f"the broker's lists have not shown it since {missing:%Y-%m-%d %H:%M} UTC")
         overdue = order.status == State.UNKNOWN.value and self.now() - sent_at > self.settings.settle_after
         if overdue and not self.outbox.alerted(order.ref):
             self.outbox.mark_alerted(order.ref)
@@ -289,21 +301,25 @@ class Clerk:
 
     def _watch_earlier_attempts(self, listed: list[Sighting]) -> None:
         """An order an operator resent may still show up under its first id: say so loudly."""
-        for order in self.outbox.list(limit=500):
-            for old in self.outbox.previous_refs(order.ref):
-                for s in listed:
-                    if s.broker_ref == old and s.symbol == order.symbol:
+        for cid, symbol, earlier in self.outbox.resent():
+            for s in listed:
+                if s.broker_ref in earlier and s.symbol == symbol:
+                    order = self.outbox.get(cid)
+                    if order is not None:
                         self._tell_once(
                             order,
-                            f"its earlier attempt (broker id {old}) is at the broker as order {s.broker_order_id} "
-                            f"({s.status}): there may be two orders",
+                            f"its earlier attempt (broker id {s.broker_ref}) is at the broker as order "
+                            f"{s.broker_order_id} ({s.status}): there may be two orders",
                         )
 
     async def _broker_fees(self, since: datetime) -> None:
+        """Replace estimated fees by the broker's commissions once it lists them: right after a
+        fill, then every `FEE_RECHECK_S` (cash flows may be posted hours later)."""
         orders = self.outbox.estimated_fees(since)
-        if not orders:
+        if not orders or time.monotonic() < self._fees_due:
             return
-        charged = await self.ask(self.broker.commissions, since)
+        self._fees_due = time.monotonic() + FEE_RECHECK_S
+        charged = await self.ask(self.broker.commissions, since - timedelta(days=1))
         for order in orders:
             trades = self.outbox.trade_ids(order.ref)
             if trades and all(t in charged for t in trades):
@@ -356,6 +372,8 @@ class Clerk:
     async def _publish_attention(self) -> None:
         waiting = self.outbox.in_states(WAITING)
         alerted = [o for o in waiting if self.outbox.alerted(o.ref)]
+        for ref in [r for r in self._problems if self.outbox.by_ref(r).status in FINISHED]:
+            del self._problems[ref]  # its end is known: nothing left to look at
         troubled = [self.outbox.by_ref(ref) for ref in self._problems]
         orders = {o.ref: o for o in [*alerted, *troubled]}
         attention = Attention(

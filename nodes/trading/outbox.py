@@ -162,7 +162,7 @@ class Outbox:
             unchanged = after.state == life.state and after.filled == life.filled
             if unchanged and broker_order_id in (None, known_id) and trades == sorted(json.loads(known_trades)):
                 return self.by_ref(ref)
-            if event.cause is Cause.SEND:
+            if event.cause in (Cause.SEND, Cause.RESEND):
                 sent_at = at
             db.execute(
                 "UPDATE orders SET status=?, filled=?, average_price=?, broker_order_id=COALESCE(?, broker_order_id), "
@@ -229,6 +229,18 @@ class Outbox:
     def trade_ids(self, ref: int) -> list[str]:
         row = self.db.execute("SELECT trade_ids FROM orders WHERE ref=?", (ref,)).fetchone()
         return [] if row is None else list(json.loads(row[0]))
+
+    def claimed(self) -> set[str]:
+        """The broker order ids some order of this outbox already is."""
+        return {r[0] for r in self.db.execute("SELECT broker_order_id FROM orders WHERE broker_order_id IS NOT NULL")}
+
+    def resent(self) -> list[tuple[str, str, list[int]]]:
+        """(client order id, symbol, earlier broker ids) of the orders an operator resent."""
+        rows = self.db.execute(
+            "SELECT client_order_id, json_extract(request, '$.symbol'), previous_refs FROM orders "
+            "WHERE previous_refs != '[]'"
+        )
+        return [(cid, symbol, list(json.loads(refs))) for cid, symbol, refs in rows]
 
     def previous_refs(self, ref: int) -> list[int]:
         row = self.db.execute("SELECT previous_refs FROM orders WHERE ref=?", (ref,)).fetchone()
