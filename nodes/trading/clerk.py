@@ -300,16 +300,18 @@ class Clerk:
             )
 
     def _watch_earlier_attempts(self, listed: list[Sighting]) -> None:
-        """An order an operator resent may still show up under its first id: say so loudly."""
-        for cid, symbol, earlier in self.outbox.resent():
+        """An order an operator resent or abandoned may still show up under an id it was sent
+        with: the account then differs from the outbox, and an operator must know at once."""
+        for cid, symbol, ids in self.outbox.watched():
             for s in listed:
-                if s.broker_ref in earlier and s.symbol == symbol:
+                if s.broker_ref in ids and s.symbol == symbol:
                     order = self.outbox.get(cid)
                     if order is not None:
                         self._tell_once(
                             order,
-                            f"its earlier attempt (broker id {s.broker_ref}) is at the broker as order "
-                            f"{s.broker_order_id} ({s.status}): there may be two orders",
+                            f"it was sent as broker id {s.broker_ref}, which the broker now lists as order "
+                            f"{s.broker_order_id} ({s.status}, {s.filled} filled) although it was "
+                            f"{'abandoned' if order.status == 'abandoned' else 'sent again'}: check the account",
                         )
 
     async def _broker_fees(self, since: datetime) -> None:
@@ -349,6 +351,16 @@ class Clerk:
         if self.now() < ready:
             raise NotSent(
                 f"order {order.client_order_id}: wait until {ready:%H:%M:%S} UTC, the broker may still list it"
+            )
+        try:  # one more look first: the broker may list it by now
+            await self.poll()
+        except BrokerError as exc:
+            raise NotSent(f"the broker's orders cannot be read to check it once more ({exc})") from exc
+        order = self.outbox.by_ref(order.ref)
+        if order.status != State.UNKNOWN.value:
+            raise NotSent(
+                f"order {order.client_order_id} is at the broker after all (order {order.broker_order_id}, "
+                f"{order.status}): nothing to settle"
             )
         note = f"{req.action} by {req.by}" + (f": {req.reason}" if req.reason else "")
         if req.action == "abandon":

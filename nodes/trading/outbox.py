@@ -234,13 +234,17 @@ class Outbox:
         """The broker order ids some order of this outbox already is."""
         return {r[0] for r in self.db.execute("SELECT broker_order_id FROM orders WHERE broker_order_id IS NOT NULL")}
 
-    def resent(self) -> list[tuple[str, str, list[int]]]:
-        """(client order id, symbol, earlier broker ids) of the orders an operator resent."""
+    def watched(self) -> list[tuple[str, str, list[int]]]:
+        """(client order id, symbol, broker ids) that must never show up at the broker: the
+        earlier ids of orders an operator resent, and the ids of orders an operator abandoned."""
         rows = self.db.execute(
-            "SELECT client_order_id, json_extract(request, '$.symbol'), previous_refs FROM orders "
-            "WHERE previous_refs != '[]'"
+            "SELECT client_order_id, json_extract(request, '$.symbol'), previous_refs, status, broker_ref FROM orders "
+            "WHERE previous_refs != '[]' OR status = 'abandoned'"
         )
-        return [(cid, symbol, list(json.loads(refs))) for cid, symbol, refs in rows]
+        return [
+            (cid, symbol, [*json.loads(refs), *([ref] if status == "abandoned" and ref is not None else [])])
+            for cid, symbol, refs, status, ref in rows
+        ]
 
     def previous_refs(self, ref: int) -> list[int]:
         row = self.db.execute("SELECT previous_refs FROM orders WHERE ref=?", (ref,)).fetchone()
