@@ -630,8 +630,9 @@ class Bench:
         return "?"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_cleanly(args: argparse.Namespace, make: Callable[[Path], Any], prefix: str) -> int:
+    """Run `make(tmp).run()` in a fresh folder and print its figures as the last line; the
+    bench's `close()` stops every process and the broker on exit, Ctrl-C, SIGTERM or an error."""
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     # paho 2.2 logs "Client is not connected" at ERROR when its loop ends after a clean disconnect
     logging.getLogger("paho").setLevel(logging.CRITICAL)
@@ -641,9 +642,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, terminate)
-    tmp = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     tmp.chmod(0o755)  # as root, mosquitto drops to its own user and must reach its folder
-    bench = Bench(args, tmp)
+    bench = make(tmp)
     result: dict[str, Any] | None = None
     try:
         result = bench.run()
@@ -665,6 +666,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(json.dumps(result))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_cleanly(args, lambda tmp: Bench(args, tmp), "edge-bench-")
 
 
 if __name__ == "__main__":

@@ -28,12 +28,6 @@ through the real tradernet-sdk. Then, in this order:
    /proc/<pid>/task/*/schedstat;
 4. the node's VmRSS after the run.
 
-The fake Tradernet writes each answer in two writes (headers, then body) on sockets without
-TCP_NODELAY, so every answer's body waits for the client's delayed ACK: ~40 ms a call, more
-than anything measured here. Unless `--fake-as-is`, this run sets socketserver's
-`disable_nagle_algorithm` on the fake's handler class (in this process only) after timing a
-few adapter calls both ways, which the output reports.
-
 The last line printed is one JSON object with the figures. Every process, the broker and
 the fake are stopped on exit, Ctrl-C, SIGTERM or an exception (a SIGKILL of the benchmark
 too: see bench/rpc.py's watchdog).
@@ -45,14 +39,11 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -75,6 +66,7 @@ from bench.rpc import (  # noqa: E402
     cpu_s,
     pct,
     rss_mb,
+    run_cleanly,
     uss_pss_mb,
 )
 from edge import Client  # noqa: E402
@@ -180,11 +172,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--poll", type=float, default=1.0, help="the node's TRADING_POLL_S (default 1; the node's own: 30)")
     p.add_argument("--idle-wait", type=float, help="seconds after online before the rest RSS (default 5, quick 3)")
     p.add_argument("--seed", type=int, default=1, help="of the random pauses before the fills")
-    p.add_argument(
-        "--fake-as-is",
-        action="store_true",
-        help="leave the fake Tradernet's sockets without TCP_NODELAY (each answer then waits ~40 ms: see the doc)",
-    )
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs) for inspection")
     a = p.parse_args(argv)
     a.rounds = a.rounds or (3 if a.quick else 4)
@@ -236,9 +223,6 @@ class Bench:
         prices = {s: [(date(2024, 11, 29), c)] for s, c in CLOSES.items()}
         self.fake = self.stack.enter_context(tradernet.serve(prices))
         self.fake.cash["USD"] = CASH_USD
-        self.stall = self.fake_stall()
-        if not self.args.fake_as_is:
-            self._nodelay(True)
         self.broker = DevBroker(self.tmp / "run").start()
         assert self.broker.proc is not None
         self.watchdog = subprocess.Popen(
@@ -259,31 +243,6 @@ class Bench:
     def new_adapter(self) -> TradernetBroker:
         """The adapter on its own SDK client: a keep-alive connection of its own to the fake."""
         return TradernetBroker(client(Credentials(tradernet.PUBLIC, tradernet.PRIVATE, self.fake.url, 5.0)))
-
-    def _nodelay(self, on: bool) -> None:
-        """TCP_NODELAY on the fake's connections accepted from now on (socketserver's
-        `disable_nagle_algorithm`), in this process only; put back on close."""
-        handler = tradernet._Handler
-        if "disable_nagle_algorithm" not in handler.__dict__:
-            self.stack.callback(lambda: delattr(handler, "disable_nagle_algorithm"))
-        handler.disable_nagle_algorithm = on
-
-    def fake_stall(self, n: int = 8) -> dict[str, float]:
-        """The adapter's median orders() and place() against the fake as it is, then with
-        TCP_NODELAY on its side: its answers go out as two writes (headers, then body), and
-        without TCP_NODELAY the body waits for the client's delayed ACK."""
-        out: dict[str, float] = {}
-        for label, on in (("as_is", False), ("nodelay", True)):
-            self._nodelay(on)
-            self.adapter = self.new_adapter()
-            times = [self.adapter_order() for _ in range(n)]
-            out[f"{label}_orders_ms"] = statistics.median(x for x, _ in times) * 1000
-            out[f"{label}_place_ms"] = statistics.median(y for _, y in times) * 1000
-            session = getattr(self.adapter.api, "session", None)
-            if session is not None:
-                session.close()
-        self._nodelay(False)
-        return out
 
     async def connect(self) -> None:
         assert self.broker is not None
@@ -548,14 +507,6 @@ class Bench:
             if node_calls[cmd] or adapter_calls[cmd]:
                 per_node, per_adapter = node_calls[cmd] / node.orders, adapter_calls[cmd] / adapter.orders
                 print(f"  {cmd:<20} node {per_node:5.2f}   adapter {per_adapter:5.2f}")
-        st = self.stall
-        print(
-            f"the fake Tradernet as written: orders(since) {st['as_is_orders_ms']:.1f} ms, place "
-            f"{st['as_is_place_ms']:.1f} ms; with TCP_NODELAY on its sockets {st['nodelay_orders_ms']:.1f} ms and "
-            f"{st['nodelay_place_ms']:.1f} ms (its answers go out as two writes, headers then body: without "
-            "TCP_NODELAY the body waits for the client's delayed ACK, ~40 ms a call). This run: "
-            + ("the fake as written (--fake-as-is)" if a.fake_as_is else "TCP_NODELAY on (--fake-as-is: as written)")
-        )
         print()
         expected = a.poll / 2
         print(
@@ -595,9 +546,6 @@ class Bench:
             "node_orders_per_s_by_round": [round(r.per_s, 1) for r in node.rounds],
             "adapter_orders_per_s_by_round": [round(r.per_s, 1) for r in adapter.rounds],
             "node_book_by_round": [r.book for r in node.rounds],
-            "fake_nodelay": not a.fake_as_is,
-            "fake_as_is_call_ms": {"orders": r3(st["as_is_orders_ms"]), "place": r3(st["as_is_place_ms"])},
-            "fake_nodelay_call_ms": {"orders": r3(st["nodelay_orders_ms"]), "place": r3(st["nodelay_place_ms"])},
             "book_at_end": self.fake.count(),
             "poll_s": a.poll,
             "fills": len(fills),
@@ -609,38 +557,7 @@ class Bench:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("paho").setLevel(logging.CRITICAL)  # "Client is not connected" after a clean disconnect
-
-    def terminate(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, terminate)
-    tmp = Path(tempfile.mkdtemp(prefix="edge-bench-trading-"))
-    tmp.chmod(0o755)  # as root, mosquitto drops to its own user and must reach its folder
-    bench = Bench(args, tmp)
-    result: dict[str, Any] | None = None
-    try:
-        result = bench.run()
-    except KeyboardInterrupt:
-        print("interrupted; cleaning up", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            bench.close()
-        finally:
-            if args.keep:
-                print(f"logs kept in {tmp}", file=sys.stderr)
-            else:
-                shutil.rmtree(tmp, ignore_errors=True)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if result is None:
-        return 130
-    print(json.dumps(result))
-    return 0
+    return run_cleanly(args, lambda tmp: Bench(args, tmp), "edge-bench-trading-")
 
 
 if __name__ == "__main__":
