@@ -135,6 +135,28 @@ async def test_our_limits_deny_an_order_which_is_kept_and_never_sent(
     assert paper_orders(paper_env) == []
 
 
+async def test_a_paper_order_without_an_answer_is_found_and_never_sent_twice(
+    run_node, market, operator, paper_env, monkeypatch
+):
+    """Paper goes through the same state machine: the paper broker books the order, the
+    connection "drops", the order is `unknown` until the paper account's list shows it."""
+    monkeypatch.setenv("TRADING_POLL_S", "0.2")
+    paper = PaperBroker(paper_env)
+    paper.inject("place", "drop_after")
+    async with run_node(trading):
+        await asyncio.sleep(0.3)
+        assert (await operator.call(t.TRADING_ORDER, buy())).status == "unknown"
+        assert (await operator.call(t.TRADING_ORDER, buy())).status in ("unknown", "filled")  # a retry
+        for _ in range(100):
+            order = await operator.call(t.TRADING_GET, OrderRef(client_order_id="plan-1:1"))
+            if order.status == "filled":
+                break
+            await asyncio.sleep(0.1)
+        assert [s.status for s in order.steps] == ["new", "sending", "unknown", "filled"]
+    paper.close()
+    assert paper_orders(paper_env) == [("plan-1:1", "filled", "10")]
+
+
 async def test_open_orders_hold_their_cash_in_the_pre_checks(run_node, market, operator, paper_env):
     """An order whose fate is unknown still holds its cash: the next buy that needs the same
     money is denied instead of being sent for the broker to refuse."""
@@ -252,7 +274,13 @@ def test_settings_from_the_environment():
     live = Settings.from_env({"EDGE_MODE": "live", "TRADING_STALE_ORDER_S": "60", "FX_RATES": "USD=0.9"})
     assert live.limits.market_hours == "exchange" and live.stale_after.total_seconds() == 60
     assert live.fx.rate("USD") == D("0.9")
+    timing = Settings.from_env({"TRADING_POLL_S": "2", "TRADING_SETTLE_S": "60", "TRADING_ANSWER_S": "1"})
+    assert (timing.poll_s, timing.settle_after.total_seconds(), timing.answer_s, s.poll_max_s) == (2, 60, 1, 300)
     for name, bad in (
+        ("TRADING_POLL_S", "0"),
+        ("TRADING_SETTLE_S", "soon"),
+        ("TRADING_ANSWER_S", "-1"),
+        ("TRADING_FEE_DAYS", "1.5"),
         ("TRADING_STALE_ORDER_S", "1h"),
         ("TRADING_STALE_ORDER_S", "-1"),
         ("EDGE_MODE", "Paper"),
