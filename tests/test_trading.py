@@ -24,7 +24,7 @@ from nodes.trading.limits import Limits
 from nodes.trading.node import node as trading
 from nodes.trading.settings import Settings
 from schemas import catalog as t
-from schemas.trading import Halt, Halted, ListOrders, Order, OrderRef, PlaceOrder, Resume
+from schemas.trading import Halt, Halted, ListOrders, Order, OrderRef, PlaceOrder, Resume, SettleOrder
 from tests.market import buy, publish_market
 from tests.test_fuzz import LoopThread
 
@@ -249,6 +249,9 @@ async def test_only_planning_and_the_operator_may_order(run_node, market, connec
             await scoring.publish(scoring.topics.command("trading", "order"), buy(), qos=1)
         with pytest.raises(PublishRefused, match="Not authorized"):
             await scoring.publish(scoring.topics.command("trading", "halt"), Halt(reason="x"), qos=1)
+        settle = SettleOrder(client_order_id="plan-1:1", action="resend", by="planning")
+        with pytest.raises(PublishRefused, match="Not authorized"):  # only an operator settles
+            await planning.publish(planning.topics.command("trading", "settle"), settle, qos=1)
         assert (await planning.call(t.TRADING_ORDER, buy())).status == "filled"
     assert [r[0] for r in paper_orders(paper_env)] == ["plan-1:1"]
 
