@@ -57,6 +57,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _looks(order: Order) -> tuple[object, ...]:
+    """What readers of `evt/trading/order` act on: a change of any of it is published."""
+    return (
+        order.status,
+        order.filled_quantity,
+        order.average_price,
+        order.broker_order_id,
+        order.fee,
+        order.fee_estimated,
+    )
+
+
 class Clerk:
     def __init__(
         self,
@@ -174,12 +186,11 @@ class Clerk:
     # -- evidence -----------------------------------------------------------------------------------
     async def _apply(self, ref: int, event: Event, **evidence: Any) -> Order:
         before = self.outbox.by_ref(ref)
-        after = self.outbox.apply(ref, event, **evidence)
-        if (after.status, after.filled_quantity, after.broker_order_id) != (
-            before.status,
-            before.filled_quantity,
-            before.broker_order_id,
-        ):
+        return await self._announce(before, self.outbox.apply(ref, event, **evidence))
+
+    async def _announce(self, before: Order, after: Order) -> Order:
+        """Publish the order if anything a reader acts on changed."""
+        if _looks(after) != _looks(before):
             await self.reporter.order_changed(after)
         return after
 
@@ -200,36 +211,31 @@ class Clerk:
             return order
         note = seen.note or f"the broker says {seen.status}"
         event = Event(cause, self.now(), by, note[:2000], seen.filled, seen.average_price)
-        before = order.filled_quantity
         try:
-            order = await self._apply(ref, event, broker_order_id=seen.broker_order_id, trade_ids=seen.trade_ids)
+            after = self.outbox.apply(ref, event, broker_order_id=seen.broker_order_id, trade_ids=seen.trade_ids)
         except InvalidTransition as exc:
             self._tell_once(order, f"the broker's report does not fit the order's life: {exc}")
             return order
-        if order.filled_quantity > 0:
-            order = await self._fee(order, seen.fee, refilled=order.filled_quantity != before)
-            if order.fee_estimated:
+        if after.filled_quantity > 0:  # the fee goes out with the fill, in one event
+            after = self._fee(after, seen.fee, refilled=after.filled_quantity != order.filled_quantity)
+            if after.fee_estimated:
                 self._fees_due = 0.0  # look for the broker's figure at the next poll
-        return order
+        return await self._announce(order, after)
 
-    async def _fee(self, order: Order, fee: Decimal | None, *, refilled: bool = False) -> Order:
+    def _fee(self, order: Order, fee: Decimal | None, *, refilled: bool = False) -> Order:
         """The broker's fee where it gave one, else (for new fills) the schedule's figure for
         everything filled, marked as an estimate until the broker's commissions for all the
         executions appear (`_broker_fees`)."""
         if fee is not None:
-            updated = self.outbox.set_fee(order.ref, fee, estimated=False)
-        elif refilled or order.fee == 0:
+            return self.outbox.set_fee(order.ref, fee, estimated=False)
+        if refilled or order.fee == 0:
             value = order.filled_quantity * (order.average_price or order.reference_price)
             try:
                 estimate = self.settings.fees.fee(value, order.currency, self.settings.fx)
             except FxError:
                 estimate = Decimal(0)
-            updated = self.outbox.set_fee(order.ref, estimate, estimated=True)
-        else:
-            return order
-        if (updated.fee, updated.fee_estimated) != (order.fee, order.fee_estimated):
-            await self.reporter.order_changed(updated)
-        return updated
+            return self.outbox.set_fee(order.ref, estimate, estimated=True)
+        return order
 
     # -- polling ------------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -325,7 +331,7 @@ class Clerk:
         for order in orders:
             trades = self.outbox.trade_ids(order.ref)
             if trades and all(t in charged for t in trades):
-                await self._fee(order, sum((charged[t] for t in trades), Decimal(0)))
+                await self._announce(order, self._fee(order, sum((charged[t] for t in trades), Decimal(0))))
 
     # -- operators ----------------------------------------------------------------------------------
     async def cancel(self, order: Order) -> Order:
