@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -44,6 +45,7 @@ from tests.market import CLOSES, SECURITIES
 
 D = Decimal
 SOAK = os.environ.get("HYPOTHESIS_PROFILE") == "soak"
+pytestmark = pytest.mark.timeout(2400 if SOAK else 300)  # 200 lives of a second or two each in `make soak`
 SETTLE = timedelta(seconds=0.4)
 SDK_TIMEOUT_S = 0.25
 LATE_S = 0.4  # a late booking lands after the SDK gave up
