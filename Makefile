@@ -5,12 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test test-all soak longrun bench lint fmt deps system-deps schema clean
+.PHONY: up test test-all soak longrun bench lint fmt deps system-deps browser schema clean
 
 up: deps
 	$(BIN)/edge up
 
-test: deps
+test: deps browser
 	$(BIN)/python -m pytest -q
 
 # The release check: the suite on every supported Python found here (3.11 to 3.13).
@@ -57,11 +57,15 @@ deps: system-deps $(STAMP)
 system-deps:
 	@deploy/local/ensure-system-deps.sh
 
+# Debian's chromium, which the dashboard's tests drive with Playwright (no browser download).
+browser:
+	@deploy/local/ensure-system-deps.sh --browser
+
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge trader needs Python >= 3.11 (set PY=python3.13, say)")'
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,dashboard]'
 	touch $(STAMP)
 
 clean:

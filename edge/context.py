@@ -91,14 +91,18 @@ class Context(Generic[S]):
             )
         )
 
-    async def listen(self, entry: Topic, on_message: Callable[[Any], None], *, node: str | None = None) -> None:
+    async def listen(
+        self, entry: Topic, on_message: Callable[[Any], None], *, node: str | None = None, every_node: bool = False
+    ) -> None:
         """Receive a topic beside the node's one-message-at-a-time queue, for a handler that
         waits for other messages (a coordinator collecting its workers' results while its
         cycle command runs). `on_message(model)` runs on the handlers' loop; a payload that
         fails validation is reported on `error/<node>` like any other and dropped. These
-        messages are acknowledged on arrival (`AckPolicy.ACK_FIRST`)."""
+        messages are acknowledged on arrival (`AckPolicy.ACK_FIRST`). `every_node`: a per-node
+        entry (status, heartbeat, error) of every node at once (a viewer such as the dashboard)."""
         loop = asyncio.get_running_loop()
-        topic = self.client.topics.of(entry, node)
+        topics = self.client.topics
+        topic = topics.every_node(entry) if every_node else topics.of(entry, node)
         report = self._report
 
         def arrived(msg: Incoming) -> None:

@@ -9,7 +9,6 @@ gives the instance numbers of nodes that run as several workers (`evaluator: [1,
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,5 +86,8 @@ def placements(path: Path | str = DEFAULT_INVENTORY, board: str | None = None) -
 
 
 def is_built(node: str) -> bool:
-    """Whether the node's package exists yet (`nodes/<node>/node.py`)."""
-    return importlib.util.find_spec(f"nodes.{node}") is not None and (REPO_ROOT / "nodes" / node / "node.py").exists()
+    """Whether the node's package exists yet (`nodes/<node>/node.py`, or `<node>/node.py` for a
+    node with a package of its own, such as the dashboard)."""
+    return (REPO_ROOT / "nodes" / node / "node.py").exists() or (
+        node not in ("edge", "schemas", "nodes", "tests", "bench") and (REPO_ROOT / node / "node.py").exists()
+    )

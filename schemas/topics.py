@@ -330,6 +330,12 @@ class Topics:
     def all_commands(self) -> str:
         return f"{self.root}/cmd/#"
 
+    def every_node(self, entry: Topic) -> str:
+        """The filter of a per-node entry (`error/{node}`, ...) for every node: `error/+`."""
+        if "{node}" not in entry.path:
+            raise ValueError(f"{entry.path} is not a per-node topic")
+        return f"{self.root}/{entry.path.replace('{node}', '+')}"
+
     def node_filter(self, what: str) -> str:
         """`node/+/status` or `node/+/heartbeat` for every node."""
         return f"{self.root}/node/+/{what}"

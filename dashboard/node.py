@@ -1,0 +1,96 @@
+"""The dashboard as a node: its own broker user (reads everything, sends an operator's
+commands), birth, will and heartbeat like any node, and a NiceGUI web app in the same
+process (`app.py`) that shows what the node's subscriptions put on the board (`board.py`).
+
+The node runs on the web server's event loop (its network loop); its handlers fill the
+board from their own thread. `python -m edge.run dashboard.node:node` (the launcher and
+systemd) runs both; configuration: `settings.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge import Context, Node
+from edge.settings import BrokerSettings
+from schemas import catalog as t
+from schemas import topics
+from schemas.topics import Command
+
+from .board import Board
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# What the pages show: small retained states and events (not the optimiser's inputs or the
+# coordinator's problem, which are large and of no use to a person).
+STATES = (
+    t.UNIVERSE_SECURITIES,
+    t.UNIVERSE_QUOTES,
+    t.SCORES,
+    t.TRADING_HALTED,
+    t.TRADING_ATTENTION,
+    t.PORTFOLIO_SUMMARY,
+    t.OPTIMIZATION_TARGETS,
+    t.LATEST_PLAN,
+    t.SCHEDULE,
+)
+EVENTS = (t.CYCLE_PROGRESS, t.JOB_RAN, t.PRICES_CHANGED, t.SYNC_PROGRESS)
+
+
+@dataclass
+class View:
+    """The node's state: the board, and the context to send commands with."""
+
+    board: Board
+    ctx: Context[Any]
+
+    async def call(self, entry: Command, request: Any, *, timeout: float = 10.0) -> Any:
+        """A command as the operator would send it (from the web server's loop)."""
+        return await self.ctx.call(entry, request, timeout=timeout)
+
+
+class DashboardNode(Node):
+    """A node whose process also serves the web app."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.board = Board()
+        self.view: View | None = None
+
+    def main(self) -> None:
+        # A process started from a test inherits PYTEST_CURRENT_TEST, which makes NiceGUI
+        # take its own test harness's port instead of ours.
+        os.environ.pop("PYTEST_CURRENT_TEST", None)
+        from .app import serve
+
+        logging.basicConfig(
+            level=os.environ.get("EDGE_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        state_dir = Path(os.environ.get("EDGE_STATE_DIR") or ".run/state")
+        serve(self, BrokerSettings.from_env(), Settings.from_env(os.environ, state_dir), state_dir)
+
+
+node = DashboardNode("dashboard")
+Ctx = Context[View]
+
+
+@node.lifespan
+async def lifespan(ctx: Ctx) -> AsyncIterator[View]:
+    board = node.board
+    for entry in STATES:
+        await ctx.listen(entry, lambda model, path=entry.path: board.put(path, model))
+    for entry in EVENTS:
+        await ctx.listen(entry, lambda model, path=entry.path: board.put(path, model))
+    await ctx.listen(t.ORDER_UPDATED, board.order)
+    await ctx.listen(topics.STATUS, board.node_status, every_node=True)
+    await ctx.listen(topics.HEARTBEAT, board.heartbeat, every_node=True)
+    await ctx.listen(topics.ERROR, board.error, every_node=True)
+    view = node.view = View(board, ctx)
+    yield view
+    node.view = None
