@@ -23,7 +23,7 @@ test-all:
 
 # Long runs kept out of `make test`: every test, the slow ones included, with 2,000
 # hypothesis examples per property instead of 60.
-soak: deps
+soak: deps browser
 	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o addopts=""
 
 # Months of uptime in minutes, kept out of `make test`: 1,000,000 messages through real node
