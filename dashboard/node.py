@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from edge import Context, Node
 from edge.settings import BrokerSettings
 from schemas import catalog as t
 from schemas import topics
-from schemas.topics import Command
+from schemas.topics import Command, Topic
 
 from .board import Board
 from .settings import Settings
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # What the pages show: small retained states and events (not the optimiser's inputs or the
 # coordinator's problem, which are large and of no use to a person).
-STATES = (
+STATES: tuple[Topic, ...] = (
     t.UNIVERSE_SECURITIES,
     t.UNIVERSE_QUOTES,
     t.SCORES,
@@ -40,7 +40,7 @@ STATES = (
     t.LATEST_PLAN,
     t.SCHEDULE,
 )
-EVENTS = (t.CYCLE_PROGRESS, t.JOB_RAN, t.PRICES_CHANGED, t.SYNC_PROGRESS)
+EVENTS: tuple[Topic, ...] = (t.CYCLE_PROGRESS, t.JOB_RAN, t.PRICES_CHANGED, t.SYNC_PROGRESS)
 
 
 @dataclass
@@ -80,13 +80,15 @@ node = DashboardNode("dashboard")
 Ctx = Context[View]
 
 
+def _putter(board: Board, path: str) -> Callable[[Any], None]:
+    return lambda model: board.put(path, model)
+
+
 @node.lifespan
 async def lifespan(ctx: Ctx) -> AsyncIterator[View]:
     board = node.board
-    for entry in STATES:
-        await ctx.listen(entry, lambda model, path=entry.path: board.put(path, model))
-    for entry in EVENTS:
-        await ctx.listen(entry, lambda model, path=entry.path: board.put(path, model))
+    for entry in (*STATES, *EVENTS):
+        await ctx.listen(entry, _putter(board, entry.path))
     await ctx.listen(t.ORDER_UPDATED, board.order)
     await ctx.listen(topics.STATUS, board.node_status, every_node=True)
     await ctx.listen(topics.HEARTBEAT, board.heartbeat, every_node=True)

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nicegui import ui
 
 from ..layout import board, frame, live
 
-COLUMNS = [
+COLUMNS: list[dict[str, Any]] = [
     {"name": "node", "label": "node", "field": "node", "sortable": True, "align": "left"},
     {"name": "state", "label": "state", "field": "state", "sortable": True},
     {"name": "board", "label": "board", "field": "board", "sortable": True},
@@ -21,8 +23,8 @@ COLUMNS = [
 ]
 
 
-def node_rows() -> list[dict[str, object]]:
-    rows = []
+def node_rows() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for ident, status, beat, age in board().nodes():
         rows.append(
             {
