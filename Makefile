@@ -5,16 +5,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test test-all soak longrun bench lint fmt deps system-deps browser schema clean
+.PHONY: help up test test-all soak longrun bench lint fmt deps system-deps browser schema clean
 
-up: deps
+up: deps ## the whole system on this machine (broker, every built node, the dashboard; paper mode)
 	$(BIN)/edge up
 
-test: deps browser
+test: deps browser ## the test suite against a real Mosquitto (slow tests left out)
 	$(BIN)/python -m pytest -q
 
 # The release check: the suite on every supported Python found here (3.11 to 3.13).
-test-all:
+test-all: ## the suite on every Python 3.11 to 3.13 found here
 	@for v in 3.11 3.12 3.13; do \
 	  py=$$(command -v python$$v || ls $$HOME/.pyenv/versions/$$v*/bin/python$$v 2>/dev/null | head -1); \
 	  if [ -n "$$py" ]; then echo "== Python $$v ($$py)"; $(MAKE) --no-print-directory test PY=$$py VENV=.venv-$$v || exit 1; \
@@ -23,16 +23,16 @@ test-all:
 
 # Long runs kept out of `make test`: every test, the slow ones included, with 2,000
 # hypothesis examples per property instead of 60.
-soak: deps browser
+soak: deps browser ## every test, the slow ones too, with 2,000 hypothesis examples per property
 	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o addopts=""
 
 # Months of uptime in minutes, kept out of `make test`: 1,000,000 messages through real node
 # processes and a real broker, every node SIGTERMed and killed -9, the broker restarted
 # (bench/longrun.py; `bench/longrun.py --quick` for 100,000).
-longrun: deps
+longrun: deps ## months of uptime in minutes: 1,000,000 messages, nodes and broker restarted (bench/longrun.py)
 	$(BIN)/python bench/longrun.py
 
-bench: deps
+bench: deps ## benchmarks: bench/rpc.py, scoring.py, optimization.py, planner.py, trading.py
 	$(BIN)/python bench/rpc.py
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/optimization.py
@@ -40,25 +40,25 @@ bench: deps
 	$(BIN)/python bench/trading.py
 
 # ruff's linter and formatter, and mypy on edge/, schemas/ and nodes/ (pyproject's [tool.mypy]).
-lint: deps
+lint: deps ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-fmt: deps
+fmt: deps ## ruff --fix and ruff format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-schema: deps
+schema: deps ## JSON Schemas in build/schemas and the AsyncAPI document build/asyncapi.yaml
 	$(BIN)/edge schema --jsonschema build/schemas --asyncapi build/asyncapi.yaml
 
-deps: system-deps $(STAMP)
+deps: system-deps $(STAMP) ## .venv with the project, its dev tools and the dashboard; Debian packages
 
-system-deps:
+system-deps: ## mosquitto and mosquitto-clients (apt, as root or with sudo; else the line to run)
 	@deploy/local/ensure-system-deps.sh
 
 # Debian's chromium, which the dashboard's tests drive with Playwright (no browser download).
-browser:
+browser: ## Debian's chromium for the dashboard's tests
 	@deploy/local/ensure-system-deps.sh --browser
 
 $(STAMP): pyproject.toml
@@ -68,5 +68,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,dashboard]'
 	touch $(STAMP)
 
-clean:
+clean: ## remove .run (logs, state, the kept broker port and passwords), build and caches
 	rm -rf .run build .pytest_cache .ruff_cache .hypothesis
+
+help: ## this list
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
