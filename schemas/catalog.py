@@ -202,6 +202,12 @@ CYCLE_PROGRESS = event(
     qos=0,
     doc="batches done of total and the best so far, while a cycle runs",
 )
+COORDINATOR_CYCLES = state(
+    "coordinator",
+    "cycles",
+    pl.Cycles,
+    doc="the latest cycles' outcomes, newest first: the plan each proposed, or why none (its notes)",
+)
 PLANNING_PROPOSE = command(
     "planning",
     "propose",
@@ -273,6 +279,7 @@ ENTRIES: tuple = (
     COORDINATOR_CYCLE,
     COORDINATOR_PROBLEM,
     CYCLE_PROGRESS,
+    COORDINATOR_CYCLES,
     PLANNING_PROPOSE,
     PLANNING_APPROVE,
     PLANNING_REJECT,

@@ -241,10 +241,39 @@ class PlanStep(Message):
     retry_of: int | None = Field(default=None, description="the step whose order failed and this one sends again")
 
 
+class WeightChange(Message):
+    """A security's share of the portfolio (holdings and cash, 0..1) before and after a plan,
+    and its target, as the evaluators saw them."""
+
+    symbol: Symbol
+    before: float
+    after: float
+    target: float
+
+
+class Alternative(Message):
+    """A sequence the search scored and did not propose, with its score and parts."""
+
+    actions: list[Action]
+    score: float
+    parts: dict[str, float]
+
+
 class Evaluation(Message):
     score: float
     parts: dict[str, float]
     baseline_score: float = Field(description="the score of doing nothing")
+    baseline_parts: dict[str, float] = Field(default_factory=dict, description="the parts of doing nothing")
+    base: Currency | None = Field(default=None, description="the base currency of `value_base`")
+    value_base: float = Field(default=0.0, description="the portfolio's value (holdings and cash) it was scored on")
+    holdings: list[WeightChange] = Field(
+        default_factory=list, description="each security's weight before and after the best sequence, and its target"
+    )
+    alternatives: list[Alternative] = Field(
+        default_factory=list,
+        description="the best sequences not proposed, best first: the runners-up, or all of them when "
+        "nothing beat doing nothing",
+    )
     sequences: int = Field(description="sequences scored")
     rounds: int = Field(default=0, description="rounds of the search (the longest sequence's length)")
     exhaustive: bool = Field(default=True, description="no feasible sequence was left out by the beam")
@@ -273,6 +302,25 @@ class CycleResult(Message):
     evaluation: Evaluation | None
     candidates: int
     notes: list[str]
+
+
+class CycleOutcome(Message):
+    """How a cycle ended, for people: the plan it proposed, or none and why (`notes`)."""
+
+    cycle_id: Id
+    outcome: Literal["planned", "no_plan", "failed"]
+    plan_id: Id | None = None
+    evaluation: Evaluation | None = None
+    candidates: int = 0
+    notes: list[str]
+    started: UtcDateTime
+    ended: UtcDateTime
+
+
+class Cycles(Message):
+    """Retained on `state/coordinator/cycles`: the latest cycles' outcomes, newest first."""
+
+    cycles: list[CycleOutcome]
 
 
 class ProposePlan(Message):

@@ -8,7 +8,8 @@ result is late is sent again, and a second answer, or one of another cycle or ro
 ignored. While no round has more than `width` sequences nothing is dropped: the search
 is exhaustive. Ties go to the earlier round, then to the lower place in the round, so
 any number of workers, answering in any order, gives the same plan. The best sequence
-is proposed only if it beats doing nothing.
+is proposed only if it beats doing nothing; the next best few go with it as the
+alternatives it beat (each batch's best few with their parts, the best of all rounds).
 
 The node drives it (`Beam`):
 
@@ -30,12 +31,14 @@ import numpy as np
 
 from nodes import matrix
 from nodes.evaluator import objective
-from schemas.planning import Action, Batch, BatchResult, CycleProgress, Evaluation, ProposePlan, Scored
+from nodes.evaluator.answer import BEST
+from schemas.planning import Action, Alternative, Batch, BatchResult, CycleProgress, Evaluation, ProposePlan, Scored
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 0.25  # progress events: at most this often, and at the end of every round
 SPREAD, SPREAD_MIN = 8, 1000  # a round is split in at least 8 batches when each grows 1,000 or more
+ALTERNATIVES = 3  # sequences not proposed that the verdict keeps, for people to compare
 
 
 def round_batches(
@@ -140,6 +143,13 @@ class Search:
     exhaustive: bool = True
     workers: set[str] = field(default_factory=set)
     best: Scored | None = None
+    leaders: list[tuple[float, int, int, Scored]] = field(default_factory=list)  # (-score, round, place, it)
+
+    def _lead(self, rnd: int, scored: list[Scored]) -> None:
+        """Keep the best `ALTERNATIVES + 1` sequences of all rounds (ties as for the best)."""
+        known = {tuple(x[3].sequence) for x in self.leaders}
+        fresh = [(-s.score, rnd, s.order, s) for s in scored if tuple(s.sequence) not in known]
+        self.leaders = sorted([*self.leaders, *fresh], key=lambda x: x[:3])[: ALTERNATIVES + 1]
 
     def close(self, d: Dispatch, last: bool) -> np.ndarray:
         """Take a finished round; the next round's frontier (none after the `last`): the
@@ -155,6 +165,7 @@ class Search:
         found = d.best()  # earlier rounds win ties: fewer orders for the same score
         if found is not None and (self.best is None or found.score > self.best.score):
             self.best = found
+        self._lead(d.round, [s for r in results for s in r.best])
         if last:
             return np.zeros((0, d.round), dtype=np.int16)
         keep = {b.batch: b.keep for b in d.batches}
@@ -177,6 +188,7 @@ class Verdict:
     evaluation: Evaluation | None
     proposal: ProposePlan | None
     notes: list[str]
+    sequence: list[int] = field(default_factory=list)  # the best sequence's actions (proposed or not)
 
 
 class Beam:
@@ -214,7 +226,7 @@ class Beam:
             return None
         # the last round grows nothing further: its batches send back their best few only
         batches = round_batches(
-            self.cycle_id, rnd, self._frontier, self.rank, self.batch_size, self.width if rnd < self.depth else 1
+            self.cycle_id, rnd, self._frontier, self.rank, self.batch_size, self.width if rnd < self.depth else BEST
         )
         if not batches:
             return None
@@ -296,10 +308,16 @@ class Beam:
         best = s.best
         if best is None:
             return Verdict(None, None, [*notes, "no feasible sequence (the cash does not cover any candidate)"])
+        beaten = best.score <= base_score  # then every sequence lost, the best one too
+        others = [x[3] for x in s.leaders if beaten or x[3].sequence != best.sequence][:ALTERNATIVES]
         evaluation = Evaluation(
             score=best.score,
             parts=best.parts,
             baseline_score=base_score,
+            baseline_parts=base_parts,
+            alternatives=[
+                Alternative(actions=[actions[i] for i in o.sequence], score=o.score, parts=o.parts) for o in others
+            ],
             sequences=s.evaluated,
             rounds=s.rounds,
             exhaustive=s.exhaustive,
@@ -309,10 +327,9 @@ class Beam:
             evaluation_seconds=round(evaluation_s, 4),
             seconds=round(seconds, 3),
         )
-        if best.score <= base_score:
-            return Verdict(
-                evaluation, None, [*notes, f"nothing beats doing nothing (best {best.score:.5f}, now {base_score:.5f})"]
-            )
+        if beaten:
+            why = f"nothing beats doing nothing (best {best.score:.5f}, now {base_score:.5f})"
+            return Verdict(evaluation, None, [*notes, why], best.sequence)
         chosen = [actions[i] for i in best.sequence]
         reasons = [
             f"score {best.score:.5f} against {base_score:.5f} for doing nothing "
@@ -320,4 +337,4 @@ class Beam:
             *[f"{a.side} {a.quantity} {a.symbol}: {a.reason}" for a in chosen],
         ]
         proposal = ProposePlan(cycle_id=self.cycle_id, actions=chosen, evaluation=evaluation, reasons=reasons)
-        return Verdict(evaluation, proposal, notes)
+        return Verdict(evaluation, proposal, notes, best.sequence)

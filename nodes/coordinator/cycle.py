@@ -1,8 +1,10 @@
 """What a cycle starts from, pure: the evaluators' problem from the other nodes' states,
-and the score of doing nothing under it (the search itself: `beam.py`). No MQTT."""
+and the score of doing nothing under it (the search itself: `beam.py`); and what its
+verdict means for the portfolio, for people (`explained`). No MQTT."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
@@ -11,8 +13,10 @@ from nodes import matrix
 from nodes.evaluator import objective
 from nodes.money.fx import Rates
 from schemas.optimization import Inputs, Targets
-from schemas.planning import Action, Problem, SearchSpace
+from schemas.planning import Action, Problem, SearchSpace, WeightChange
 from schemas.portfolio import Summary
+
+from .beam import Verdict
 
 
 def problem(
@@ -81,3 +85,41 @@ def baseline(p: Problem) -> tuple[float, dict[str, float]]:
     """The score of doing nothing."""
     scores, parts = objective.score_batch(objective.arrays(p), objective.pad([[]], k=1))
     return float(scores[0]), {k: float(v[0]) for k, v in parts.items()}
+
+
+def holdings(p: Problem, sequence: list[int]) -> tuple[float, list[WeightChange]]:
+    """The portfolio's value now (holdings and cash, base currency), and each security's
+    weight before and after `sequence` (after its fees), with its target: every security
+    held, aimed at or traded."""
+    price = np.asarray(p.price_base, float)
+    before = np.asarray(p.quantity, float) * price
+    after = before.copy()
+    cash = p.cash_base
+    for i in sequence:
+        s = p.action_symbol[i]
+        after[s] += p.action_quantity[i] * price[s]
+        cash -= p.action_quantity[i] * price[s] + p.action_fee_base[i]
+    total_before = float(before.sum()) + p.cash_base
+    total_after = float(after.sum()) + cash
+    rows = [
+        WeightChange(
+            symbol=sym,
+            before=float(before[k]) / total_before if total_before else 0.0,
+            after=float(after[k]) / total_after if total_after else 0.0,
+            target=p.targets[k],
+        )
+        for k, sym in enumerate(p.symbols)
+        if before[k] or after[k] or p.targets[k]
+    ]
+    return total_before, rows
+
+
+def explained(verdict: Verdict, p: Problem, base: str) -> Verdict:
+    """The verdict with what its best sequence does to the portfolio (`holdings`), in its
+    evaluation and in the plan it proposes, for people to read."""
+    if verdict.evaluation is None:
+        return verdict
+    value, rows = holdings(p, verdict.sequence)
+    evaluation = verdict.evaluation.model_copy(update={"base": base, "value_base": value, "holdings": rows})
+    proposal = verdict.proposal.model_copy(update={"evaluation": evaluation}) if verdict.proposal else None
+    return replace(verdict, evaluation=evaluation, proposal=proposal)

@@ -9,7 +9,10 @@
    (`ctx.listen`), publishes progress (`evt/coordinator/progress`), and sends again a
    batch whose result is late (its worker died or is stuck);
 4. proposes the best sequence to the planning node if it beats doing nothing
-   (`Beam.verdict`).
+   (`Beam.verdict`), with what it does to each holding and the alternatives it beat;
+5. keeps every cycle's outcome, planned, not and why, or failed, on the retained
+   `state/coordinator/cycles` (`outcomes.py`): a cycle's notes are not only in the reply
+   to whoever asked for it.
 
 Every message of the cycle carries its id as the trace id. Settings: `COORDINATOR_*`
 (`settings.py`), FX as the other nodes (`nodes/money/fx.py`).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -34,14 +38,23 @@ from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.optimization import Inputs, Targets
-from schemas.planning import BatchResult, CandidatesRequest, CycleRequest, CycleResult, SpaceRequest
+from schemas.planning import (
+    BatchResult,
+    CandidatesRequest,
+    CycleOutcome,
+    CycleRequest,
+    CycleResult,
+    Cycles,
+    SpaceRequest,
+)
 from schemas.portfolio import Summary
 from schemas.universe import closes
 
-from . import cycle
+from . import cycle, outcomes
 from .beam import Beam
 from .settings import Settings
 
+log = logging.getLogger(__name__)
 node = Node("coordinator")
 
 
@@ -52,6 +65,7 @@ class State:
     beam: Beam | None = None  # the search under way: the results go to it
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # a result it awaited came
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))  # of cycle ids
+    cycles: list[CycleOutcome] = field(default_factory=list)  # the latest outcomes, newest first
     # mirrors of other nodes' retained states (node.keep); None until each arrives
     summary: Summary | None = None
     targets: Targets | None = None
@@ -70,7 +84,11 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
         if state.beam is not None and state.beam.take(result):
             state.woken.set()
 
+    def on_cycles(kept: Cycles) -> None:  # its own retained list, read back after a restart
+        state.cycles = outcomes.merged(state.cycles, kept.cycles)
+
     await ctx.listen(t.EVALUATOR_RESULT, on_result)
+    await ctx.listen(t.COORDINATOR_CYCLES, on_cycles)
     yield state
 
 
@@ -82,20 +100,42 @@ node.keep(t.UNIVERSE_QUOTES, "quotes", closes)
 
 @node.command(t.COORDINATOR_CYCLE)
 async def run_cycle(req: CycleRequest, ctx: Ctx) -> CycleResult:
+    cycle_id = f"cycle-{datetime.now(UTC):%Y%m%dT%H%M%S}-{next(ctx.state.numbers)}"
+    started = utcnow()
     try:
-        return await _run_cycle(req, ctx)
+        result = await _run_cycle(req, ctx, cycle_id)
     except RemoteError as exc:  # a node the cycle needs refused: say which and why
-        raise Rejected(f"cycle stopped: {exc}") from None
+        stopped = Rejected(f"cycle stopped: {exc}")
     except CallTimeout as exc:
-        raise Rejected(f"cycle stopped: {exc} (is that node running?)") from None
+        stopped = Rejected(f"cycle stopped: {exc} (is that node running?)")
+    except Rejected as exc:
+        stopped = exc
+    except Exception as exc:  # a bug: reported as any other, and kept for people to see
+        await _keep(ctx, outcomes.failed(cycle_id, f"cycle failed: {exc!r}", started, utcnow()))
+        raise
+    else:
+        await _keep(ctx, outcomes.planned_or_not(result, started, utcnow()))
+        return result
+    await _keep(ctx, outcomes.failed(cycle_id, str(stopped), started, utcnow()))
+    raise stopped from None
 
 
-async def _run_cycle(req: CycleRequest, ctx: Ctx) -> CycleResult:
+async def _keep(ctx: Ctx, outcome: CycleOutcome) -> None:
+    """Add the outcome to the retained list; a failure to publish it is logged, and never
+    undoes the cycle (its plan is proposed already, its reply still goes out)."""
+    st = ctx.state
+    st.cycles = outcomes.merged(st.cycles, [outcome])
+    try:
+        await ctx.publish(t.COORDINATOR_CYCLES, Cycles(cycles=st.cycles), trace_id=outcome.cycle_id)
+    except Exception:
+        log.exception("coordinator: the outcome of %s could not be published", outcome.cycle_id)
+
+
+async def _run_cycle(req: CycleRequest, ctx: Ctx, cycle_id: str) -> CycleResult:
     st, s = ctx.state, ctx.state.settings
     summary, targets = st.summary, st.targets
     if summary is None or targets is None:
         raise Rejected("the portfolio summary and the targets have not arrived yet: no cycle")
-    cycle_id = f"cycle-{datetime.now(UTC):%Y%m%dT%H%M%S}-{next(st.numbers)}"
     started = time.perf_counter()
     cands = await ctx.call(
         t.OPPORTUNITY_CANDIDATES, CandidatesRequest(cycle_id=cycle_id), timeout=60, trace_id=cycle_id
@@ -150,6 +190,7 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx) -> CycleResult:
         st.beam = None
     evaluated_in = time.perf_counter() - dispatched
     verdict = beam.verdict(cycle.baseline(problem), cands.actions, evaluated_in, time.perf_counter() - started)
+    verdict = cycle.explained(verdict, problem, st.fx.base)
     notes += verdict.notes
     plan = None
     if verdict.proposal is not None:
