@@ -114,8 +114,18 @@ async def run_cycle(req: CycleRequest, ctx: Ctx) -> CycleResult:
         await _keep(ctx, outcomes.failed(cycle_id, f"cycle failed: {exc!r}", started, utcnow()))
         raise
     else:
+        log.info(
+            "coordinator: %s: %s (%d candidates, %.2f s)",
+            cycle_id,
+            f"{result.plan.plan_id} proposed, {len(result.plan.steps)} steps"
+            if result.plan
+            else f"no plan: {'; '.join(result.notes) or 'no reason given'}",
+            result.candidates,
+            (utcnow() - started).total_seconds(),
+        )
         await _keep(ctx, outcomes.planned_or_not(result, started, utcnow()))
         return result
+    log.info("coordinator: %s: %s", cycle_id, stopped)
     await _keep(ctx, outcomes.failed(cycle_id, str(stopped), started, utcnow()))
     raise stopped from None
 

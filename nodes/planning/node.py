@@ -126,6 +126,7 @@ async def propose(req: ProposePlan, ctx: Ctx) -> Plan:
     if known is not None:  # the same cycle proposed again: the same plan
         return known
     plan = store.add(rules.new(store.next_id(), req, utcnow()))
+    log.info("planning: %s proposed by %s: %d steps", plan.plan_id, plan.cycle_id, len(plan.steps))
     await _publish(ctx, plan)
     if ctx.state.settings.auto_approve:
         return await _approve(ctx, plan, "approved automatically (PLANNING_AUTO_APPROVE=1)", by_hand=False)
@@ -142,9 +143,11 @@ async def _approve(ctx: Ctx, plan: Plan, note: str, *, by_hand: bool) -> Plan:
         if by_hand:
             raise Rejected(f"{plan.plan_id} is not approved: {why}; approve it again once trading is resumed")
         note = f"not approved automatically: {why}; approve it by hand once trading is resumed"
+        log.info("planning: %s %s", plan.plan_id, note)
         return await _publish(ctx, ctx.state.store.note(plan.plan_id, note))
     if approved != plan:  # kept and shown before anything is sent
         approved = await _publish(ctx, ctx.state.store.put(approved))
+        log.info("planning: %s %s", approved.plan_id, note)
     return await _send(ctx, approved)
 
 
@@ -164,13 +167,22 @@ async def _send(ctx: Ctx, plan: Plan) -> Plan:
                     t.TRADING_ORDER, rules.order(plan, step), timeout=30, retries=2, trace_id=plan.cycle_id
                 )
                 answer = partial(rules.heard, order=placed)
+                log.info(
+                    "planning: %s step %d sent: order %s %s",
+                    plan.plan_id,
+                    step.step,
+                    placed.client_order_id,
+                    placed.status,
+                )
             except RemoteError as exc:  # halted, research mode, an id conflict, bad input: recorded, the plan goes on
                 answer = partial(rules.answered, status=rules.REFUSED, note=str(exc)[:500])
+                log.info("planning: %s step %d refused by trading: %s", plan.plan_id, step.step, exc)
             except CallTimeout:
                 note = f"step {step.step}: trading did not answer; approve again to resume (nothing is sent twice)"
                 plan = await _publish(ctx, store.note(plan.plan_id, note))
                 raise Rejected(f"{plan.plan_id}: {note}") from None
             plan = await _publish(ctx, store.change_step(plan.plan_id, step.step, answer))
+        log.info("planning: %s: every step sent; the plan is %s", plan.plan_id, plan.status)
         return plan
 
 
@@ -190,6 +202,8 @@ async def on_order(order: Order, ctx: Ctx) -> None:
     if plan is None or step is None:
         return
     changed = ctx.state.store.change_step(plan.plan_id, step.step, partial(rules.heard, order=order))
+    if changed.status != plan.status:
+        log.info("planning: %s is %s (order %s %s)", plan.plan_id, changed.status, order.client_order_id, order.status)
     if changed != plan:
         await _publish(ctx, changed)
 

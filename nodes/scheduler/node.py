@@ -66,6 +66,13 @@ async def _run(ctx: Ctx, entry: jobs.Entry, attempt_note: str = "") -> jobs.Entr
             entry.failed(datetime.now(UTC), f"{type(exc).__name__}: {exc}")
     finally:
         entry.running = False
+    log.info(
+        "scheduler: job %s ran: %s%s; next run %s",
+        entry.name,
+        entry.last_status,
+        f" ({entry.last_error})" if entry.last_status == "failed" else "",
+        f"{entry.next_run:%Y-%m-%d %H:%M:%S} UTC",
+    )
     await ctx.publish(
         t.JOB_RAN,
         JobRan(
