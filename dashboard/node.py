@@ -38,6 +38,7 @@ STATES: tuple[Topic, ...] = (
     t.PORTFOLIO_SUMMARY,
     t.OPTIMIZATION_TARGETS,
     t.LATEST_PLAN,
+    t.COORDINATOR_CYCLES,
     t.SCHEDULE,
 )
 EVENTS: tuple[Topic, ...] = (t.CYCLE_PROGRESS, t.JOB_RAN, t.PRICES_CHANGED, t.SYNC_PROGRESS)
@@ -67,12 +68,14 @@ class DashboardNode(Node):
         # A process started from a test inherits PYTEST_CURRENT_TEST, which makes NiceGUI
         # take its own test harness's port instead of ours.
         os.environ.pop("PYTEST_CURRENT_TEST", None)
+        state_dir = Path(os.environ.get("EDGE_STATE_DIR") or ".run/state")
+        # NiceGUI keeps the browsers' sessions in a folder it reads at import: the state folder's
+        os.environ.setdefault("NICEGUI_STORAGE_PATH", str(state_dir / "dashboard-sessions"))
         from .app import serve
 
         logging.basicConfig(
             level=os.environ.get("EDGE_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-        state_dir = Path(os.environ.get("EDGE_STATE_DIR") or ".run/state")
         serve(self, BrokerSettings.from_env(), Settings.from_env(os.environ, state_dir), state_dir)
 
 
