@@ -6,7 +6,9 @@ published the will meanwhile. The will says `offline` (reason `lost`); a clean s
 publishes `offline` (reason `shutdown`) itself. A stale will (an older incarnation's, or
 ours after a network blip) must not leave the node shown offline: the node re-asserts
 its birth when it sees one, as Sparkplug does. The incarnation grows with every start
-and is kept on disk (boards may have no real-time clock).
+and is kept on disk (boards may have no real-time clock), beside a mark that a run is
+under way (`<ident>.running`), removed by a clean stop: found at the next start, it says
+the previous run crashed (killed, out of memory, a power cut) without saying offline.
 """
 
 from __future__ import annotations
@@ -147,3 +149,26 @@ def next_incarnation(path: Path) -> int:
     tmp.write_text(str(nxt))
     os.replace(tmp, path)
     return nxt
+
+
+def mark_running(path: Path, incarnation: int) -> int | None:
+    """Mark a run as under way; the incarnation of the previous run if it did not stop
+    cleanly (its mark is still there: 0 if unreadable), else None."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        previous = None
+    except OSError:
+        previous = 0
+    else:
+        previous = int(text) if text.isdigit() else 0
+    tmp = path.with_suffix(".running-tmp")
+    tmp.write_text(str(incarnation))
+    os.replace(tmp, path)
+    return previous
+
+
+def mark_stopped(path: Path) -> None:
+    """The run stopped cleanly: the next start is no restart after a crash."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)

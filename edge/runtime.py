@@ -31,7 +31,7 @@ from .delivery import AckPolicy
 from .dispatcher import Dispatcher, Queued
 from .message import Incoming
 from .metrics import Metrics
-from .presence import Presence, next_incarnation
+from .presence import Presence, mark_running, mark_stopped, next_incarnation
 from .settings import RUN_DIR, BrokerSettings
 
 if TYPE_CHECKING:
@@ -82,6 +82,8 @@ class Runtime:
         self.metrics = Metrics()
         self._tasks: set[asyncio.Future[Any]] = set()
         incarnation = next_incarnation(state_dir / f"{ident}.incarnation")
+        self._running_mark = state_dir / f"{ident}.running"
+        self.crashed_before = mark_running(self._running_mark, incarnation) is not None
         self.presence = Presence(
             ident,
             board=board,
@@ -206,6 +208,12 @@ class Runtime:
                 self.settings.host,
                 self.settings.port,
             )
+            if self.crashed_before:
+                log.warning(
+                    "%s: restarted after a crash (incarnation %d, the previous one did not stop cleanly)",
+                    self.ident,
+                    self.incarnation,
+                )
             try:
                 await stop.wait()
             finally:
@@ -220,6 +228,7 @@ class Runtime:
                     await asyncio.wrap_future(dispatcher)
                 await asyncio.gather(beat, return_exceptions=True)
                 await self.presence.leave()
+                mark_stopped(self._running_mark)
                 await self.client.close()
         finally:
             with contextlib.suppress(Exception):
