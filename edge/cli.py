@@ -2,7 +2,7 @@
 
     edge up [--inventory FILE] [--board NAME]    start the broker and a board's nodes
     edge status [--json]                          nodes, their state and health
-    edge call NODE VERB 'JSON'                    request/response, prints the reply
+    edge call NODE VERB 'JSON' [--msg-id ID]      request/response, prints the reply
     edge watch [PATTERN]                          live messages, pretty-printed
     edge env [--as NODE]                          MQTT_* shell assignments for the dev broker
     edge schema --jsonschema DIR --asyncapi FILE  generated message documentation
@@ -20,6 +20,7 @@ import json
 import os
 import shlex
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,14 +204,26 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # -- call ---------------------------------------------------------------------------------------------
 async def _call(
-    settings: BrokerSettings, node: str, verb: str, payload: bytes, timeout: float, retries: int
+    settings: BrokerSettings,
+    node: str,
+    verb: str,
+    payload: bytes,
+    timeout: float,
+    retries: int,
+    msg_id: str | None = None,
 ) -> tuple[str, Any]:
     from .client import Client
     from .errors import CallTimeout
 
     async with Client(settings, name="edge-call") as c:
+        if node not in known_nodes():
+            unknown = await _unknown_node(c, node)
+            if unknown is not None:
+                return "unknown_node", unknown
         try:
-            reply = await c.request(c.topics.command(node, verb), payload, timeout=timeout, retries=retries)
+            reply = await c.request(
+                c.topics.command(node, verb), payload, timeout=timeout, retries=retries, msg_id=msg_id
+            )
         except CallTimeout as exc:
             return "timeout", str(exc)
     body: Any
@@ -221,10 +234,40 @@ async def _call(
     return reply.user.get("status", "ok"), body
 
 
+def known_nodes() -> list[str]:
+    """The nodes of the catalog (every one answers at least `ping`)."""
+    from .acl import OPERATOR
+
+    return sorted(CATALOG.nodes - {OPERATOR})
+
+
+async def _unknown_node(client: Any, node: str, wait: float = 0.3) -> str | None:
+    """Why `node` cannot answer (None if it may): not in the catalog and never announced on
+    this broker (a node of another catalog that did is let through), or an instance of a
+    pool, whose commands go to the pool."""
+    pool, _, number = node.rpartition("_")
+    if number.isdigit() and pool in CATALOG.scalable:
+        return f"{node} is one worker of {pool}: commands go to the pool, `edge call {pool} ...`"
+    seen = asyncio.Event()
+    try:
+        await client.subscribe(client.topics.status(node), lambda _msg: seen.set())  # retained: at once if any
+    except Exception:  # this user may not read statuses: let the node answer, or the call time out
+        return None
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(seen.wait(), wait)
+    if seen.is_set():
+        return None
+    return f"no node {node!r}; the nodes are: {', '.join(known_nodes())}"
+
+
 def cmd_call(args: argparse.Namespace) -> int:
     settings = resolve_settings(args)
     raw = sys.stdin.read() if args.payload == "-" else args.payload
-    status, body = asyncio.run(_call(settings, args.node, args.verb, raw.encode(), args.timeout, args.retries))
+    status, body = asyncio.run(
+        _call(settings, args.node, args.verb, raw.encode(), args.timeout, args.retries, args.msg_id)
+    )
+    if status == "unknown_node":
+        return _fail(EXIT_REJECTED, body)
     if status == "timeout":
         return _fail(EXIT_TIMEOUT, f"{body} (is the {args.node} node running? try `edge status`)")
     text = json.dumps(body, indent=2) if not isinstance(body, str) else body
@@ -233,6 +276,9 @@ def cmd_call(args: argparse.Namespace) -> int:
         reason = body.get("error") if isinstance(body, dict) else body
         return _fail(EXIT_REJECTED, f"{args.node} rejected the request: {reason}")
     print(text)
+    if isinstance(body, dict) and body.get("last_status") == "failed":  # a job run now (scheduler/run) failed
+        why = body.get("last_error") or "no reason given"
+        return _fail(EXIT_REJECTED, f"job {body.get('name', '?')} failed: {why}")
     return 0
 
 
@@ -341,8 +387,41 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 # -- up --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DashboardAccess:
+    url: str
+    password: str | None  # None: the operator's own, from DASHBOARD_PASSWORD (not printed)
+    where: str  # where the password is kept
+
+
+def dashboard_access(state_dir: Path, env: dict[str, str] | None = None) -> DashboardAccess:
+    """The dashboard's address and login password as the dashboard node will take them from
+    the same environment; the password is made now and kept if there is none yet
+    (`dashboard.settings` imports no web framework)."""
+    from dashboard.settings import SECRET_FILE, secrets_of
+
+    env = dict(os.environ if env is None else env)
+    host = env.get("DASHBOARD_HOST") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    port = env.get("DASHBOARD_PORT") or "8080"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    if env.get("DASHBOARD_PASSWORD"):
+        return DashboardAccess(url, None, "DASHBOARD_PASSWORD")
+    try:
+        return DashboardAccess(url, secrets_of(state_dir).password, str(state_dir / SECRET_FILE))
+    except (OSError, ValueError, KeyError) as exc:  # a damaged file: the dashboard will say so in its log
+        return DashboardAccess(url, None, f"{state_dir / SECRET_FILE}, which cannot be read ({exc!r})")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM before the launcher's own handler: stop as Ctrl-C does
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     import logging
+    import signal
+    import time
 
     from . import inventory
     from .launcher import Launcher
@@ -366,41 +445,92 @@ def cmd_up(args: argparse.Namespace) -> int:
         module, _, attr = args.catalog.partition(":")
         catalog = getattr(importlib.import_module(module), attr)
     launcher = Launcher(placements, external=external, passwords=passwords, mode=args.mode, catalog=catalog)
-    settings = launcher.start_broker(args.root or "trader")
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        settings = launcher.start_broker(args.root or "trader")
+        dashboard = None
+        if any(p.node == "dashboard" and (p.module or inventory.is_built(p.node)) for p in placements):
+            dashboard = dashboard_access(launcher.run_dir / "state")  # before the node makes its own
+        began = time.monotonic()
         skipped = launcher.start_nodes()
-        started = [c.placement.ident for c in launcher.children]
         op = settings if external else launcher.broker.settings("operator")  # type: ignore[union-attr]
-        print(_banner(op, started, skipped, args, launcher.run_dir / "logs"), flush=True)
+        try:
+            late = launcher.wait_online(op, args.wait)
+        except Exception as exc:  # the operator may not read statuses on a broker elsewhere
+            print(f"edge: cannot watch the nodes come online ({exc}); started them all the same", flush=True)
+            late = []
+        up = Up(
+            mode=args.mode,
+            broker=op,
+            online=[c.placement.ident for c in launcher.children if c.placement.ident not in late],
+            late=late,
+            skipped=skipped,
+            seconds=time.monotonic() - began,
+            logs=launcher.run_dir / "logs",
+            dashboard=dashboard,
+        )
+        print(up.banner(), flush=True)
+        signal.signal(signal.SIGTERM, previous)
         launcher.run_forever()
+    except KeyboardInterrupt:
+        launcher.stop()
     except BaseException:
         launcher.stop()
         raise
+    finally:
+        if signal.getsignal(signal.SIGTERM) is _terminate:
+            signal.signal(signal.SIGTERM, previous)
     print("edge: stopped every node and the broker", flush=True)
     return 0
 
 
-def _banner(s: BrokerSettings, started: list[str], skipped: list[str], args: argparse.Namespace, logs: Path) -> str:
-    sub = (
-        f"mosquitto_sub -h {s.host} -p {s.port} -u {s.user} -P {shlex.quote(s.password or '')} "
-        f"-t '{Topics(s.root).all()}' -v"
-    )
-    lines = [
-        "",
-        f"edge trader is up ({args.mode} mode) — broker on {s.host}:{s.port}",
-        f"  nodes running : {', '.join(started) or 'none built yet'}",
-    ]
-    if skipped:
-        lines.append(f"  placed, not built yet: {', '.join(skipped)}")
-    lines += [
-        '  watch it      : .venv/bin/edge watch        (or: eval "$(.venv/bin/edge env)")',
-        f"                  {sub}",
-        "  nodes         : .venv/bin/edge status",
-        f"  logs          : {logs}/",
-        "  stop          : Ctrl-C",
-        "",
-    ]
-    return "\n".join(lines)
+@dataclass
+class Up:
+    """What `edge up` says once every node is online (or the wait is over)."""
+
+    mode: str
+    broker: BrokerSettings
+    online: list[str]
+    late: list[str]
+    skipped: list[str]
+    seconds: float
+    logs: Path
+    dashboard: DashboardAccess | None = None
+
+    def banner(self) -> str:
+        s = self.broker
+        sub = (
+            f"mosquitto_sub -h {s.host} -p {s.port} -u {s.user} -P {shlex.quote(s.password or '')} "
+            f"-t '{Topics(s.root).all()}' -v"
+        )
+        if self.late:
+            head = (
+                f"edge trader is up ({self.mode} mode) — broker on {s.host}:{s.port}; "
+                f"not every node is online after {self.seconds:.0f} s"
+            )
+        else:
+            head = (
+                f"edge trader is up ({self.mode} mode) — broker on {s.host}:{s.port}; "
+                f"every node online in {self.seconds:.1f} s"
+            )
+        lines = ["", head, f"  nodes online  : {', '.join(self.online) or 'none'}"]
+        if self.late:
+            lines.append(f"  not online yet: {', '.join(self.late)} (see their logs below; restarted if they crash)")
+        if self.skipped:
+            lines.append(f"  placed, not built yet: {', '.join(self.skipped)}")
+        if self.dashboard is not None:
+            d = self.dashboard
+            said = f"password {d.password}  (kept in {d.where})" if d.password else f"password: the one in {d.where}"
+            lines.append(f"  dashboard     : {d.url}  {said}")
+        lines += [
+            '  watch it      : .venv/bin/edge watch        (or: eval "$(.venv/bin/edge env)")',
+            f"                  {sub}",
+            "  nodes         : .venv/bin/edge status",
+            f"  logs          : {self.logs}/",
+            "  stop          : Ctrl-C",
+            "",
+        ]
+        return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -417,6 +547,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the broker another `edge up` of this checkout started (e.g. --board execution)",
     )
     up.add_argument("--credentials", help="with --host: a JSON file {user: password} for the nodes' users")
+    up.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for every node to come online before saying which are not (default 60)",
+    )
     up.add_argument("--catalog", help=argparse.SUPPRESS)  # module:attr of another catalog (tests)
     _connection_args(up)
     up.set_defaults(func=cmd_up)
@@ -433,6 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("payload", nargs="?", default="{}", help="JSON, or - for stdin")
     call.add_argument("--timeout", type=float, default=10.0)
     call.add_argument("--retries", type=int, default=0, help="resend (same msg-id) after a timeout")
+    call.add_argument(
+        "--msg-id",
+        help="the request's msg-id (default: a new one): the same msg-id again runs an idempotent command "
+        "(deposit, order, approve ...) once and answers as the first time",
+    )
     _connection_args(call)
     call.set_defaults(func=cmd_call)
 

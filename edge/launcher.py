@@ -3,12 +3,18 @@
 A node that exits unexpectedly is restarted with a growing delay (1 s, 2 s, ... 30 s);
 SIGINT or SIGTERM stops every node with SIGTERM (each publishes `offline`), waits for
 them, then stops the broker: nothing is left behind.
+
+The broker's port and its users' passwords are kept in `.run/credentials.json` (mode 0600)
+and used again by the next `edge up` of the same checkout (the port if it is free), so a
+shell's `eval "$(edge env)"` and a dashboard's session outlive a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -17,17 +23,24 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from schemas.catalog import CATALOG
 from schemas.topics import Catalog
 
 from . import inventory
-from .broker import DevBroker
+from .acl import users
+from .broker import BrokerError, DevBroker, port_is_free
 from .settings import BROKER_FILE, REPO_ROOT, RUN_DIR, BrokerSettings, LocalBroker
+
+if TYPE_CHECKING:
+    from .message import Incoming
 
 log = logging.getLogger("edge.launcher")
 
 STOP_TIMEOUT_S = 10.0
+ONLINE_TIMEOUT_S = 60.0  # how long `edge up` waits for every node's birth before it says which are late
+KEPT_FILE = "credentials.json"  # the broker's port and passwords, kept across restarts
 
 
 def die_with_parent() -> None:
@@ -96,10 +109,43 @@ class Launcher:
                 f"edge: a broker from this checkout is already running (pid {running.pid}, "
                 f"port {running.port}): stop that `make up` first"
             )
-        self.broker = DevBroker(self.run_dir, catalog=self.catalog, root=root).start()
+        port, passwords = self._kept()
+        try:
+            self.broker = DevBroker(self.run_dir, catalog=self.catalog, root=root, port=port, passwords=passwords)
+            self.broker.start()
+        except BrokerError:
+            if not port:
+                raise
+            log.warning("port %d was taken meanwhile; the broker takes another", port)
+            self.broker = DevBroker(self.run_dir, catalog=self.catalog, root=root, passwords=passwords).start()
         self.broker.write_discovery()
+        self._keep()
         self.passwords = self.broker.passwords
         return self.broker.settings()
+
+    def _kept(self) -> tuple[int, dict[str, str]]:
+        """The port (0 if taken or unknown) and the passwords of the last broker of this run folder,
+        for the users the catalog still has."""
+        try:
+            doc = json.loads((self.run_dir / KEPT_FILE).read_text())
+            port, passwords = int(doc.get("port", 0)), dict(doc.get("passwords", {}))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return 0, {}
+        wanted = set(users(self.catalog))
+        kept = {u: str(p) for u, p in passwords.items() if u in wanted and p}
+        if port and not port_is_free(port):
+            log.info("port %d of the last run is taken; the broker takes another", port)
+            port = 0
+        return port, kept
+
+    def _keep(self) -> None:
+        assert self.broker is not None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path, tmp = self.run_dir / KEPT_FILE, self.run_dir / f"{KEPT_FILE}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"port": self.broker.port, "passwords": self.broker.passwords}, f, indent=2)
+        os.replace(tmp, path)
 
     def node_settings(self, node: str) -> BrokerSettings:
         """The node's own broker user: the ACL lets each node publish only what it owns."""
@@ -134,6 +180,42 @@ class Launcher:
             child.start()
             self.children.append(child)
         return skipped
+
+    def wait_online(self, settings: BrokerSettings, timeout: float = ONLINE_TIMEOUT_S) -> list[str]:
+        """Supervise the nodes until each one's birth (`online`, from its current process)
+        arrived, or `timeout` passed; the idents not online yet, in placement order."""
+        return asyncio.run(self._wait_online(settings, timeout))
+
+    async def _wait_online(self, settings: BrokerSettings, timeout: float, poll_s: float = 0.2) -> list[str]:
+        from schemas.runtime import NodeStatus
+        from schemas.topics import Topics
+
+        from .client import Client
+
+        online: dict[str, int] = {}  # ident -> pid of its latest `online`
+
+        def on_status(msg: Incoming) -> None:
+            try:
+                status = NodeStatus.model_validate_json(msg.payload)
+            except ValueError:
+                return
+            if status.state == "online":
+                online[status.node] = status.pid
+
+        def missing() -> list[str]:
+            return [
+                c.placement.ident
+                for c in self.children
+                if c.proc is None or online.get(c.placement.ident) != c.proc.pid
+            ]
+
+        deadline = time.monotonic() + timeout
+        async with Client(settings, name="edge-up") as client:
+            await client.subscribe(Topics(settings.root).node_filter("status"), on_status)
+            while (late := missing()) and time.monotonic() < deadline:
+                self.supervise_once()
+                await asyncio.sleep(poll_s)
+        return late
 
     def supervise_once(self) -> None:
         now = time.monotonic()

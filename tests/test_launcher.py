@@ -7,9 +7,12 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -48,9 +51,9 @@ INVENTORY = {
 }
 
 
-def write_inventory(tmp_path: Path) -> Path:
+def write_inventory(tmp_path: Path, inventory: dict | None = None) -> Path:
     path = tmp_path / "inventory.yml"
-    path.write_text(yaml.safe_dump(INVENTORY))
+    path.write_text(yaml.safe_dump(inventory or INVENTORY))
     return path
 
 
@@ -168,8 +171,13 @@ def test_edge_up_runs_in_the_foreground_and_stops_everything_on_ctrl_c(tmp_path)
                 break
         banner = "".join(lines)
         assert "broker on 127.0.0.1:" in banner and "mosquitto_sub -h 127.0.0.1" in banner, banner
-        assert "counter, echo_1, echo_2" in banner
-        status = _wait_status(env, {"counter", "echo_1", "echo_2"})
+        assert "every node online in" in banner and "nodes online  : counter, echo_1, echo_2" in banner
+        assert "not online yet" not in banner and "placed, not built yet: notyet" in banner
+        # the banner comes once every node is online, not before
+        status = _status_now(env)
+        assert {i: status.get(i, {}).get("state") for i in ("counter", "echo_1", "echo_2")} == dict.fromkeys(
+            ("counter", "echo_1", "echo_2"), "online"
+        ), status
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) == 4  # the broker and three nodes
         broker_pid = LocalBroker.load(tmp_path / "run").pid
@@ -189,9 +197,11 @@ def test_edge_up_runs_in_the_foreground_and_stops_everything_on_ctrl_c(tmp_path)
     assert offline == {"counter": "shutdown", "echo_1": "shutdown", "echo_2": "shutdown"}
 
 
-def edge_up(tmp_path: Path) -> tuple[dict[str, str], subprocess.Popen[str]]:
-    """The real `edge up` on the test inventory, in a process group of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
+def edge_up(
+    tmp_path: Path, inventory: dict | None = None, *args: str, env: dict[str, str] | None = None
+) -> tuple[dict[str, str], subprocess.Popen[str]]:
+    """The real `edge up` on the test inventory (or another), in a process group of its own."""
+    env = {k: v for k, v in (env or os.environ).items() if not k.startswith("MQTT_")}
     env.update(EDGE_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [
@@ -200,9 +210,10 @@ def edge_up(tmp_path: Path) -> tuple[dict[str, str], subprocess.Popen[str]]:
             "edge.cli",
             "up",
             "--inventory",
-            str(write_inventory(tmp_path)),
+            str(write_inventory(tmp_path, inventory)),
             "--catalog",
             "tests.conftest:FULL_CATALOG",
+            *args,
         ],
         env=env,
         cwd=REPO_ROOT,
@@ -212,6 +223,42 @@ def edge_up(tmp_path: Path) -> tuple[dict[str, str], subprocess.Popen[str]]:
         start_new_session=True,
     )
     return env, proc
+
+
+def _status_now(env: dict[str, str]) -> dict:
+    res = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "status", "--json", "--wait", "0.3"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(res.stdout)
+
+
+def _banner(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """`edge up`'s output up to the end of its banner."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:  # type: ignore[union-attr]
+        lines.append(line)
+        if "stop          : Ctrl-C" in line:
+            return "".join(lines)
+        assert time.monotonic() < deadline, "".join(lines)
+    raise AssertionError(f"edge up ended without a banner:\n{''.join(lines)}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        return out
+    return proc.stdout.read() if proc.stdout else ""  # type: ignore[union-attr]
 
 
 def _wait_status(env: dict[str, str], idents: set[str], timeout: float = 30) -> dict:
@@ -278,3 +325,89 @@ async def test_two_boards_on_one_machine_share_one_broker(tmp_path):
         assert LocalBroker.load(tmp_path / "run") is not None, "the execution board leaves the broker alone"
     finally:
         await asyncio.to_thread(core.stop)
+
+
+def test_broker_port_and_passwords_are_kept_across_restarts(tmp_path):
+    """A restarted `edge up` of the same checkout: the same port (when free) and passwords,
+    so that a shell's `eval "$(edge env)"` and the commands pasted from the banner go on working."""
+    run = tmp_path / "run"
+    first = Launcher([], run_dir=run, catalog=FULL_CATALOG)
+    settings = first.start_broker()
+    passwords = dict(first.broker.passwords)
+    first.stop()
+    kept = run / "credentials.json"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert json.loads(kept.read_text()) == {"port": settings.port, "passwords": passwords}
+
+    again = Launcher([], run_dir=run, catalog=FULL_CATALOG)
+    try:
+        assert again.start_broker() == settings
+        assert again.broker.passwords == passwords
+        assert LocalBroker.load(run).passwords == passwords
+        asyncio.run(_ping_broker(again.broker.settings("operator")))
+    finally:
+        again.stop()
+
+    # the port is taken meanwhile: another port, the same passwords
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", settings.port))
+        squatter.listen()
+        third = Launcher([], run_dir=run, catalog=FULL_CATALOG)
+        try:
+            moved = third.start_broker()
+            assert moved.port != settings.port and third.broker.passwords == passwords
+        finally:
+            third.stop()
+    assert json.loads(kept.read_text())["port"] == moved.port
+
+
+async def _ping_broker(settings) -> None:
+    async with Client(settings, name="kept") as c:
+        await c.subscribe("trader/node/+/status", lambda m: None)
+
+
+def test_banner_says_which_nodes_are_not_online_after_the_wait(tmp_path):
+    """A node that never comes online (its module does not exist): the banner comes after
+    --wait seconds all the same, naming it."""
+    broken = yaml.safe_load(yaml.safe_dump(INVENTORY))
+    board_b = broken["all"]["children"]["execution"]["hosts"]["board-b"]
+    board_b["edge_node_modules"] = {"echo": "tests.nodes.nosuch:node"}
+    _, proc = edge_up(tmp_path, broken, "--wait", "4")
+    try:
+        began = time.monotonic()
+        banner = _banner(proc)
+        assert time.monotonic() - began < 30
+        assert "not every node is online after 4 s" in banner, banner
+        assert "nodes online  : counter" in banner
+        assert "not online yet: echo_1, echo_2" in banner
+    finally:
+        out = _stop(proc)
+    assert "stopped every node and the broker" in out
+
+
+def test_banner_shows_the_dashboard_and_its_password(tmp_path):
+    """The dashboard is a node like the others: started by the launcher, and the banner
+    (once it is online) gives its address and the password it asks for."""
+    port = _free_port()
+    inv = {"all": {"children": {"core": {"hosts": {"board-a": {"edge_board": "core", "edge_nodes": ["dashboard"]}}}}}}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHBOARD_", "PYTEST_"))}
+    env["DASHBOARD_PORT"] = str(port)
+    env, proc = edge_up(tmp_path, inv, env=env)
+    try:
+        banner = _banner(proc)
+        secret = json.loads((tmp_path / "run" / "state" / "dashboard.secret").read_text())
+        assert "every node online in" in banner and "nodes online  : dashboard" in banner, banner
+        assert f"dashboard     : http://127.0.0.1:{port}/  password {secret['password']}" in banner
+        # it listens, behind its login
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200 and page.url.startswith(f"http://127.0.0.1:{port}/login")
+    finally:
+        out = _stop(proc)
+    assert "stopped every node and the broker" in out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
