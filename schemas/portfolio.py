@@ -112,6 +112,18 @@ class ValuationPoint(Message):
     cash_base: Money
 
 
+class NetDeposits(Message):
+    """The money put in so far, net of withdrawals, at the end of a day it changed."""
+
+    day: date
+    total_base: Money
+
+
 class Valuations(Message):
     base: Currency
     points: list[ValuationPoint]
+    net_deposits: list[NetDeposits] = Field(
+        default_factory=list,
+        description="each day the net deposits changed, from the broker's dated movements (base currency at "
+        "today's rates): with `points`, what time- and money-weighted returns need",
+    )

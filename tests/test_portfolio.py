@@ -11,12 +11,12 @@ from decimal import Decimal
 import pytest
 
 from edge import RemoteError
-from nodes.brokers.base import Account, Position
+from nodes.brokers.base import Account, CashMove, Position
 from nodes.brokers.paper import PaperBroker
 from nodes.money.fx import Rates
 from nodes.portfolio.node import node as portfolio
 from nodes.portfolio.settings import Settings
-from nodes.portfolio.valuation import Flows, summarise
+from nodes.portfolio.valuation import Flows, net_deposits, summarise
 from nodes.trading.node import node as trading
 from schemas import catalog as t
 from schemas.portfolio import Deposit, DepositCheck, GetValuations, Summary, SyncPortfolio
@@ -31,6 +31,19 @@ def account(tmp_path, monkeypatch):
     path = tmp_path / "paper.sqlite"
     monkeypatch.setenv("PAPER_ACCOUNT", str(path))
     return path
+
+
+def test_net_deposits_by_day_count_money_in_and_out_only():
+    fx = Rates.from_env({"FX_RATES": "USD=0.5"})
+    moves = [
+        CashMove("deposit", D(1000), "EUR", datetime(2024, 1, 2, tzinfo=UTC), id="a"),
+        CashMove("fee", D(-3), "EUR", datetime(2024, 1, 2, tzinfo=UTC), id="b"),
+        CashMove("deposit", D(200), "USD", datetime(2024, 2, 1, 9, tzinfo=UTC), id="c"),
+        CashMove("withdrawal", D(-50), "EUR", datetime(2024, 2, 1, 17, tzinfo=UTC), id="d"),
+        CashMove("dividend", D(7), "USD", datetime(2024, 3, 1, tzinfo=UTC), id="e"),
+    ]
+    got = [(d.day, d.total_base) for d in net_deposits(reversed(moves), fx)]
+    assert got == [(date(2024, 1, 2), D(1000)), (date(2024, 2, 1), D(1050))]
 
 
 def test_valuation_in_the_base_currency():
@@ -146,6 +159,10 @@ async def test_orders_move_the_portfolio_and_its_history(run_node, market, conne
         history = await operator.call(t.PORTFOLIO_VALUATIONS, GetValuations())
         assert history.base == "EUR" and history.points[-1].day == datetime.now(UTC).date()
         assert history.points[-1].total_base == s.total_base
+        # the paper account's first deposit (10,000 USD, in the fixture), dated, in EUR: the
+        # returns need it; the order's fee is no deposit
+        [deposited] = history.net_deposits
+        assert deposited.day == datetime.now(UTC).date() and deposited.total_base == s.deposits_base
 
 
 async def test_live_reads_tradernet_and_refuses_deposits(run_node, market, probe, connect, monkeypatch):

@@ -47,7 +47,7 @@ from schemas.universe import Quotes, closes
 
 from .settings import Settings
 from .store import PortfolioStore
-from .valuation import flows, summarise
+from .valuation import flows, net_deposits, summarise
 
 log = logging.getLogger(__name__)
 node = Node("portfolio")
@@ -226,4 +226,14 @@ async def deposit_check(req: DepositCheck, ctx: Ctx) -> DepositPlanState:
 
 @node.command(t.PORTFOLIO_VALUATIONS)
 async def valuations(req: GetValuations, ctx: Ctx) -> Valuations:
-    return Valuations(base=ctx.state.settings.account.fx.base, points=ctx.state.store.valuations(req.start, req.end))
+    state = ctx.state
+    moves = state.store.moves(state.broker.name)
+    try:
+        deposits = net_deposits(moves, state.settings.account.fx)
+    except FxError as exc:
+        raise Rejected(str(exc)) from None
+    return Valuations(
+        base=state.settings.account.fx.base,
+        points=state.store.valuations(req.start, req.end),
+        net_deposits=[d for d in deposits if (req.end is None or d.day <= req.end)],
+    )

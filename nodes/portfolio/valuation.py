@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from nodes.brokers.base import Account, CashMove
 from nodes.money.fx import Rates
-from schemas.portfolio import CashBalance, Holding, Summary
+from schemas.portfolio import CashBalance, Holding, NetDeposits, Summary
 
 CENT = Decimal("0.01")
 WEIGHT = Decimal("0.000001")
@@ -126,3 +126,15 @@ def summarise(
         taxes_base=_cents(moved.taxes),
         at=at,
     )
+
+
+def net_deposits(moves: Iterable[CashMove], fx: Rates) -> list[NetDeposits]:
+    """The running total of deposits less withdrawals at the end of each day it changed
+    (oldest first), in the base currency at today's rates."""
+    totals: dict[date, Decimal] = {}
+    running = Decimal(0)
+    for move in sorted(moves, key=lambda m: m.at):
+        if move.kind in ("deposit", "withdrawal"):
+            running += fx.to_base(move.amount, move.currency)
+            totals[move.at.date()] = running
+    return [NetDeposits(day=d, total_base=v.quantize(Decimal("0.01"))) for d, v in sorted(totals.items())]
