@@ -7,24 +7,21 @@ them at once) and redraw when they change. The value per day (`portfolio/valuati
 the benchmark's closes (`universe/history`) are asked for by command when the page opens,
 and again when prices change; today's point is the latest summary.
 
-Deposits over time: the portfolio reports only their running total (`deposits_base` net of
-`withdrawals_base`). The dashboard keeps the total it saw each day (`DepositLog`, in the
-state folder) and dates each change on the day it saw it; what was deposited before it
-first looked goes on the first valuation day.
+Deposits over time: `portfolio/valuations` answers the net deposits of each day they changed,
+from the broker's dated movements; what was deposited before the first valuation counts on
+the first valuation day.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from nicegui import app, ui
+from nicegui import ui
 
 from schemas import catalog as t
 from schemas.common import utcnow
@@ -44,38 +41,6 @@ RUNNING_S = 120  # a cycle whose last progress is older is not said to be runnin
 NUMBER_JS = "v => v.toLocaleString('en-US')"
 CENTS_JS = "{minimumFractionDigits: 2, maximumFractionDigits: 2}"
 PLAN_COLORS = {"done": "green", "partly_done": "orange", "failed": "red", "rejected": "grey", "superseded": "grey"}
-
-
-class DepositLog:
-    """The net deposits the dashboard saw in the portfolio's summaries, per UTC day (the
-    last total of the day), kept in a small JSON file so that a restart keeps the dates."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.days: dict[date, float] = {}
-        try:
-            self.days = {date.fromisoformat(k): float(v) for k, v in json.loads(path.read_text()).items()}
-        except FileNotFoundError:
-            pass
-        except (ValueError, AttributeError, OSError):
-            log.warning("dashboard: %s unreadable; deposits are dated from now on", path)
-
-    def see(self, summary: Summary | None) -> None:
-        if summary is None:
-            return
-        day, net = summary.at.date(), float(summary.deposits_base - summary.withdrawals_base)
-        if self.days.get(day) == net:
-            return
-        self.days[day] = net
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps({k.isoformat(): v for k, v in sorted(self.days.items())}))
-        except OSError:
-            log.warning("dashboard: cannot keep the deposits' dates in %s", self.path)
-
-
-DEPOSITS = DepositLog(Path(os.environ.get("EDGE_STATE_DIR") or ".run/state") / "dashboard-deposits.json")
-app.timer(1.0, lambda: DEPOSITS.see(board().get(t.PORTFOLIO_SUMMARY.path)))
 
 
 @dataclass
@@ -132,7 +97,8 @@ def compute(summary: Summary, fetched: Fetched) -> Figures:
     today = summary.at.date()
     past = [(p.day, float(p.total_base)) for p in (fetched.valuations.points if fetched.valuations else [])]
     points = [(d, v) for d, v in past if d < today] + [(today, float(summary.total_base))]
-    seen = {**DEPOSITS.days, today: float(summary.deposits_base - summary.withdrawals_base)}
+    dated = {d.day: float(d.total_base) for d in (fetched.valuations.net_deposits if fetched.valuations else [])}
+    seen = {**dated, today: float(summary.deposits_base - summary.withdrawals_base)}
     s = f.series(points, f.deposit_flows(seen, points[0][0]))
     notes = list(fetched.problems)
     bench: list[float | None] = [None] * len(s)
@@ -146,9 +112,6 @@ def compute(summary: Summary, fetched: Fetched) -> Figures:
             last = history.points[-1].day if history.points else None
             if last is not None and last < today:
                 notes.append(f"{BENCHMARK}'s latest close is of {f.day(last)}: later days use it")
-    before = min(DEPOSITS.days, default=today)
-    if before > s.days[0]:
-        notes.append(f"deposits made before {f.day(before)} are counted on the first day, {f.day(s.days[0])}")
     return Figures(s, bench, notes)
 
 
