@@ -6,8 +6,11 @@
 - `edge_units`: the systemd units of one host from its placement (`edge_nodes`,
   `edge_instances`), the same rule as edge.inventory: a node placed with instance numbers
   runs as `<node>_<k>` per number, and a node is deployed only once it is built, that is,
-  once `nodes/<node>/node.py` exists in the checkout on the controller.
+  once `nodes/<node>/node.py` exists in the checkout on the controller (or `<node>/node.py`
+  for a node with a package of its own at the top, the dashboard).
 - `edge_unbuilt`: the placed nodes that are not built yet (for a message).
+- `edge_extras`: the project's extras a board installs: the ones asked for, and those its
+  nodes need (`dashboard` where the dashboard runs).
 """
 
 from __future__ import annotations
@@ -27,8 +30,21 @@ def string_template(text: str, mapping: Mapping[str, Any]) -> str:
         raise ValueError(f"string_template: {exc}") from None
 
 
+NOT_NODES = ("edge", "schemas", "nodes", "tests", "bench", "deploy", "docs", "mosquitto")
+NODE_EXTRAS = {"dashboard": "dashboard"}  # node -> the project's extra it needs (pyproject)
+
+
 def is_built(node: str, src: str) -> bool:
-    return os.path.isfile(os.path.join(str(src), "nodes", str(node), "node.py"))
+    node = str(node)
+    return os.path.isfile(os.path.join(str(src), "nodes", node, "node.py")) or (
+        node not in NOT_NODES and os.path.isfile(os.path.join(str(src), node, "node.py"))
+    )
+
+
+def edge_extras(extras: Iterable[str] | None, nodes: Iterable[str] | None) -> list[str]:
+    wanted = [str(e) for e in extras or []]
+    wanted += [NODE_EXTRAS[str(n)] for n in nodes or [] if str(n) in NODE_EXTRAS]
+    return sorted(set(wanted))
 
 
 def edge_units(
@@ -67,4 +83,9 @@ def edge_unbuilt(nodes: Iterable[str] | None, src: str) -> list[str]:
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"string_template": string_template, "edge_units": edge_units, "edge_unbuilt": edge_unbuilt}
+        return {
+            "string_template": string_template,
+            "edge_units": edge_units,
+            "edge_unbuilt": edge_unbuilt,
+            "edge_extras": edge_extras,
+        }
