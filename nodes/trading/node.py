@@ -60,14 +60,13 @@ class Publisher:
 
     async def order_changed(self, order: Order) -> None:
         log.info(
-            "trading: order %s (%s %s %s) %s, filled %s%s%s",
+            "trading: order %s (%s %s %s) %s%s%s",
             order.client_order_id,
             order.side,
             order.quantity,
             order.symbol,
             order.status,
-            order.filled_quantity,
-            f" at {order.average_price}" if order.average_price is not None else "",
+            f", {order.filled_quantity} filled at {order.average_price}" if order.filled_quantity else "",
             f": {order.note}" if order.note else "",
         )
         await self.ctx.publish(t.ORDER_UPDATED, order)
