@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edge.launcher")
 
-STOP_TIMEOUT_S = 10.0
+# A stopping node lets the handler in hand finish (runtime.DRAIN_S, 10 s), says offline (up to 3 s)
+# and closes its lifespan: killed only after that (systemd's TimeoutStopSec on a board is 20 s).
+STOP_TIMEOUT_S = 18.0
 ONLINE_TIMEOUT_S = 60.0  # how long `edge up` waits for every node's birth before it says which are late
 KEPT_FILE = "credentials.json"  # the broker's port and passwords, kept across restarts
 
