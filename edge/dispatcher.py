@@ -227,7 +227,8 @@ class Dispatcher:
             message_id=_safe_id(msg.msg_id),
             at=utcnow(),
         )
-        log.warning("%s: rejected %s: %s", self.ident, msg.topic, reason)
+        if kind not in ("refused", "handler_error"):  # those were logged where they were raised (`_failure`)
+            log.warning("%s: rejected %s: %s", self.ident, msg.topic, reason)
         self._io_loop.call_soon_threadsafe(self._background, self._publish_report(report))
         if verb is None:
             return Outcome()

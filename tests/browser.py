@@ -9,6 +9,7 @@ kill a node or change the halt flag put things back. Screenshots go to `SHOTS`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -67,10 +68,8 @@ async def online(settings: BrokerSettings, idents: set[str], timeout: float = 90
             left = deadline - time.monotonic()
             assert left > 0, f"not online: {sorted(i for i in idents if i not in seen or seen[i].state != 'online')}"
             arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(arrived.wait(), left)
-            except TimeoutError:
-                pass
     return seen
 
 
