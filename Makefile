@@ -32,12 +32,13 @@ soak: deps browser ## every test, the slow ones too, with 2,000 hypothesis examp
 longrun: deps ## months of uptime in minutes: 1,000,000 messages, nodes and broker restarted (bench/longrun.py)
 	$(BIN)/python bench/longrun.py
 
-bench: deps ## benchmarks: bench/rpc.py, scoring.py, optimization.py, planner.py, trading.py
+bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, planner.py, trading.py, dashboard.py
 	$(BIN)/python bench/rpc.py
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/optimization.py
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/trading.py
+	$(BIN)/python bench/dashboard.py
 
 # ruff's linter and formatter, and mypy on edge/, schemas/ and nodes/ (pyproject's [tool.mypy]).
 lint: deps ## ruff check, ruff format --check, mypy
