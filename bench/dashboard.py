@@ -568,6 +568,12 @@ class Bench:
             "  (to the update message: the node's handler, the page's timer, the redraw, NiceGUI's socket; "
             "message -> DOM: the browser)"
         )
+        early = sum(x < 0 for x in after + f_after)
+        if early:
+            print(
+                f"  ({early} after-arrival figures below 0: mosquitto_sub, a process too, printed a change after "
+                f"a page had drawn it; its slowest publish -> arrival was {max(sub):.1f} ms)"
+            )
         missed = shipped.missed() + fast.missed()
         if missed:
             print(f"  ({missed} tab-changes not matched in the pages' records)")
