@@ -21,7 +21,7 @@ from dashboard.pages import controls
 from edge import Client, RemoteError
 from schemas import catalog as t
 from schemas.planning import CycleProgress, CycleResult
-from schemas.portfolio import Summary
+from schemas.portfolio import Deposit, Summary
 from schemas.trading import Halt, Halted, Resume
 from tests.browser import System, chromium, logged_in, shot, system  # noqa: F401  # fixtures
 
@@ -218,6 +218,9 @@ RECORD_PROGRESS = """() => {
 
 @browser
 async def test_a_cycle_from_the_page_shows_its_progress_then_its_plan(system, chromium):  # noqa: F811
+    # fresh cash to deploy: a plan even if the scheduler's first cycle (a minute after the start) came first
+    async with Client(system.settings("operator"), name="test-cash") as c:
+        await c.call(t.PORTFOLIO_DEPOSIT, Deposit(amount=Decimal(20000), currency="EUR", note="test"), timeout=15)
     page = await logged_in(chromium, system, "/controls")
     await page.locator("#cycle-button").wait_for(timeout=15000)
     await page.evaluate(RECORD_PROGRESS)
