@@ -99,7 +99,7 @@ async def settle(o: Order, action: Literal["resend", "abandon"]) -> None:
         ui.label(w.settle_question(o, action)).classes("text-h6")
         ui.label(w.SETTLE[action]).classes("text-body2")
         ui.label(f"The order so far: {w.order_result(o)}.").classes("text-body2 text-grey-8")
-        reason = ui.input("Reason (kept with the order)").classes("w-full").props("id=settle-reason")
+        reason = ui.input("Reason (kept with the order)").classes("w-full").props("for=settle-reason")
         with ui.row().classes("w-full justify-end"):
             ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat")
             verb = "Send again" if action == "resend" else "Give up"
@@ -165,7 +165,7 @@ async def page() -> None:
             options = {s: s.replace("_", " ") for s in w.ORDER_STATUS}
             status = ui.select(options, multiple=True, label="States shown (none chosen: all)", clearable=True)
             status.classes("w-96").props("id=status-filter use-chips dense")
-            search = ui.input("Search (symbol, plan, id, text)").classes("w-72").props("id=order-search clearable")
+            search = ui.input("Search (symbol, plan, id, text)").classes("w-72").props("for=order-search clearable")
             ui.space()
             count = ui.label("").classes("text-grey-8").props("id=order-count")
         problem = ui.label("").classes("text-negative")

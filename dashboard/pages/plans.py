@@ -95,6 +95,7 @@ def weight_chart(ev: Evaluation, traded: set[str]) -> dict[str, Any]:
         return {"name": name, "type": "bar", "data": [round(v * 100, 2) for v in values], "color": color}
 
     return {
+        "animation": False,
         "grid": {"left": 48, "right": 16, "top": 32, "bottom": 40},
         "legend": {"top": 0},
         "tooltip": {"trigger": "axis", "valueFormatter": "(v) => v + ' %'"},

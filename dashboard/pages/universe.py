@@ -199,6 +199,7 @@ def chart_options(h: History) -> dict[str, Any]:
     closes = [float(p.close) for p in h.points]
     rising = len(closes) < 2 or closes[-1] >= closes[0]
     return {
+        "animation": False,  # drawn at once, also on a redraw
         "grid": {"left": 60, "right": 16, "top": 16, "bottom": 28},
         "tooltip": {"trigger": "axis"},
         "xAxis": {"type": "category", "data": [p.day.isoformat() for p in h.points], "boundaryGap": False},
@@ -224,14 +225,14 @@ def security_form(on_done: Any) -> None:
             "As Tradernet names it (e.g. AAPL.US). The planner considers it once it has prices (the next price "
             "sync) and a score."
         ).classes("text-body2 text-grey-8")
-        symbol = ui.input("Symbol").props("id=add-symbol").classes("w-full")
-        name = ui.input("Name").props("id=add-name").classes("w-full")
+        symbol = ui.input("Symbol").props("for=add-symbol").classes("w-full")
+        name = ui.input("Name").props("for=add-name").classes("w-full")
         with ui.row().classes("w-full no-wrap"):
-            currency = ui.input("Currency", value="USD").props("id=add-currency")
-            exchange = ui.input("Exchange").props("id=add-exchange")
+            currency = ui.input("Currency", value="USD").props("for=add-currency").classes("grow")
+            exchange = ui.input("Exchange").props("for=add-exchange").classes("grow")
         with ui.row().classes("w-full no-wrap"):
-            lot = ui.input("Shares per lot", value="1").props("id=add-lot")
-            minimum = ui.input("Smallest trade (in its currency)", value="0").props("id=add-min")
+            lot = ui.input("Shares per lot", value="1").props("for=add-lot").classes("grow")
+            minimum = ui.input("Smallest trade", value="0").props("for=add-min").classes("grow")
         problem = ui.label("").classes("text-negative")
 
         async def review() -> None:
