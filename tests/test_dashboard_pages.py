@@ -221,7 +221,14 @@ async def test_the_orders_page_lists_the_plans_orders_with_every_step(system, ch
         for s in o.steps:  # every step: when, what, who
             assert f"{s.at:%H:%M:%S}" in text and w.step_words(s) in text, (w.step_words(s), text)
     await picture(page, "orders")
-    # the search narrows the list to one order
+    # a state none of them is in: none shown; then the search narrows the list to one order
+    await page.click("#status-filter")
+    await page.locator(".q-menu >> text=denied").click()
+    await page.locator("#order-count >> text=/^0 of \\d+ orders$/").wait_for()
+    await page.locator("#orders >> text=No order (in the states chosen)").wait_for()
+    await page.locator(".q-menu >> text=denied").click()  # chosen again: all shown again
+    await page.keyboard.press("Escape")
+    await page.locator("#order-count >> text=/^\\d+ orders$/").wait_for()
     first = outbox.orders[0].client_order_id
     await page.fill("#order-search", first)
     await table.locator("tbody tr").first.wait_for()

@@ -144,10 +144,11 @@ def draw_attention(att: Attention | None) -> None:
                     )
                 if o.note:
                     ui.label(o.note).classes("text-body2")
-                for s in o.steps:
-                    ui.label(f"{w.when(s.at)} · {s.status.replace('_', ' ')} · {w.step_words(s)}").classes(
-                        "text-caption font-mono"
-                    )
+                with ui.column().classes("gap-0"):
+                    for s in o.steps:
+                        ui.label(f"{w.when(s.at)} · {s.status.replace('_', ' ')} · {w.step_words(s)}").classes(
+                            "text-caption"
+                        )
 
 
 @ui.page("/orders")
@@ -170,7 +171,7 @@ async def page() -> None:
             count = ui.label("").classes("text-grey-8").props("id=order-count")
         problem = ui.label("").classes("text-negative")
         table = ui.table(columns=COLUMNS, rows=[], row_key="id", pagination=50).classes("w-full")
-        table.props("id=orders dense flat wrap-cells")
+        table.props('id=orders dense flat wrap-cells no-data-label="No order (in the states chosen)"')
         for slot, template in BODY_SLOTS.items():
             table.add_slot(slot, template)
         search.bind_value_to(table, "filter")
