@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-import empyrical
 import numpy as np
-from scipy.optimize import brentq
 
 from schemas.optimization import Targets
 from schemas.portfolio import Summary
@@ -127,6 +125,8 @@ def time_weighted(s: Series, start: int | None) -> float | None:
     invested at the start became (empyrical's cumulative return of the daily returns)."""
     if start is None or start >= len(s) - 1:
         return None
+    import empyrical  # heavy (pandas, scipy): loaded by the statistics worker only (`statistics.py`)
+
     return float(empyrical.cum_returns_final(calendar_returns(s, start)))
 
 
@@ -148,6 +148,8 @@ def _annual_log_rate(flows: Sequence[tuple[date, float]]) -> float | None:
     lo, hi = -limit, limit
     if npv(lo) * npv(hi) > 0:
         return None
+    from scipy.optimize import brentq  # heavy: loaded by the statistics worker only
+
     return float(brentq(npv, lo, hi, xtol=1e-12, rtol=1e-12, maxiter=500))
 
 
@@ -216,6 +218,8 @@ def risk(s: Series) -> Risk:
     days = len(r)
     if days < 2:
         return Risk(days, None, None, None, None, None)
+    import empyrical
+
     a_year = days >= DAYS_PER_YEAR
     vol = float(empyrical.annual_volatility(r, annualization=DAYS_PER_YEAR))
     sharpe = float(empyrical.sharpe_ratio(r, annualization=DAYS_PER_YEAR)) if vol > 0 else None
@@ -352,3 +356,15 @@ def day(d: date | datetime | None) -> str:
     if isinstance(d, datetime):
         return f"{d:%Y-%m-%d %H:%M} UTC"
     return d.isoformat()
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Everything the returns card shows, computed in one go (in the statistics worker)."""
+
+    periods: list[PeriodReturn]
+    risk: Risk
+
+
+def statistics(s: Series) -> Statistics:
+    return Statistics(period_returns(s), risk(s))

@@ -22,7 +22,7 @@ from dashboard import figures as f
 from edge import Client, RemoteError
 from schemas import catalog as t
 from schemas.planning import CycleRequest, Plan
-from schemas.portfolio import Deposit, Summary
+from schemas.portfolio import Deposit, Summary, SyncPortfolio
 from schemas.topics import Topic
 from tests.browser import chromium, logged_in, shot, system  # noqa: F401  # fixtures
 
@@ -162,6 +162,9 @@ def seed_history(running: Any, summary: Summary, days: int = 120) -> None:
 async def test_a_page_opened_late_shows_everything_at_once(system, chromium, bought):  # noqa: F811
     summary = await retained(system, t.PORTFOLIO_SUMMARY)
     seed_history(system, summary)
+    async with Client(system.settings("operator"), name="test-sync") as c:  # a sync publishes the summary:
+        summary = await c.call(t.PORTFOLIO_SYNC, SyncPortfolio(), timeout=10)  # the dashboard reads the history
+    await asyncio.sleep(6)  # the figures computed in the background (a worker process), before any page is open
     page = await logged_in(chromium, system, "/")
     started = time.monotonic()
     await page.locator("#total-value").wait_for(timeout=3000)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from nicegui import ui
+from nicegui import app, ui
 
 from schemas import catalog as t
 from schemas.common import utcnow
@@ -30,9 +30,10 @@ from schemas.portfolio import GetValuations, Summary, Valuations
 from schemas.universe import GetHistory, History
 
 from .. import figures as f
-from ..layout import board, frame, live
+from ..layout import REFRESH_S, board, frame, live
 from ..node import node
 from ..settings import Settings
+from ..statistics import STATISTICIAN
 
 log = logging.getLogger(__name__)
 BENCHMARK = os.environ.get("DASHBOARD_BENCHMARK", Settings.benchmark)
@@ -45,8 +46,8 @@ PLAN_COLORS = {"done": "green", "partly_done": "orange", "failed": "red", "rejec
 
 @dataclass
 class Fetched:
-    """What the page asked for by command, and when it must ask again: prices changed, a
-    new day began (yesterday's last value is in the store), or the last try failed."""
+    """What the page asked for by command, and when it must ask again: prices or the account
+    changed (a sync records the day's value), a new day began, or the last try failed."""
 
     valuations: Valuations | None = None
     benchmark: History | None = None
@@ -59,14 +60,14 @@ class Fetched:
     def due(self, today: date | None) -> bool:
         if self.problems:
             return time.monotonic() - self.tried > self.wait
-        stale = self.prices_seen != board().seen(t.PRICES_CHANGED.path) or self.day != today
+        stale = self.prices_seen != board().seen(t.PRICES_CHANGED.path, t.PORTFOLIO_SUMMARY.path) or self.day != today
         return self.valuations is None or stale
 
     async def fetch(self, today: date | None) -> None:
         self.wait = min(RETRY_S[1], self.wait * 2) if self.problems else RETRY_S[0]
         self.tried, self.prices_seen, self.day, self.problems = (
             time.monotonic(),
-            board().seen(t.PRICES_CHANGED.path),
+            board().seen(t.PRICES_CHANGED.path, t.PORTFOLIO_SUMMARY.path),
             today,
             [],
         )
@@ -205,7 +206,7 @@ def draw_summary() -> None:
             ui.label(f"Not priced, left out of the totals: {', '.join(s.unpriced)}").classes("text-orange-8")
 
 
-def draw_returns(fig: Figures | None, base: str) -> None:
+def draw_returns(fig: Figures | None, stats: f.Statistics | None, base: str) -> None:
     if fig is None:
         ui.label("Waiting for the portfolio's first summary…").classes("text-grey")
         return
@@ -223,10 +224,13 @@ def draw_returns(fig: Figures | None, base: str) -> None:
             "twr": f.percent(p.time_weighted, sign=True),
             "mwr": f.percent(p.money_weighted, sign=True),
         }
-        for p in f.period_returns(fig.series)
+        for p in (stats.periods if stats else [])
     ]
+    if stats is None:
+        ui.label("Computing the returns…").classes("text-grey")
+        return
     ui.table(columns=RETURN_COLUMNS, rows=rows, row_key="period").props("id=returns dense flat").classes("w-full")
-    r = f.risk(fig.series)
+    r = stats.risk
     ui.label(
         f"Over {r.days} days: volatility {f.percent(r.volatility, 1)} a year, Sharpe "
         f"{'-' if r.sharpe is None else f'{r.sharpe:.2f}'}, largest drawdown {f.percent(r.max_drawdown, 1)}; "
@@ -305,56 +309,77 @@ def draw_schedule() -> None:
     ui.table(columns=JOB_COLUMNS, rows=rows, row_key="name").props("id=schedule dense flat").classes("w-full")
 
 
+@dataclass
+class Shared:
+    """The figures every tab shows, kept current in the background (not per tab): a page
+    opened late shows them at once, and the history is fetched and the statistics computed
+    once for all tabs."""
+
+    fetched: Fetched = field(default_factory=Fetched)
+    figures: Figures | None = None
+    statistics: f.Statistics | None = None
+    base: str = "EUR"
+    version: int = 0
+    summary_seen: int = -1
+
+    async def keep_current(self) -> None:
+        summary: Summary | None = board().get(t.PORTFOLIO_SUMMARY.path)
+        if summary is None:
+            return
+        fetch = self.fetched.due(summary.at.date())
+        if fetch:
+            await self.fetched.fetch(summary.at.date())
+        if not fetch and board().seen(t.PORTFOLIO_SUMMARY.path) == self.summary_seen:
+            return
+        self.summary_seen = board().seen(t.PORTFOLIO_SUMMARY.path)
+        self.figures, self.base = compute(summary, self.fetched), summary.base
+        self.version += 1  # the chart at once; the statistics when the worker has them
+        self.statistics = await STATISTICIAN.of(self.figures.series)
+        self.version += 1
+
+
+SHARED = Shared()
+KEEP_CURRENT_S = 0.2
+
+
+def draw_notes() -> None:
+    for note in SHARED.figures.notes if SHARED.figures else []:
+        ui.label(note).classes("text-caption text-grey-7")
+
+
 @ui.page("/")
 def page() -> None:
     with frame("Overview"):
         live(t.PORTFOLIO_SUMMARY.path)(draw_summary)
-        fetched = Fetched()
-        summary_now: list[Summary | None] = [None]
-
-        def figures_now() -> Figures | None:
-            s = summary_now[0] = board().get(t.PORTFOLIO_SUMMARY.path)
-            return compute(s, fetched) if s is not None else None
-
-        fig = figures_now()
-        base = summary_now[0].base if summary_now[0] else "EUR"
+        fig, stats, base = SHARED.figures, SHARED.statistics, SHARED.base
         with ui.card().classes("w-full"):
             ui.label(f"Value, money put in, and {BENCHMARK} bought with the same deposits").classes("text-subtitle1")
             chart = ui.echart(chart_options(fig, base)).classes("w-full h-80").props("id=value-chart")
-            notes = ui.column().classes("gap-0")
+            notes = ui.refreshable(draw_notes)
+            notes()
         with ui.row().classes("w-full gap-4 items-start no-wrap"):
             with ui.card().classes("w-1/2"):
                 ui.label("Returns").classes("text-subtitle1")
                 returns = ui.refreshable(draw_returns)
-                returns(fig, base)
+                returns(fig, stats, base)
             with ui.card().classes("w-1/2"):
                 plan = live(t.LATEST_PLAN.path, t.SCHEDULE.path, t.CYCLE_PROGRESS.path)(draw_plan)
                 ui.timer(RUNNING_S / 4, plan.refresh)  # a cycle that ended without a plan stops running
         with ui.card().classes("w-full"):
             live(t.SCHEDULE.path)(draw_schedule)
+        drawn = [SHARED.version]
 
         def redraw() -> None:
-            now = figures_now()
-            b = summary_now[0].base if summary_now[0] else "EUR"
+            if SHARED.version == drawn[0]:
+                return
+            drawn[0] = SHARED.version
             chart.options.clear()
-            chart.options.update(chart_options(now, b))
+            chart.options.update(chart_options(SHARED.figures, SHARED.base))
             chart.update()
-            returns.refresh(now, b)
-            notes.clear()
-            with notes:
-                for note in now.notes if now else []:
-                    ui.label(note).classes("text-caption text-grey-7")
+            returns.refresh(SHARED.figures, SHARED.statistics, SHARED.base)
+            notes.refresh()
 
-        seen = [board().seen(t.PORTFOLIO_SUMMARY.path)]
+        ui.timer(REFRESH_S, redraw)
 
-        async def tick() -> None:
-            summary: Summary | None = board().get(t.PORTFOLIO_SUMMARY.path)
-            today = summary.at.date() if summary else None
-            if fetched.due(today):
-                await fetched.fetch(today)
-                redraw()
-            elif board().seen(t.PORTFOLIO_SUMMARY.path) != seen[0]:
-                seen[0] = board().seen(t.PORTFOLIO_SUMMARY.path)
-                redraw()
 
-        ui.timer(0.2, tick)
+app.timer(KEEP_CURRENT_S, SHARED.keep_current)
