@@ -15,13 +15,18 @@ import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import numpy as np
 
 from schemas.optimization import Targets
 from schemas.portfolio import Summary
+
+from .formats import day as day
+from .formats import money as money
+from .formats import percent as percent
+from .formats import quantity as quantity
 
 DAYS_PER_YEAR = 365  # calendar days: XIRR's convention, and the valuations are one per calendar day
 PERIODS = (("1 month", 30), ("3 months", 91), ("1 year", 365), ("All time", None))
@@ -57,13 +62,12 @@ def deposit_flows(sightings: Mapping[date, float], first_day: date | None) -> li
     days = sorted(sightings)
     flows: list[Flow] = []
     before = 0.0
-    for i, day in enumerate(days):
-        change = sightings[day] - before
-        before = sightings[day]
-        if i == 0 and first_day is not None and first_day < day:
-            day = first_day
+    for i, seen_on in enumerate(days):
+        change = sightings[seen_on] - before
+        before = sightings[seen_on]
+        on = first_day if i == 0 and first_day is not None and first_day < seen_on else seen_on
         if change:
-            flows.append(Flow(day, change))
+            flows.append(Flow(on, change))
     return flows
 
 
@@ -102,9 +106,9 @@ def calendar_returns(s: Series, start: int = 0) -> np.ndarray:
         return np.zeros(0)
     first = s.days[start]
     out = np.zeros((s.days[-1] - first).days)
-    for day, r in daily_returns(s):
-        if day > first:
-            out[(day - first).days - 1] = r
+    for on, r in daily_returns(s):
+        if on > first:
+            out[(on - first).days - 1] = r
     return out
 
 
@@ -250,8 +254,8 @@ def benchmark(s: Series, prices: Sequence[tuple[date, float]]) -> list[float | N
     price_days = [d for d, _ in ordered]
     units = pending = 0.0
     out: list[float | None] = []
-    for day, flow in zip(s.days, s.flows, strict=True):
-        i = bisect.bisect_right(price_days, day) - 1
+    for on, flow in zip(s.days, s.flows, strict=True):
+        i = bisect.bisect_right(price_days, on) - 1
         pending += flow
         if i < 0:
             out.append(None)
@@ -325,37 +329,6 @@ def weights_against_targets(summary: Summary, targets: Targets | None) -> list[t
 
 
 # -- for a person ------------------------------------------------------------------------------
-
-
-def money(amount: Decimal | float | None, currency: str, places: int = 2, *, sign: bool = False) -> str:
-    """'EUR 12,345.67', 'EUR -12.30' ('EUR +12.30' with `sign`: a change); '-' for none."""
-    if amount is None or (isinstance(amount, float) and not math.isfinite(amount)):
-        return "-"
-    text = f"{abs(amount):,.{places}f}"
-    nonzero = bool(text.strip("0.,"))
-    mark = "-" if amount < 0 and nonzero else "+" if sign and nonzero else ""
-    return f"{currency} {mark}{text}"
-
-
-def percent(share: float | None, places: int = 2, *, sign: bool = False) -> str:
-    """0.01234 -> '1.23 %' ('+1.23 %' with `sign`); '-' for none."""
-    if share is None or not math.isfinite(share):
-        return "-"
-    return f"{share * 100:{'+' if sign else ''},.{places}f} %"
-
-
-def quantity(q: Decimal) -> str:
-    """Shares without a trailing '.000': '12', '0.5'."""
-    return f"{q.normalize():,f}"
-
-
-def day(d: date | datetime | None) -> str:
-    """'2026-01-15' (a time: '2026-01-15 14:03 UTC')."""
-    if d is None:
-        return "-"
-    if isinstance(d, datetime):
-        return f"{d:%Y-%m-%d %H:%M} UTC"
-    return d.isoformat()
 
 
 @dataclass(frozen=True)

@@ -14,30 +14,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from nodes.evaluator.objective import DEFAULT_WEIGHTS
 from schemas.planning import Action, Alternative, CycleOutcome, Evaluation, Plan, PlanStep, WeightChange
 from schemas.trading import Order, OrderStep
 
+from . import formats
+from .formats import money as money
+from .formats import quantity as quantity
+from .formats import sentence as sentence
+
 # -- numbers ----------------------------------------------------------------------------------
 
 
-def money(amount: Decimal | float | None, currency: str | None, places: int = 2, *, sign: bool = False) -> str:
-    """'EUR 12,345.67', 'EUR -12.30' ('EUR +12.30' with `sign`: a change); '-' for none."""
-    if amount is None or (isinstance(amount, float) and not math.isfinite(amount)):
-        return "-"
-    text = f"{abs(amount):,.{places}f}"
-    nonzero = bool(text.strip("0.,"))
-    mark = "-" if amount < 0 and nonzero else "+" if sign and nonzero else ""
-    return f"{currency or ''} {mark}{text}".strip()
-
-
 def percent(share: float | None, places: int = 1, *, sign: bool = False) -> str:
-    """0.01234 -> '1.2 %' ('+1.2 %' with `sign`); '-' for none."""
-    if share is None or not math.isfinite(share):
-        return "-"
-    return f"{share * 100:{'+' if sign else ''},.{places}f} %"
+    """0.01234 -> '1.2 %' (plans speak in tenths of a point)."""
+    return formats.percent(share, places, sign=sign)
 
 
 def points(change: float, places: int = 1) -> str:
@@ -45,17 +37,8 @@ def points(change: float, places: int = 1) -> str:
     return f"{change * 100:+.{places}f} points"
 
 
-def quantity(q: Decimal) -> str:
-    """Shares without a trailing '.000': '12', '0.5'."""
-    return f"{q.normalize():,f}"
-
-
 def when(at: datetime | None) -> str:
     return "-" if at is None else f"{at:%Y-%m-%d %H:%M:%S} UTC"
-
-
-def sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def plural(n: int, one: str, many: str = "") -> str:

@@ -67,7 +67,7 @@ def test_deposits_only_into_the_paper_account() -> None:
 
 
 def test_texts_format_money_and_counts() -> None:
-    assert controls.money(Decimal("1234567.5"), "EUR") == "1,234,567.50 EUR"
+    assert controls.money(Decimal("1234567.5"), "EUR") == "EUR 1,234,567.50"
     assert controls.quantity(Decimal("10.000")) == "10"
     assert controls.quantity(Decimal("1500")) == "1,500"
     now = datetime(2025, 3, 4, 5, 6, tzinfo=UTC)
@@ -108,7 +108,7 @@ def test_a_deposit_offers_the_base_currency_first() -> None:
         }
     )
     assert controls.deposit_currencies(summary) == ["EUR", "GBP", "USD"]
-    assert controls.cash_text(summary) == "1,500.50 USD"
+    assert controls.cash_text(summary) == "USD 1,500.50"
 
 
 # -- in the browser, against the whole system ------------------------------------------------------
@@ -265,7 +265,7 @@ async def test_a_deposit_is_validated_then_credited(system, chromium):  # noqa: 
     assert await page.locator("#log >> text=deposit").count() == 0  # nothing was sent
     await page.fill("#deposit-amount", "1,234.56")
     await page.click("#deposit-button")
-    await page.locator("#log >> text=deposited 1,234.56").wait_for(timeout=15000)
+    await page.locator("#log >> text=/deposited [A-Z]{3} 1,234.56/").wait_for(timeout=15000)
     assert await page.input_value("#deposit-amount") == ""
     await page.close()
 

@@ -27,6 +27,7 @@ from schemas.portfolio import Deposit, DepositResult, Summary
 from schemas.trading import Halt, Halted, Resume
 from schemas.universe import SyncPrices, SyncProgress, SyncResult
 
+from ..formats import money, quantity, sentence
 from ..layout import board, frame, live
 from ..node import node
 
@@ -40,21 +41,11 @@ MAX_DECIMALS = 2
 
 
 # -- texts (pure) -----------------------------------------------------------------------------
-def sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def plural(n: int, one: str, many: str = "") -> str:
     """`1 batch`, `3 batches`, `1,200 sequences`."""
     return f"{n:,} {one if n == 1 else many or one + 's'}"
-
-
-def money(amount: Decimal, currency: str) -> str:
-    return f"{amount:,.2f} {currency}"
-
-
-def quantity(q: Decimal) -> str:
-    return format(q.normalize(), ",f")
 
 
 def parse_amount(text: str) -> Decimal:
