@@ -40,7 +40,7 @@ bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, pl
 	$(BIN)/python bench/trading.py
 	$(BIN)/python bench/dashboard.py
 
-# ruff's linter and formatter, and mypy on edge/, schemas/ and nodes/ (pyproject's [tool.mypy]).
+# ruff's linter and formatter, and mypy on edge/, schemas/, nodes/ and dashboard/ (pyproject's [tool.mypy]).
 lint: deps ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
