@@ -24,6 +24,7 @@ class Board:
     versions: dict[str, int] = field(default_factory=dict)
     statuses: dict[str, NodeStatus] = field(default_factory=dict)  # node ident: its birth or death
     beats: dict[str, tuple[Heartbeat, float]] = field(default_factory=dict)  # ident: (beat, monotonic arrival)
+    rates: dict[str, tuple[float, float]] = field(default_factory=dict)  # ident: messages in, out per second
     errors: deque[ErrorReport] = field(default_factory=lambda: deque(maxlen=ERRORS_KEPT))
     orders: deque[Order] = field(default_factory=lambda: deque(maxlen=ORDER_EVENTS_KEPT))
     version: int = 0
@@ -56,9 +57,23 @@ class Board:
             self._bump("nodes")
 
     def heartbeat(self, beat: Heartbeat) -> None:
+        """Keep the beat, and the node's messages per second since its previous beat (of the
+        same incarnation: a restart starts its counters at 0)."""
         with self.lock:
-            self.beats[beat.node] = (beat, time.monotonic())
+            now = time.monotonic()
+            before = self.beats.get(beat.node)
+            if before is not None and before[0].incarnation == beat.incarnation and now > before[1]:
+                seconds = now - before[1]
+                self.rates[beat.node] = (
+                    max(0, beat.msgs_in - before[0].msgs_in) / seconds,
+                    max(0, beat.msgs_out - before[0].msgs_out) / seconds,
+                )
+            self.beats[beat.node] = (beat, now)
             self._bump("nodes")
+
+    def rate(self, ident: str) -> tuple[float, float] | None:
+        with self.lock:
+            return self.rates.get(ident)
 
     def error(self, report: ErrorReport) -> None:
         with self.lock:

@@ -16,7 +16,8 @@ COLUMNS: list[dict[str, Any]] = [
     {"name": "incarnation", "label": "inc", "field": "incarnation"},
     {"name": "rss", "label": "RSS MB", "field": "rss", "sortable": True},
     {"name": "cpu", "label": "CPU %", "field": "cpu", "sortable": True},
-    {"name": "rate", "label": "msgs in/out", "field": "rate"},
+    {"name": "rate", "label": "msgs/s in/out", "field": "rate"},
+    {"name": "total", "label": "msgs in/out", "field": "total"},
     {"name": "p99", "label": "p99 ms", "field": "p99"},
     {"name": "errors", "label": "errors", "field": "errors", "sortable": True},
     {"name": "beat", "label": "heartbeat", "field": "beat"},
@@ -34,13 +35,18 @@ def node_rows() -> list[dict[str, Any]]:
                 "incarnation": status.incarnation if status else (beat.incarnation if beat else ""),
                 "rss": f"{beat.rss_mb:.1f}" if beat else "",
                 "cpu": f"{beat.cpu_percent:.1f}" if beat else "",
-                "rate": f"{beat.msgs_in} / {beat.msgs_out}" if beat else "",
+                "rate": _rate(board().rate(ident)),
+                "total": f"{beat.msgs_in:,} / {beat.msgs_out:,}" if beat else "",
                 "p99": f"{beat.latency_p99_ms:.2f}" if beat and beat.latency_p99_ms is not None else "-",
                 "errors": beat.errors if beat else "",
                 "beat": f"{age:.0f} s ago" if age is not None else "never",
             }
         )
     return rows
+
+
+def _rate(rate: tuple[float, float] | None) -> str:
+    return "-" if rate is None else f"{rate[0]:.1f} / {rate[1]:.1f}"
 
 
 @ui.page("/system")
