@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodes.trading.lifecycle import FINISHED, TRANSITIONS, Cause, Event, InvalidTransition, Life, State
+from nodes.trading.lifecycle import FINISHED, OPEN, TRANSITIONS, Cause, Event, InvalidTransition, Life, State
+from schemas.trading import OrderStatus
 
 T0 = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
 
@@ -80,3 +82,8 @@ def test_any_sequence_of_events_keeps_the_promises(events):
         life = after
     resends = sum(1 for t in life.history if t.event.cause is Cause.RESEND)
     assert sent == sum(1 for t in life.history if t.after is State.SENDING) <= 1 + resends
+
+
+def test_the_states_are_the_message_schemas_statuses():
+    assert {s.value for s in State} == set(get_args(OrderStatus))
+    assert frozenset(State) - FINISHED - {State.NEW} == OPEN  # every state is new, open or finished

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
+from schemas import trading
+
 
 class State(enum.StrEnum):
     NEW = "new"
@@ -56,8 +58,8 @@ class Cause(enum.StrEnum):
     ABANDON = "abandon"  # likewise
 
 
-FINISHED = frozenset({State.FILLED, State.CANCELLED, State.EXPIRED, State.REJECTED, State.DENIED, State.ABANDONED})
-OPEN = frozenset(State) - FINISHED - {State.NEW}
+FINISHED = frozenset(State(s) for s in trading.FINISHED)  # the message schema's sets, as states
+OPEN = frozenset(State(s) for s in trading.OPEN)
 EVIDENCE = (Cause.ACCEPT, Cause.PART_FILL, Cause.FILL, Cause.CANCEL, Cause.EXPIRE, Cause.REJECT)
 _OUTCOME = {
     Cause.ACCEPT: State.ACCEPTED,
