@@ -22,6 +22,7 @@ from edge import Client, RemoteError
 from schemas import catalog as t
 from schemas.planning import CycleProgress, CycleResult
 from schemas.portfolio import Deposit, Summary
+from schemas.topics import Topics
 from schemas.trading import Halt, Halted, Resume
 from tests.browser import System, chromium, logged_in, shot, system  # noqa: F401  # fixtures
 
@@ -115,7 +116,7 @@ def test_a_deposit_offers_the_base_currency_first() -> None:
 def mosquitto_sub_halted(whole: System) -> dict[str, Any]:
     """The retained halt flag as the real `mosquitto_sub` reads it."""
     s = whole.settings("operator")
-    topic = f"{s.root}/state/trading/halted"
+    topic = Topics(s.root).of(t.TRADING_HALTED)
     out = subprocess.run(
         [
             MOSQUITTO_SUB,

@@ -15,8 +15,8 @@ from schemas import catalog as t
 from schemas.trading import Attention, ListOrders, Order, Orders, SettleOrder
 
 from .. import words as w
+from ..actions import send
 from ..layout import board, frame, live
-from .universe import send
 
 LISTED = 200  # orders read when the page opens (the outbox's newest)
 COLUMNS: list[dict[str, Any]] = [

@@ -19,8 +19,8 @@ from schemas.planning import Cycles, Evaluation, ListPlans, Plan, PlanRef, Plans
 from schemas.trading import Halted
 
 from .. import words as w
+from ..actions import ask, send
 from ..layout import board, frame, live
-from .universe import ask, send
 
 HISTORY_LIMIT = 30
 STEP_COLUMNS = [

@@ -18,11 +18,9 @@ from typing import Any
 from nicegui import ui
 from pydantic import ValidationError
 
-from edge import CallTimeout, RemoteError
 from schemas import catalog as t
 from schemas.optimization import Targets
 from schemas.scoring import Scores, SecurityScore
-from schemas.topics import Command
 from schemas.universe import (
     AddSecurity,
     GetHistory,
@@ -36,8 +34,8 @@ from schemas.universe import (
 )
 
 from .. import words as w
+from ..actions import ask, send
 from ..layout import board, frame, live
-from ..node import node
 
 KEYS = (t.UNIVERSE_SECURITIES.path, t.UNIVERSE_QUOTES.path, t.SCORES.path, t.OPTIMIZATION_TARGETS.path)
 PERIODS = {365: "1 year", 5 * 365: "5 years", 0: "all"}
@@ -152,32 +150,6 @@ def _score_text(s: SecurityScore | None) -> str:
 
 def stat_text(name: str, value: float) -> str:
     return w.percent(value) if STATS.get(name, ("", False))[1] else f"{value:,.2f}"
-
-
-async def send(entry: Command, request: Any, timeout: float = 10.0) -> tuple[Any, str | None]:
-    """The node's answer, or None and why not (its refusal, no answer, not connected)."""
-    view = node.view
-    if view is None:
-        return None, "the dashboard is not connected to the broker yet"
-    try:
-        return await view.call(entry, request, timeout=timeout), None
-    except RemoteError as exc:
-        return None, exc.reply.error
-    except CallTimeout:
-        return None, f"the {entry.node} node did not answer within {timeout:.0f} s"
-
-
-async def ask(question: str, detail: str, yes: str, ident: str) -> bool:
-    """A confirmation: True when the person chose `yes`."""
-    with ui.dialog() as dialog, ui.card().classes("w-[36rem]"):
-        ui.label(question).classes("text-h6")
-        ui.label(detail).classes("text-body2")
-        with ui.row().classes("w-full justify-end"):
-            ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat id=confirm-no")
-            ui.button(yes, on_click=lambda: dialog.submit(True)).props(f"id={ident}")
-    answer = await dialog
-    dialog.delete()
-    return bool(answer)
 
 
 async def history(symbol: str, days: int, last: date | None) -> tuple[History | None, str | None]:
