@@ -49,6 +49,15 @@ UNIVERSE_SECURITIES = state("universe", "securities", u.Universe, doc="every sec
 UNIVERSE_QUOTES = state("universe", "quotes", u.Quotes, doc="the latest close of every active security")
 PRICES_CHANGED = event("universe", "prices_changed", u.PricesChanged, doc="after a sync that changed prices")
 SYNC_PROGRESS = event("universe", "sync_progress", u.SyncProgress, qos=0, doc="while a sync runs")
+UNIVERSE_CLOCK = state("universe", "clock", u.MarketClock, doc="the market's day: no price after it is served")
+UNIVERSE_SET_CLOCK = command(
+    "universe",
+    "clock",
+    u.SetClock,
+    u.MarketClock,
+    idempotent=True,
+    doc="move a replay's market clock (refused unless UNIVERSE_CLOCK=replay)",
+)
 
 # -- scoring (core board) ---------------------------------------------------------------------
 SCORING_RESCORE = command("scoring", "rescore", sc.Rescore, sc.Scores, doc="score now (also after every price change)")
@@ -250,6 +259,8 @@ ENTRIES: tuple = (
     UNIVERSE_HISTORY,
     UNIVERSE_SECURITIES,
     UNIVERSE_QUOTES,
+    UNIVERSE_CLOCK,
+    UNIVERSE_SET_CLOCK,
     PRICES_CHANGED,
     SYNC_PROGRESS,
     SCORING_RESCORE,

@@ -88,6 +88,26 @@ def closes(quotes: Quotes) -> dict[str, Decimal]:
     return {s: q.close for s, q in quotes.quotes.items()}
 
 
+ClockSource = Literal["wall", "data", "replay"]
+
+
+class MarketClock(Message):
+    """Retained on `state/universe/clock`: what day it is in the market, for every node that
+    asks (deposits, valuations, the day's turnover). `wall`: today (live providers); `data`:
+    the last day of the prices (paper on the bundled data, which ends in the past);
+    `replay`: the day a replay moved it to. Prices after `day` are never served."""
+
+    day: date
+    source: ClockSource
+    at: UtcDateTime
+
+
+class SetClock(Message):
+    """Move a replay's market clock to `day` (refused unless the universe runs a replay clock)."""
+
+    day: date
+
+
 class SyncPrices(Message):
     """Fetch daily closes from a provider; all active securities when `symbols` is empty."""
 
@@ -107,12 +127,14 @@ class SymbolSync(Message):
     rows: int = Field(description="prices the provider returned")
     changed: int = Field(description="prices added or corrected")
     last_day: date | None = None
+    error: str | None = Field(default=None, description="why this symbol's sync failed (nothing of it was written)")
 
 
 class SyncResult(Message):
     provider: Provider
     results: list[SymbolSync]
     changed: int
+    failed: list[Symbol] = Field(default_factory=list, description="symbols whose own sync failed (see `error`)")
 
 
 class SyncProgress(Message):

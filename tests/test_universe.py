@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import date
@@ -19,9 +20,11 @@ from schemas import catalog as t
 from schemas.universe import (
     AddSecurity,
     GetHistory,
+    MarketClock,
     PricesChanged,
     Quotes,
     Security,
+    SetClock,
     SymbolRef,
     SyncPrices,
     Universe,
@@ -128,15 +131,59 @@ async def test_bad_input_is_refused_and_changes_nothing(run_node, probe, no_star
         assert await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="AAPL.US")) == before
 
 
-async def test_a_provider_failing_changes_nothing(run_node, probe, no_start_sync):
-    """ASML has no bundled prices: the whole sync is refused, AAPL's prices are not written."""
+async def test_a_security_without_prices_fails_only_its_own_sync(run_node, probe, no_start_sync):
+    """ASML has no bundled prices (the README's own `universe add` example): its sync fails
+    with the reason, in the reply and on error/universe; AAPL's prices are written, and the
+    next full sync does not fail for it either."""
+    errors = await probe.collect(probe.topics.error("universe"))
     async with run_node(universe):
         await probe.client.call(
             t.UNIVERSE_ADD, AddSecurity(security=Security(symbol="ASML.EU", name="ASML", currency="EUR"))
         )
+        result = await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US", "ASML.EU"]), timeout=30)
+        assert result.failed == ["ASML.EU"]
+        aapl, asml = result.results
+        assert aapl.error is None and aapl.changed > 4000
+        assert asml.changed == 0 and "no prices for ASML.EU" in (asml.error or "")
+        assert len((await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="AAPL.US"))).points) == aapl.rows
+        report = json.loads((await errors.next()).payload)
+        assert report["kind"] == "alert" and "1 of 2 symbols failed" in report["reason"], report
+        again = await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(), timeout=60)  # every active security
+        assert again.failed == ["ASML.EU"] and again.changed > 0
         with pytest.raises(RemoteError, match=r"no prices for ASML\.EU; nothing was changed"):
-            await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US", "ASML.EU"]), timeout=30)
+            await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["ASML.EU"]), timeout=30)
+
+
+async def test_the_clock_of_paper_on_bundled_data_is_the_data_s_last_day(run_node, probe, no_start_sync):
+    clocks = await probe.collect(probe.topics.of(t.UNIVERSE_CLOCK))
+    async with run_node(universe):
+        await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US"]), timeout=30)
+        clock = MarketClock.model_validate_json((await clocks.until(lambda m: b"2024-11-29" in m.payload)).payload)
+        assert (clock.day, clock.source) == (date(2024, 11, 29), "data")
+        with pytest.raises(RemoteError, match="follows the data"):  # only a replay's clock moves by hand
+            await probe.client.call(t.UNIVERSE_SET_CLOCK, SetClock(day=date(2010, 1, 4)))
+
+
+async def test_a_replay_clock_serves_no_price_after_its_day(run_node, probe, tmp_path, monkeypatch, no_start_sync):
+    monkeypatch.setenv("EDGE_CLOCK", "replay")
+    state = tmp_path / "replay"
+    quotes = await probe.collect(probe.topics.of(t.UNIVERSE_QUOTES))
+    changed = await probe.collect(probe.topics.of(t.PRICES_CHANGED))
+    async with run_node(universe, state_dir=state):
+        await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US", "MA.US"]), timeout=30)
+        assert Quotes.model_validate_json((await quotes.next()).payload).quotes == {}  # no day yet: no price
+        assert PricesChanged.model_validate_json((await changed.next()).payload).last_day is None
         assert (await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="AAPL.US"))).points == []
+        clock = await probe.client.call(t.UNIVERSE_SET_CLOCK, SetClock(day=date(2010, 1, 3)))  # a Sunday
+        assert (clock.day, clock.source) == (date(2010, 1, 3), "replay")
+        q = Quotes.model_validate_json((await quotes.until(lambda m: b"AAPL" in m.payload)).payload)
+        assert q.quotes["AAPL.US"].day == date(2009, 12, 31)  # the last close on or before the clock
+        h = await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="AAPL.US", end=date(2024, 1, 1)))
+        assert h.points[-1].day == date(2009, 12, 31)
+        assert PricesChanged.model_validate_json((await changed.next()).payload).last_day == date(2010, 1, 3)
+    async with run_node(universe, state_dir=state):  # the day outlives a restart
+        h = await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="MA.US"))
+        assert h.points[-1].day == date(2009, 12, 31)
 
 
 async def test_survives_a_restart(run_node, probe, tmp_path, no_start_sync):

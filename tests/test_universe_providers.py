@@ -53,11 +53,13 @@ async def test_sync_from_tradernet(run_node, probe, fake_tradernet):
     assert len(fake_tradernet.accepted("getHloc")) == 2  # signed calls the fake verified
 
 
-async def test_tradernet_failing_halfway_changes_nothing(run_node, probe, fake_tradernet):
+async def test_tradernet_failing_for_one_symbol_fails_only_its_sync(run_node, probe, fake_tradernet):
     async with run_node(universe):
+        result = await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US", "T.US"]), timeout=60)
+        assert result.failed == ["T.US"] and "Security T.US not found" in (result.results[1].error or "")
+        assert len((await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="AAPL.US"))).points) > 0
         with pytest.raises(RemoteError, match=r"tradernet: .*Security T\.US not found.*nothing was changed"):
-            await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["AAPL.US", "T.US"]), timeout=60)
-        assert (await probe.client.call(t.UNIVERSE_HISTORY, GetHistory(symbol="AAPL.US"))).points == []
+            await probe.client.call(t.UNIVERSE_SYNC, SyncPrices(symbols=["T.US"]), timeout=60)
 
 
 async def test_tradernet_without_keys_is_refused_with_the_reason(run_node, probe, fake_tradernet, monkeypatch):

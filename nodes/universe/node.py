@@ -1,5 +1,9 @@
 """The universe node's wiring: commands and state on the broker (the package's only
-module that imports `edge`). Configuration: `settings.py`."""
+module that imports `edge`). Configuration: `settings.py`.
+
+It keeps the market clock (`nodes/clock.py`): the retained `state/universe/clock` says
+what day it is, and no price after that day leaves this node (quotes, history), so a
+replay's scoring, optimisation and fills cannot see the future."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 
@@ -19,15 +23,19 @@ from pydantic import ValidationError
 
 from edge import Context, Node, Rejected
 from schemas import catalog as t
+from schemas import topics
 from schemas.common import utcnow
+from schemas.runtime import ErrorReport
 from schemas.universe import (
     AddSecurity,
     GetHistory,
     History,
+    MarketClock,
     PricesChanged,
     Quote,
     Quotes,
     Security,
+    SetClock,
     SymbolRef,
     SymbolSync,
     SyncPrices,
@@ -51,6 +59,23 @@ class State:
     settings: Settings
     store: Store
 
+    def clock(self) -> MarketClock | None:
+        """The market's day by the clock's source; None for a replay not started yet."""
+        source = self.settings.clock
+        if source == "wall":
+            day: date | None = datetime.now(UTC).date()
+        elif source == "data":
+            day = self.store.last_day()
+        else:
+            day = self.store.replay_day()
+        return None if day is None else MarketClock(day=day, source=source, at=utcnow())
+
+    def served_until(self) -> date | None:
+        """The last day whose prices may leave this node (None: every day)."""
+        if self.settings.clock != "replay":
+            return None
+        return self.store.replay_day() or date.min
+
 
 Ctx = Context[State]
 
@@ -68,6 +93,7 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     state = ctx.state = State(settings, store)  # the start-up below goes through the handlers
     try:
         await publish_universe(ctx)
+        await publish_clock(ctx)
         if store.count() == 0 and settings.sync_on_start:
             await sync(SyncPrices(), ctx)
         else:
@@ -82,11 +108,17 @@ async def publish_universe(ctx: Ctx) -> None:
     await ctx.publish(t.UNIVERSE_SECURITIES, Universe(securities=ctx.state.store.securities(), at=utcnow()))
 
 
+async def publish_clock(ctx: Ctx) -> None:
+    clock = ctx.state.clock()
+    if clock is not None:
+        await ctx.publish(t.UNIVERSE_CLOCK, clock)
+
+
 async def publish_quotes(ctx: Ctx) -> None:
-    store = ctx.state.store
+    store, until = ctx.state.store, ctx.state.served_until()
     quotes = {}
     for s in store.securities(active_only=True):
-        last = store.latest(s.symbol)
+        last = store.latest(s.symbol, until)
         if last is not None:
             quotes[s.symbol] = Quote(symbol=s.symbol, day=last.day, close=last.close, currency=s.currency)
     await ctx.publish(t.UNIVERSE_QUOTES, Quotes(quotes=quotes, at=utcnow()))
@@ -152,45 +184,97 @@ def fetcher(name: str, ctx: Ctx) -> Iterator[Fetch]:
 
 @node.command(t.UNIVERSE_SYNC)
 async def sync(req: SyncPrices, ctx: Ctx) -> SyncResult:
-    """All symbols in one transaction, fetched and written one at a time: a provider
-    failing halfway changes nothing, and only one symbol's prices are in memory."""
+    """Each symbol fetched and written in a transaction of its own, one at a time (only one
+    symbol's prices in memory): a symbol the provider has no prices for, or bad ones, fails
+    its own sync, with the reason in its result and on `error/universe`, and the others go
+    on. Refused when every symbol failed, or the provider's process did."""
     store = ctx.state.store
     symbols = [_known(ctx, s).symbol for s in req.symbols] or [s.symbol for s in store.securities(active_only=True)]
     name = req.provider or ctx.state.settings.provider
     results: list[SymbolSync] = []
     try:
-        with fetcher(name, ctx) as fetch, store.batch(name) as write:  # every symbol's prices, or none
+        with fetcher(name, ctx) as fetch:
             for i, symbol in enumerate(symbols, 1):
-                points = await fetch(symbol, req.start, req.end)
-                n = write(symbol, points)
-                results.append(
-                    SymbolSync(symbol=symbol, rows=len(points), changed=n, last_day=points[-1][0] if points else None)
-                )
-                await ctx.publish(t.SYNC_PROGRESS, SyncProgress(done=i, total=len(symbols), symbol=symbol, changed=n))
-                del points
-    except ProviderError as exc:
-        raise Rejected(f"{name}: {exc}; nothing was changed") from exc
-    except ValueError as exc:
-        raise Rejected(f"{name} returned bad prices ({exc}); nothing was changed") from exc
+                one = await _sync_one(symbol, name, fetch, req, store)
+                results.append(one)
+                progress = SyncProgress(done=i, total=len(symbols), symbol=symbol, changed=one.changed)
+                await ctx.publish(t.SYNC_PROGRESS, progress)
     except (BrokenExecutor, OSError, ImportError) as exc:  # the child died, or could not start
+        done = sum(1 for r in results if r.error is None)
         raise Rejected(
-            f"{name}: the provider's process failed ({type(exc).__name__}: {exc}); nothing was changed"
+            f"{name}: the provider's process failed ({type(exc).__name__}: {exc}); "
+            f"{done} of {len(symbols)} symbols were synced before it"
         ) from exc
+    failed = [r for r in results if r.error is not None]
+    if failed and len(failed) == len(results):
+        raise Rejected(f"{name}: {'; '.join(r.error or '' for r in failed)}; nothing was changed")
+    if failed:
+        await _report(
+            ctx,
+            f"{name}: the sync of {len(failed)} of {len(results)} symbols failed: "
+            + "; ".join(r.error or "" for r in failed),
+        )
     changed = {r.symbol: r.changed for r in results}
     total = sum(changed.values())
+    await publish_clock(ctx)  # the data's last day may have moved
     if total:
         days = [r.last_day for r in results if r.last_day]
+        last = _earlier(max(days) if days else None, ctx.state.served_until())  # never a day past the clock
         await ctx.publish(
             t.PRICES_CHANGED,
             PricesChanged(
                 symbols=[s for s, n in changed.items() if n],
                 changed=total,
-                last_day=max(days) if days else None,
+                last_day=None if last == date.min else last,
                 at=utcnow(),
             ),
         )
     await publish_quotes(ctx)
-    return SyncResult(provider=name, results=results, changed=total)
+    return SyncResult(provider=name, results=results, changed=total, failed=[r.symbol for r in failed])
+
+
+async def _sync_one(symbol: str, name: str, fetch: Fetch, req: SyncPrices, store: Store) -> SymbolSync:
+    try:
+        points = await fetch(symbol, req.start, req.end)
+        with store.batch(name) as write:
+            n = write(symbol, points)
+    except ProviderError as exc:
+        return SymbolSync(symbol=symbol, rows=0, changed=0, error=f"{symbol}: {exc}")
+    except ValueError as exc:
+        return SymbolSync(symbol=symbol, rows=0, changed=0, error=f"{symbol}: bad prices ({exc})")
+    return SymbolSync(symbol=symbol, rows=len(points), changed=n, last_day=points[-1][0] if points else None)
+
+
+async def _report(ctx: Ctx, text: str) -> None:
+    """What went wrong without failing the request: logged and on `error/universe` for people."""
+    log.warning("universe: %s", text)
+    topic = ctx.client.topics.of(t.UNIVERSE_SYNC)
+    report = ErrorReport(node=ctx.name, topic=topic, kind="alert", reason=text[:2000], at=utcnow())
+    await ctx.publish(topics.ERROR, report, node=ctx.name)
+
+
+@node.command(t.UNIVERSE_SET_CLOCK)
+async def set_clock(req: SetClock, ctx: Ctx) -> MarketClock:
+    """Move a replay's clock: the quotes, and every node that computes on prices
+    (`prices_changed`), follow it. Refused on a clock that follows the wall or the data."""
+    state = ctx.state
+    if state.settings.clock != "replay":
+        raise Rejected(
+            f"the market clock follows the {state.settings.clock} (EDGE_CLOCK); only a replay's universe "
+            "(EDGE_CLOCK=replay) is moved by hand"
+        )
+    before = state.store.replay_day()
+    state.store.set_replay_day(req.day)
+    clock = state.clock()
+    assert clock is not None
+    await ctx.publish(t.UNIVERSE_CLOCK, clock)
+    await publish_quotes(ctx)
+    if before != req.day:
+        symbols = [s.symbol for s in state.store.securities(active_only=True)]
+        await ctx.publish(
+            t.PRICES_CHANGED, PricesChanged(symbols=symbols, changed=len(symbols), last_day=req.day, at=utcnow())
+        )
+    return clock
 
 
 @node.command(t.UNIVERSE_HISTORY)
@@ -199,5 +283,9 @@ async def history(req: GetHistory, ctx: Ctx) -> History:
     return History(
         symbol=security.symbol,
         currency=security.currency,
-        points=ctx.state.store.history(security.symbol, req.start, req.end),
+        points=ctx.state.store.history(security.symbol, req.start, _earlier(req.end, ctx.state.served_until())),
     )
+
+
+def _earlier(a: date | None, b: date | None) -> date | None:
+    return b if a is None else a if b is None else min(a, b)

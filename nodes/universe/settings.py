@@ -11,6 +11,8 @@
 | `UNIVERSE_YF_PROXY`        | none      | yfinance: HTTPS proxy for Yahoo (`http://host:port`)      |
 | `UNIVERSE_YF_CAFILE`       | none      | yfinance: CA bundle to trust instead of the system's (a   |
 |                            |           | TLS-inspecting proxy)                                     |
+| `EDGE_CLOCK`               | `auto`    | the market clock (`nodes/clock.py`): `auto` is `data`    |
+|                            |           | with the bundled provider, `wall` with a network one      |
 | `TRADERNET_PUBLIC_KEY`,    | none      | tradernet: the key pair, and the server if not the SDK's  |
 | `TRADERNET_PRIVATE_KEY`,   |           | (`nodes.brokers.tradernet_api`)                           |
 | `TRADERNET_URL`            |           |                                                           |
@@ -22,8 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import get_args
 
+from nodes import clock
 from nodes.brokers.tradernet_api import Credentials
-from schemas.universe import Provider
+from schemas.universe import ClockSource, Provider
 
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 
@@ -36,6 +39,7 @@ class Settings:
     yf_proxy: str | None = None
     yf_cafile: str | None = None
     tradernet: Credentials | None = None  # None unless both keys are set: that provider refuses then
+    clock: ClockSource = "data"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -49,6 +53,8 @@ class Settings:
         sync = env.get("UNIVERSE_SYNC_ON_START", "1")
         if sync not in ("0", "1"):
             raise ValueError(f"UNIVERSE_SYNC_ON_START={sync!r}: use 1 (sync a new store) or 0")
+        mode = clock.mode(env)
+        source: ClockSource = ("data" if provider == "bundled" else "wall") if mode == "auto" else mode
         return cls(
             provider,
             seed == "bundled",
@@ -56,4 +62,5 @@ class Settings:
             env.get("UNIVERSE_YF_PROXY") or None,
             env.get("UNIVERSE_YF_CAFILE") or None,
             Credentials.from_env(env),
+            source,
         )

@@ -1,4 +1,5 @@
-"""The universe's SQLite store: securities and daily closes. No MQTT, no clock.
+"""The universe's SQLite store: securities, daily closes and a replay's market day. No
+MQTT, no clock of its own (the caller says up to which day it reads).
 
 Closes are stored as decimal text (never floats), keyed by (symbol, day); writing the
 same prices again changes nothing, and a corrected price replaces the old one. Each
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS prices (
     source TEXT NOT NULL,
     PRIMARY KEY (symbol, day)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -131,11 +133,29 @@ class Store:
             for d, c in self.db.execute(sql + " ORDER BY day", args)
         ]
 
-    def latest(self, symbol: str) -> PricePoint | None:
+    def latest(self, symbol: str, as_of: date | None = None) -> PricePoint | None:
+        """The last close on or before `as_of` (None: the last of all)."""
         row = self.db.execute(
-            "SELECT day, close FROM prices WHERE symbol=? ORDER BY day DESC LIMIT 1", (symbol,)
+            "SELECT day, close FROM prices WHERE symbol=? AND day<=? ORDER BY day DESC LIMIT 1",
+            (symbol, (as_of or date.max).isoformat()),
         ).fetchone()
         return None if row is None else PricePoint(day=date.fromisoformat(row[0]), close=Decimal(row[1]))
+
+    def last_day(self) -> date | None:
+        """The last day any active security has a close."""
+        row = self.db.execute("SELECT MAX(day) FROM prices JOIN securities USING (symbol) WHERE active=1").fetchone()
+        return None if row is None or row[0] is None else date.fromisoformat(row[0])
+
+    def replay_day(self) -> date | None:
+        row = self.db.execute("SELECT value FROM settings WHERE key='replay_day'").fetchone()
+        return None if row is None else date.fromisoformat(row[0])
+
+    def set_replay_day(self, day: date) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO settings VALUES ('replay_day', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (day.isoformat(),),
+            )
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM prices").fetchone()[0])
