@@ -11,7 +11,8 @@ restarts) and reports their totals in the summary (`valuation.flows`).
 
 In paper mode the deposit plan credits the account once a month (keyed by month: never
 twice); in live mode deposits are bank transfers, which the next sync sees in the cash
-and in Tradernet's cash flows.
+and in Tradernet's cash flows. Months and valuation days are the market clock's
+(`nodes/clock.py`); a replay's portfolio waits for the clock before its first deposit.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
+from nodes import clock as market
 from nodes.brokers import Broker, BrokerError, open_broker
 from nodes.brokers.paper import PaperBroker
 from nodes.money.fx import FxError
@@ -43,7 +44,7 @@ from schemas.portfolio import (
     Valuations,
 )
 from schemas.trading import Order
-from schemas.universe import Quotes, closes
+from schemas.universe import MarketClock, Quotes, closes
 
 from .settings import Settings
 from .store import PortfolioStore
@@ -59,6 +60,7 @@ class State:
     broker: Broker
     store: PortfolioStore
     quotes: dict[str, Decimal] = field(default_factory=dict)  # the universe's latest closes
+    clock: MarketClock | None = None  # the universe's market clock: months and valuation days
     ticker: asyncio.Task[None] | None = None  # the scheduled syncs, on the handlers' loop
 
 
@@ -74,12 +76,8 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     broker = open_broker(settings.account, ctx.state_dir)
     state = ctx.state = State(settings, broker, PortfolioStore(ctx.state_dir / "portfolio.sqlite"))
     try:
-        paper = _paper(ctx)
-        if paper is not None and settings.first_deposit is not None:
-            amount, currency = settings.first_deposit
-            state.store.remember("first_month", datetime.now(UTC).strftime("%Y-%m"))  # before the deposit: a crash
-            paper.deposit(amount, currency, "first deposit of a new paper account", key="first")
-        await deposit_check(DepositCheck(), ctx)
+        if not market.waits(os.environ, None):  # a replay's first deposit waits for its clock (`on_clock`)
+            await _deposits(ctx)
         await sync(SyncPortfolio(), ctx)
     except Exception:
         log.exception("portfolio: the start-up deposit or sync failed")
@@ -92,6 +90,16 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     close = getattr(broker, "close", None)
     if close:
         close()
+
+
+async def _deposits(ctx: Ctx) -> None:
+    """A new paper account's first deposit, then the month's planned one."""
+    paper, settings, store = _paper(ctx), ctx.state.settings, ctx.state.store
+    if paper is not None and settings.first_deposit is not None:
+        amount, currency = settings.first_deposit
+        store.remember("first_month", f"{market.today(ctx.state.clock):%Y-%m}")  # the first kept; before the deposit
+        paper.deposit(amount, currency, "first deposit of a new paper account", key="first")
+    await deposit_check(DepositCheck(), ctx)
 
 
 def _paper(ctx: Ctx) -> PaperBroker | None:
@@ -112,6 +120,14 @@ async def _every(ctx: Ctx) -> None:
             log.info("portfolio: scheduled sync refused: %s", exc)
         except Exception:
             log.exception("portfolio: scheduled sync failed; next try in %.0f s", ctx.state.settings.sync_s)
+
+
+@node.on(t.UNIVERSE_CLOCK)
+async def on_clock(kept: MarketClock, ctx: Ctx) -> None:
+    """A new market day may make a deposit due (in a replay, the first one too)."""
+    ctx.state.clock = kept
+    with contextlib.suppress(Rejected):
+        await _deposits(ctx)
 
 
 @node.on(t.UNIVERSE_QUOTES)
@@ -149,7 +165,7 @@ async def sync(req: SyncPortfolio, ctx: Ctx) -> Summary:
         raise Rejected(f"the account cannot be valued: {exc}") from exc
     store.record(
         ValuationPoint(
-            day=summary.at.date(),
+            day=market.today(ctx.state.clock),
             total_base=summary.total_base,
             positions_base=summary.positions_base,
             cash_base=summary.cash_base,
@@ -176,8 +192,8 @@ async def deposit(req: Deposit, ctx: Ctx) -> DepositResult:
 async def deposit_check(req: DepositCheck, ctx: Ctx) -> DepositPlanState:
     settings = ctx.state.settings
     plan, day = settings.monthly_deposit, settings.deposit_day
-    now = datetime.now(UTC)
-    month = now.strftime("%Y-%m")
+    today = market.today(ctx.state.clock)
+    month = f"{today:%Y-%m}"
     if plan is None:
         return DepositPlanState(
             amount=Decimal(0),
@@ -198,7 +214,8 @@ async def deposit_check(req: DepositCheck, ctx: Ctx) -> DepositPlanState:
             credited=False,
             note="live: deposits are bank transfers; the sync sees them in the cash",
         )
-    if ctx.state.store.recalled("first_month") == month:
+    first = ctx.state.store.recalled("first_month")
+    if first is not None and month <= first:  # the first deposit's month, or a market day before it
         return DepositPlanState(
             amount=amount,
             currency=currency,
@@ -207,7 +224,7 @@ async def deposit_check(req: DepositCheck, ctx: Ctx) -> DepositPlanState:
             credited=True,
             note="this month is covered by the account's first deposit",
         )
-    if now.day < day:
+    if today.day < day:
         return DepositPlanState(
             amount=amount, currency=currency, day=day, month=month, credited=False, note=f"due on day {day}"
         )

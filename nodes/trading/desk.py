@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from nodes import clock as market
 from nodes.brokers import BrokerError
 from nodes.money.fx import FxError
 from schemas.common import utcnow
 from schemas.trading import FINISHED, Halted, Order, PlaceOrder, SettleOrder
-from schemas.universe import Security
+from schemas.universe import MarketClock, Security
 
 from .clerk import Clerk, NotSent
 from .limits import Situation, check
@@ -39,6 +40,7 @@ class Desk:
     clerk: Clerk
     securities: dict[str, Security] = field(default_factory=dict)  # the universe's, by symbol
     quotes: dict[str, Decimal] = field(default_factory=dict)  # the universe's latest closes
+    clock: MarketClock | None = None  # the universe's market clock: the day whose turnover counts
 
     def halted(self) -> Halted:
         return self.outbox.halted() or Halted(halted=False, at=utcnow(), mode=self.settings.mode)  # type: ignore[arg-type]
@@ -74,7 +76,13 @@ class Desk:
         if waiting:
             ids = ", ".join(o.client_order_id for o in waiting)
             reasons.append(f"{req.symbol} has orders whose fate is not known yet ({ids}): settle them first")
-        order = self.outbox.create(req, self.settings.mode, situation.quote or Decimal(0), situation.value_base)
+        order = self.outbox.create(
+            req,
+            self.settings.mode,
+            situation.quote or Decimal(0),
+            situation.value_base,
+            market_day=market.today(self.clock),
+        )
         if reasons:
             return await self.clerk.deny(order, reasons)
         return await self._send(order)
@@ -111,7 +119,7 @@ class Desk:
             fee=fee,
             value_base=value_base,
             base=self.settings.fx.base,
-            turnover_today=self.outbox.turnover_since(now.replace(hour=0, minute=0, second=0, microsecond=0)),
+            turnover_today=self.outbox.turnover_on(market.today(self.clock)),
             cash=account.cash.get(req.currency, Decimal(0)) - held_cash.get(req.currency, Decimal(0)),
             held=(position.quantity if position else Decimal(0)) - held_shares.get(req.symbol, Decimal(0)),
             now=now,

@@ -116,6 +116,7 @@ def _by_symbol(universe: Universe) -> dict[str, Security]:
 
 node.keep(t.UNIVERSE_SECURITIES, "securities", _by_symbol)
 node.keep(t.UNIVERSE_QUOTES, "quotes", closes)
+node.keep(t.UNIVERSE_CLOCK, "clock")
 
 
 # -- orders -------------------------------------------------------------------------------------------

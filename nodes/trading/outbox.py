@@ -21,7 +21,7 @@ import json
 import random
 import sqlite3
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS orders (
     note            TEXT NOT NULL DEFAULT '',
     sent_at         TEXT,
     alerted         INTEGER NOT NULL DEFAULT 0,
+    market_day      TEXT,
     created         TEXT NOT NULL,
     updated         TEXT NOT NULL
 );
@@ -91,8 +92,12 @@ class Outbox:
     def _migrate(self) -> None:
         """An outbox from before the state machine: add its columns; an order it left `new`
         may have been sent (that version sent before it recorded), so it becomes `unknown`,
-        and `submitted` means the broker had it: `accepted`."""
+        and `submitted` means the broker had it: `accepted`. One from before the market
+        clock gets `market_day` (empty: the day it was created)."""
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(orders)")}
+        if columns and "market_day" not in columns:
+            with self._tx() as db:
+                db.execute("ALTER TABLE orders ADD COLUMN market_day TEXT")
         if not columns or "broker_ref" in columns:
             return
         with self._tx() as db:
@@ -118,15 +123,23 @@ class Outbox:
 
     # -- orders -----------------------------------------------------------------------------------
     def create(
-        self, req: PlaceOrder, mode: str, reference_price: Decimal, value_base: Decimal, now: datetime | None = None
+        self,
+        req: PlaceOrder,
+        mode: str,
+        reference_price: Decimal,
+        value_base: Decimal,
+        now: datetime | None = None,
+        market_day: date | None = None,
     ) -> Order:
-        """Write a new order (state `new`); it must not exist yet (see `get`)."""
-        at = (now or datetime.now(UTC)).isoformat()
+        """Write a new order (state `new`); it must not exist yet (see `get`). `market_day`:
+        the market clock's day (None: the day of `now`), whose turnover it counts in."""
+        moment = now or datetime.now(UTC)
+        at, day = moment.isoformat(), (market_day or moment.date()).isoformat()
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO orders (client_order_id, request, mode, reference_price, value_base, status, created, "
-                "updated) VALUES (?,?,?,?,?, 'new', ?, ?)",
-                (req.client_order_id, req.model_dump_json(), mode, str(reference_price), str(value_base), at, at),
+                "INSERT INTO orders (client_order_id, request, mode, reference_price, value_base, status, market_day, "
+                "created, updated) VALUES (?,?,?,?,?, 'new', ?, ?, ?)",
+                (req.client_order_id, req.model_dump_json(), mode, str(reference_price), str(value_base), day, at, at),
             )
             db.execute(
                 "INSERT INTO order_steps VALUES (?,?, 'new', 'written to the outbox', 'write', 'trading')",
@@ -258,13 +271,14 @@ class Outbox:
         ).fetchall()
         return [self.by_ref(r[0]) for r in rows]
 
-    def turnover_since(self, since: datetime) -> Decimal:
-        """The base-currency value of the orders sent (or being sent) since `since`: all but
-        those never sent or finished without a fill."""
+    def turnover_on(self, day: date) -> Decimal:
+        """The base-currency value of the orders of the market's `day` sent (or being sent):
+        all but those never sent or finished without a fill."""
         rows = self.db.execute(
-            "SELECT value_base FROM orders WHERE created >= ? AND status NOT IN ('new', 'denied') AND NOT (status IN "
+            "SELECT value_base FROM orders WHERE COALESCE(market_day, substr(created, 1, 10)) = ? "
+            "AND status NOT IN ('new', 'denied') AND NOT (status IN "
             "('rejected','cancelled','expired','abandoned') AND CAST(filled AS REAL) = 0)",
-            (since.isoformat(),),
+            (day.isoformat(),),
         )
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
 
