@@ -66,7 +66,7 @@ $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge trader needs Python >= 3.11 (set PY=python3.13, say)")'
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,dashboard]'
+	$(BIN)/python -m pip install -q -e '.[dev,dashboard,replay]'
 	touch $(STAMP)
 
 clean: ## remove .run (logs, state, the kept broker port and passwords), build and caches
