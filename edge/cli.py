@@ -533,6 +533,12 @@ class Up:
         return "\n".join(lines)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from replay.cli import main as replay
+
+    return replay(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -600,6 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
     acl.set_defaults(func=cmd_acl)
     users = sub.add_parser("users", help="print the broker users (one per node, and operator)")
     users.set_defaults(func=cmd_users)
+
+    rp = sub.add_parser("replay", help="the system's nodes over history, and how its money did")
+    from replay.cli import add_arguments
+
+    add_arguments(rp)
+    rp.set_defaults(func=cmd_replay)
     return p
 
 

@@ -91,6 +91,7 @@ class Launcher:
     passwords: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
     mode: str = "paper"
+    env: dict[str, str] = field(default_factory=dict)  # every node's settings over this process's environment
     _stopping: bool = False
 
     def start_broker(self, root: str = "trader") -> BrokerSettings:
@@ -170,6 +171,7 @@ class Launcher:
                 continue
             env = {
                 **os.environ,
+                **self.env,
                 **self.node_settings(p.node).to_env(),
                 "EDGE_BOARD": p.board,
                 "EDGE_STATE_DIR": str(self.run_dir / "state"),

@@ -50,6 +50,7 @@ class Step:
     scores: dict[str, float] = field(default_factory=dict)  # the composite scores at this step
     notes: list[str] = field(default_factory=list)  # the cycle's own words
     seconds: float = 0.0  # wall time of the step
+    timings: dict[str, float] = field(default_factory=dict)  # wall time of each phase of the step
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Ledger:
                 scores=s["scores"],
                 notes=s["notes"],
                 seconds=s["seconds"],
+                timings=s.get("timings", {}),
             )
             for s in doc.pop("steps")
         ]
