@@ -47,3 +47,9 @@ def waits(env: Mapping[str, str], kept: MarketClock | None) -> bool:
     """True while a replay's node has no clock yet: dated work (a deposit) must wait for it,
     or it would be dated by the wall."""
     return kept is None and mode(env) == "replay"
+
+
+def last_day(kept: MarketClock | None) -> date | None:
+    """The day a computation's every fetch ends on (None: whatever the universe serves). One
+    day for the whole run: a clock that moves while the run fetches must not mix two days."""
+    return None if kept is None or kept.source == "wall" else kept.day

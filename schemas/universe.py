@@ -159,6 +159,7 @@ class GetHistory(Message):
     symbol: Symbol
     start: date | None = None
     end: date | None = None
+    last: int | None = Field(default=None, ge=1, le=100_000, description="only the last this many closes of the range")
 
     @model_validator(mode="after")
     def _range(self) -> GetHistory:

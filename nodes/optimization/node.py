@@ -11,11 +11,12 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
+from nodes import clock as market
 from nodes import history, matrix
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.optimization import Excluded, Inputs, Optimize, Target, Targets
-from schemas.universe import GetHistory, History, PricesChanged, Universe
+from schemas.universe import GetHistory, History, MarketClock, PricesChanged, Universe
 
 from . import model
 from .settings import Settings
@@ -27,6 +28,7 @@ node = Node("optimization")
 class State:
     settings: Settings
     universe: Universe | None = None  # the universe's retained securities
+    clock: MarketClock | None = None  # the universe's market clock: every fetch of one run ends on its day
 
 
 Ctx = Context[State]
@@ -41,14 +43,18 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
 async def on_universe(universe: Universe, ctx: Ctx) -> None:
     first = ctx.state.universe is None
     ctx.state.universe = universe
-    if first:
+    if first and not market.waits(os.environ, ctx.state.clock):
         with contextlib.suppress(Rejected):  # no prices yet: the first prices_changed event will do it
             await optimize(Optimize(), ctx)
 
 
 @node.on(t.PRICES_CHANGED)
 async def on_prices(event: PricesChanged, ctx: Ctx) -> None:
-    await optimize(Optimize(), ctx)
+    if not market.waits(os.environ, ctx.state.clock):
+        await optimize(Optimize(), ctx)
+
+
+node.keep(t.UNIVERSE_CLOCK, "clock")
 
 
 @node.command(t.OPTIMIZATION_OPTIMIZE)
@@ -59,14 +65,17 @@ async def optimize(req: Optimize, ctx: Ctx) -> Targets:
         raise Rejected(str(exc)) from None
     if not symbols:
         raise Rejected("the universe has no active securities yet")
-    settings = ctx.state.settings
+    if market.waits(os.environ, ctx.state.clock):
+        raise Rejected("the replay's market clock has not come yet: no day to optimise for")
+    settings, end = ctx.state.settings, market.last_day(ctx.state.clock)
     if req.returns_model is not None:
         settings = replace(settings, returns_model=req.returns_model)
     if req.blend is not None:
         settings = replace(settings, blend=float(req.blend))
 
     async def fetch(symbol: str) -> History:
-        return await ctx.call(t.UNIVERSE_HISTORY, GetHistory(symbol=symbol), timeout=60)
+        last = settings.lookback + 1  # the window's returns need one close before it
+        return await ctx.call(t.UNIVERSE_HISTORY, GetHistory(symbol=symbol, end=end, last=last), timeout=60)
 
     closes = await history.closes(symbols, fetch)
     try:

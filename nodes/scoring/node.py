@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from edge import Context, Node, Rejected
+from nodes import clock as market
 from nodes import history
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.scoring import Rescore, Scores, SecurityScore
-from schemas.universe import GetHistory, History, PricesChanged, Universe
+from schemas.universe import GetHistory, History, MarketClock, PricesChanged, Universe
 
 from . import model
 from .settings import Settings
@@ -27,6 +28,7 @@ node = Node("scoring")
 class State:
     settings: Settings
     universe: Universe | None = None  # the universe's retained securities
+    clock: MarketClock | None = None  # the universe's market clock: every fetch of one run ends on its day
 
 
 Ctx = Context[State]
@@ -41,13 +43,17 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
 async def on_universe(universe: Universe, ctx: Ctx) -> None:
     first = ctx.state.universe is None
     ctx.state.universe = universe
-    if first:  # a late start: score what the universe has
+    if first and not market.waits(os.environ, ctx.state.clock):  # a late start: score what the universe has
         await rescore(Rescore(), ctx)
 
 
 @node.on(t.PRICES_CHANGED)
 async def on_prices(event: PricesChanged, ctx: Ctx) -> None:
-    await rescore(Rescore(), ctx)
+    if not market.waits(os.environ, ctx.state.clock):
+        await rescore(Rescore(), ctx)
+
+
+node.keep(t.UNIVERSE_CLOCK, "clock")
 
 
 @node.command(t.SCORING_RESCORE)
@@ -56,10 +62,13 @@ async def rescore(req: Rescore, ctx: Ctx) -> Scores:
         symbols = history.chosen(ctx.state.universe, list(req.symbols))
     except history.NotInUniverse as exc:
         raise Rejected(str(exc)) from None
-    benchmark = ctx.state.settings.benchmark
+    if market.waits(os.environ, ctx.state.clock):
+        raise Rejected("the replay's market clock has not come yet: no day to score")
+    benchmark, end = ctx.state.settings.benchmark, market.last_day(ctx.state.clock)
 
     async def fetch(symbol: str) -> History:
-        return await ctx.call(t.UNIVERSE_HISTORY, GetHistory(symbol=symbol), timeout=60)
+        req = GetHistory(symbol=symbol, end=end, last=model.HISTORY_DAYS)
+        return await ctx.call(t.UNIVERSE_HISTORY, req, timeout=60)
 
     closes = await history.closes(sorted(set(symbols) | {benchmark}), fetch) if symbols else pd.DataFrame()
     if symbols and (benchmark not in closes or closes[benchmark].dropna().empty):

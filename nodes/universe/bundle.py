@@ -73,6 +73,16 @@ def frame(path: Path = PRICES) -> Any:
     )
 
 
+def write(symbols: list[str], rows: Iterator[tuple[date, list[Decimal | None]]] | list, out: Path) -> None:
+    """Write (day, closes) rows in this module's format (what `read` reads back)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["date", *symbols])
+    for day, closes in rows:
+        w.writerow([day.isoformat(), *("" if c is None else _round(str(c)) for c in closes)])
+    out.write_bytes(gzip.compress(buf.getvalue().encode(), compresslevel=9, mtime=0))
+
+
 def build(source: Path, out: Path = PRICES) -> None:
     """Make the bundled file from the original CSVs (run by hand; see the module doc)."""
 

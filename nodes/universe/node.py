@@ -283,7 +283,9 @@ async def history(req: GetHistory, ctx: Ctx) -> History:
     return History(
         symbol=security.symbol,
         currency=security.currency,
-        points=ctx.state.store.history(security.symbol, req.start, _earlier(req.end, ctx.state.served_until())),
+        points=ctx.state.store.history(
+            security.symbol, req.start, _earlier(req.end, ctx.state.served_until()), req.last
+        ),
     )
 
 

@@ -154,7 +154,7 @@ class TradernetProvider:
 def provider(name: str, state_dir: Path, settings: Settings) -> PriceProvider:
     """The provider called `name`, configured from the node's settings."""
     if name == "bundled":
-        return BundledProvider()
+        return BundledProvider(settings.bundle)
     if name == "yfinance":
         return YFinanceProvider(state_dir / "yfinance", settings.yf_proxy, settings.yf_cafile)
     if name == "tradernet":

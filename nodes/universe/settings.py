@@ -11,6 +11,8 @@
 | `UNIVERSE_YF_PROXY`        | none      | yfinance: HTTPS proxy for Yahoo (`http://host:port`)      |
 | `UNIVERSE_YF_CAFILE`       | none      | yfinance: CA bundle to trust instead of the system's (a   |
 |                            |           | TLS-inspecting proxy)                                     |
+| `UNIVERSE_BUNDLE`          | the package's | the bundled provider's prices file (`bundle.py`'s   |
+|                            |           | format): a replay's test of look-ahead shuffles a copy    |
 | `EDGE_CLOCK`               | `auto`    | the market clock (`nodes/clock.py`): `auto` is `data`    |
 |                            |           | with the bundled provider, `wall` with a network one      |
 | `TRADERNET_PUBLIC_KEY`,    | none      | tradernet: the key pair, and the server if not the SDK's  |
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import get_args
 
 from nodes import clock
@@ -40,6 +43,7 @@ class Settings:
     yf_cafile: str | None = None
     tradernet: Credentials | None = None  # None unless both keys are set: that provider refuses then
     clock: ClockSource = "data"
+    bundle: Path | None = None  # the bundled provider's file; None: the package's own
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -63,4 +67,5 @@ class Settings:
             env.get("UNIVERSE_YF_CAFILE") or None,
             Credentials.from_env(env),
             source,
+            Path(env["UNIVERSE_BUNDLE"]) if env.get("UNIVERSE_BUNDLE") else None,
         )

@@ -118,20 +118,16 @@ class Store:
 
             yield write
 
-    def history(self, symbol: str, start: date | None = None, end: date | None = None) -> list[PricePoint]:
+    def history(
+        self, symbol: str, start: date | None = None, end: date | None = None, last: int | None = None
+    ) -> list[PricePoint]:
+        """Closes from `start` to `end` (inclusive), oldest first; only the last `last` of them if given."""
         self.get(symbol)
-        sql = "SELECT day, close FROM prices WHERE symbol=?"
-        args: list[str] = [symbol]
-        if start:
-            sql += " AND day>=?"
-            args.append(start.isoformat())
-        if end:
-            sql += " AND day<=?"
-            args.append(end.isoformat())
-        return [
-            PricePoint(day=date.fromisoformat(d), close=Decimal(c))
-            for d, c in self.db.execute(sql + " ORDER BY day", args)
-        ]
+        rows = self.db.execute(
+            "SELECT day, close FROM prices WHERE symbol=? AND day>=? AND day<=? ORDER BY day DESC LIMIT ?",
+            (symbol, (start or date.min).isoformat(), (end or date.max).isoformat(), -1 if last is None else last),
+        ).fetchall()
+        return [PricePoint(day=date.fromisoformat(d), close=Decimal(c)) for d, c in reversed(rows)]
 
     def latest(self, symbol: str, as_of: date | None = None) -> PricePoint | None:
         """The last close on or before `as_of` (None: the last of all)."""
