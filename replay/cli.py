@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from edge.settings import RUN_DIR
+from nodes.money.fx import Rates
 
 from . import calendar, driver
 from .ledger import Ledger, Step
@@ -67,7 +68,8 @@ def main(args: argparse.Namespace) -> int:
         months_per_s = len(steps) / seconds if seconds > 0 else 0.0
         ledger.save(out / "ledger.json")
     out.mkdir(parents=True, exist_ok=True)
-    figures = report.write(ledger, prices, out, months_per_s)
+    fx = Rates.from_env(ledger.settings)  # the rates the nodes valued with
+    figures = report.write(ledger, prices, out, months_per_s, {c: float(r) for c, r in fx.per_unit.items()})
     print((out / "report.txt").read_text())
     print(f"ledger, report and plots in {out}/")
     print(json.dumps(figures))
