@@ -95,7 +95,8 @@ class World:
             self.closes,
             FeeSchedule(),
             FX,
-        )[0]
+            opp.Settings(band=Decimal(0), max_order=Decimal(10**9), daily_turnover=Decimal(10**9)),
+        ).actions
 
     def targets(self) -> Targets:
         r = self.result

@@ -48,6 +48,15 @@ class Candidates(Message):
     cycle_id: Id
     actions: list[Action]
     notes: list[str] = Field(default_factory=list, description="why some securities got no candidate")
+    targets: dict[Symbol, Money] = Field(
+        default_factory=dict,
+        description="the weights the actions aim at: the optimiser's, with what cannot be bought handed to the "
+        "others and the cash reserve set aside (empty: the optimiser's as they are)",
+    )
+    cash_target: Money = Field(default=Decimal(0), description="the share of the portfolio kept in cash")
+    budget_base: Money | None = Field(
+        default=None, description="the most a cycle's orders may trade in all today (the daily limit left), base"
+    )
     at: UtcDateTime
 
 
@@ -133,6 +142,10 @@ class Problem(Message):
     action_fee_base: list[float]
     weights: dict[str, float] = Field(description="the objective's weights (see nodes/evaluator/objective.py)")
     space: SearchSpace = Field(description="the generator's rules for growing sequences of these actions")
+    cash_target: float = Field(default=0.0, ge=0, le=1, description="the share of the value the targets leave in cash")
+    budget_base: float | None = Field(
+        default=None, ge=0, description="a sequence may trade at most this value in all (base); None: no bound"
+    )
 
     @model_validator(mode="after")
     def _shapes(self) -> Problem:

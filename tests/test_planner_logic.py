@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
 from decimal import Decimal
 
 import numpy as np
@@ -16,6 +17,8 @@ from nodes.generator import search
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
 from nodes.opportunity import model as opp
+from nodes.opportunity.aims import aims
+from nodes.opportunity.memory import LastTrade
 from schemas.planning import Action
 from tests.actions import action
 from tests.actions import actions as one_share_actions
@@ -32,21 +35,72 @@ def test_candidates_buy_the_underweight_and_sell_the_rest():
     cash = {"USD": D(3000)}  # total 10000
     targets = {"A.US": D("0.4"), "B.US": D("0.3"), "C.US": D("0.3")}
     scores = {"A.US": 70.0, "B.US": 80.0, "C.US": 40.0, "D.US": 60.0}
-    actions, notes = opp.candidates(holdings, cash, targets, scores, LIST, QUOTES, FEES, FX)
-    by = {(a.kind, a.symbol, a.quantity) for a in actions}
+    found = opp.candidates(
+        holdings, cash, targets, scores, LIST, QUOTES, FEES, FX, opp.Settings(band=D(0)), cap=D("0.45")
+    )
+    # C (score 40) cannot be bought: its 30 % go to A and B in proportion, each capped at 45 %
+    assert found.aims == {"A.US": D("0.45"), "B.US": D("0.45"), "C.US": D(0)}
+    by = {(a.kind, a.symbol, a.quantity) for a in found.actions}
     assert ("exit", "D.US", D(100)) in by  # held without a target
-    assert ("trim_overweight", "A.US", D(20)) in by  # 60 % held, 40 % target: sell 2000 / 100
-    assert ("deploy_cash", "B.US", D(60)) in by  # 30 % of 10000 at 50; 30 % idle cash
-    assert ("deploy_cash", "B.US", D(30)) in by  # half of the gap
-    assert not any(a.symbol == "C.US" for a in actions)  # score 40 < 50
-    assert any("C.US: underweight but its score 40.0" in n for n in notes)
-    b = next(a for a in actions if a.symbol == "B.US" and a.quantity == 60)
-    assert b.value == D("3000.00") and b.fee == D("4.00") and "score 80.0" in b.reason
+    assert ("trim_overweight", "A.US", D(15)) in by  # 60 % held, 45 % aim: sell 1500 / 100
+    assert ("deploy_cash", "B.US", D(90)) in by  # 45 % of 10000 at 50; 30 % idle cash
+    assert ("deploy_cash", "B.US", D(45)) in by  # half of the gap
+    assert not any(a.symbol == "C.US" for a in found.actions)
+    assert any("C.US: target 30.0% but its score 40.0 is under 50" in n for n in found.notes)
+    b = next(a for a in found.actions if a.symbol == "B.US" and a.quantity == 90)
+    assert b.value == D("4500.00") and b.fee == D("5.50") and "score 80.0" in b.reason
 
 
-def test_a_candidate_without_a_quote_is_a_note():
-    actions, notes = opp.candidates({}, {"USD": D(1000)}, {"A.US": D(1)}, {"A.US": 90.0}, LIST, {}, FEES, FX)
-    assert actions == [] and notes == ["A.US: no quote; no candidate"]
+def test_aims_hand_what_cannot_be_bought_to_the_rest_and_keep_the_reserve():
+    targets = {"A.US": D("0.5"), "B.US": D("0.3"), "C.US": D("0.2")}
+    held = {"C.US": D("0.05")}  # C may not be bought: its 5 % held stays, its other 15 % go to A and B
+    got = aims(targets, held, {"A.US", "B.US"}, cap=D(1), reserve=D("0.1"))
+    assert got == {"A.US": D("0.534375"), "B.US": D("0.320625"), "C.US": D("0.045")}  # x 0.9
+    capped = aims(targets, {}, {"A.US", "B.US"}, cap=D("0.55"))  # A stops at 55 %, B takes the rest
+    assert capped == {"A.US": D("0.55"), "B.US": D("0.45"), "C.US": D(0)}
+    full = aims(targets, {}, {"A.US"}, cap=D("0.6"))  # nobody can take more: the rest stays in cash
+    assert full == {"A.US": D("0.6"), "B.US": D(0), "C.US": D(0)}
+
+
+def test_the_band_leaves_a_holding_near_its_aim_alone_and_idle_cash_is_invested():
+    holdings = {"A.US": opp.Holding(D(45), "USD"), "B.US": opp.Holding(D(110), "USD")}  # 4500 + 5500
+    targets, scores = {"A.US": D("0.5"), "B.US": D("0.5")}, {"A.US": 70.0, "B.US": 70.0}
+    quiet = opp.candidates(holdings, {"USD": D(0)}, targets, scores, LIST, QUOTES, FEES, FX)
+    assert quiet.actions == []  # 45 % and 55 % against 50 %: inside the band of 25 % x 50 %
+    moved = opp.candidates(
+        holdings, {"USD": D(0)}, targets, scores, LIST, QUOTES, FEES, FX, opp.Settings(band=D("0.05"))
+    )
+    assert {(a.kind, a.symbol) for a in moved.actions} == {("trim_overweight", "B.US"), ("buy_underweight", "A.US")}
+    cash = opp.candidates(holdings, {"USD": D(1000)}, targets, scores, LIST, QUOTES, FEES, FX)  # 9 % idle
+    assert {a.symbol for a in cash.actions} == {"A.US"}  # 41 % against 50 %, inside the band: cash goes in anyway
+
+
+def test_no_order_above_the_limit_and_no_fee_above_its_share():
+    s = opp.Settings(max_order=D(2000))
+    found = opp.candidates({}, {"USD": D(10000)}, {"A.US": D(1)}, {"A.US": 90.0}, LIST, QUOTES, FEES, FX, s)
+    assert max(a.value_base for a in found.actions) <= D(2000)  # 20 of A at 100; the rest waits
+    small = {"A.US": opp.Holding(D(1), "USD")}  # an exit of 100 pays 1.10: over 1 % of its value
+    exit_ = opp.candidates(small, {"USD": D(0)}, {}, {}, LIST, QUOTES, FEES, FX)
+    assert exit_.actions == []
+
+
+def test_a_trade_is_not_reversed_within_three_months_unless_its_reasons_moved():
+    holdings = {"A.US": opp.Holding(D(80), "USD")}  # 8000 of 10000: 30 points over its 50 % aim
+    targets, cash = {"A.US": D("0.5"), "B.US": D("0.5")}, {"USD": D(2000)}
+    bought = {"A.US": LastTrade("buy", date(2024, 3, 1), D("0.5"), 70.0)}
+
+    def trims(last, today, score=70.0):
+        found = opp.candidates(
+            holdings, cash, targets, {"A.US": score, "B.US": 70.0}, LIST, QUOTES, FEES, FX, last=last, today=today
+        )
+        return [a for a in found.actions if a.symbol == "A.US" and a.side == "sell"], found.notes
+
+    sells, notes = trims(bought, date(2024, 4, 1))
+    assert sells == [] and any("reverse its buy of 2024-03-01" in n for n in notes)
+    assert trims(bought, date(2024, 6, 1))[0]  # 92 days later
+    assert trims(bought, date(2024, 4, 1), score=55.0)[0]  # its score fell 15 points
+    moved = {"A.US": LastTrade("buy", date(2024, 3, 1), D("0.8"), 70.0)}  # bought for an 80 % target
+    assert trims(moved, date(2024, 4, 1))[0]
 
 
 def test_sequences_put_sells_first_and_never_overdraw():
@@ -97,6 +151,8 @@ def problem() -> o.Arrays:
         action_quantity=rng.integers(1, 8, a).astype(float),
         action_fee=np.full(a, 1.5),
         weights=dict(o.DEFAULT_WEIGHTS),
+        cash_target=0.05,
+        budget=4000.0,  # some sequences trade more: infeasible on both sides alike
     )
 
 
@@ -130,6 +186,25 @@ def test_closer_to_the_targets_scores_higher():
     )
     scores, parts = o.score_batch(a, o.pad([[0], [1]]))
     assert scores[0] > scores[1] and parts["distance"][0] < parts["distance"][1]
+
+
+def test_a_sale_into_idle_cash_gains_nothing_and_a_sale_that_pays_for_a_buy_does():
+    a = o.Arrays(
+        price=np.array([100.0, 100.0]),
+        quantity=np.array([70.0, 0.0]),  # 7000 in A (target 50 %), nothing in B (target 50 %)
+        cash=3000.0,  # 30 % idle
+        targets=np.array([0.5, 0.5]),
+        mu=np.zeros(2),
+        cov=np.eye(2) * 0.04,
+        action_symbol=np.array([0, 1]),
+        action_quantity=np.array([-20.0, 40.0]),  # sell 2000 of A; buy 4000 of B
+        action_fee=np.array([1.0, 1.0]),
+        weights=dict(o.DEFAULT_WEIGHTS),
+    )
+    nothing, sell, both = o.score_batch(a, o.pad([[], [0], [0, 1]]))[0]
+    assert sell < nothing < both  # the sale alone moves 2000 from A's line to the cash line and pays a fee
+    capped = dataclasses.replace(a, budget=5000.0)  # the day's limit left: 6000 in all is too much
+    assert o.score_batch(capped, o.pad([[0, 1]]))[0][0] == -np.inf
 
 
 def test_top_breaks_ties_by_place_and_drops_the_infeasible():

@@ -4,6 +4,7 @@ verdict means for the portfolio, for people (`explained`). No MQTT."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 
@@ -29,11 +30,16 @@ def problem(
     fx: Rates,
     weights: dict[str, float],
     space: SearchSpace,
+    aims: Mapping[str, Decimal] | None = None,
+    cash_target: Decimal = Decimal(0),
+    budget: Decimal | None = None,
 ) -> tuple[Problem, list[str]]:
-    """The evaluators' problem, and notes on what had to be assumed."""
+    """The evaluators' problem, and notes on what had to be assumed. `aims`: the weights the
+    opportunity node's candidates aim at (the targets it can reach; None: the optimiser's),
+    `cash_target` the reserve they leave in cash, `budget` the most the orders may trade."""
     notes: list[str] = []
     held = {p.symbol: p for p in summary.positions}
-    target = {x.symbol: float(x.weight) for x in targets.targets}
+    target = {s: float(w) for s, w in aims.items()} if aims else {x.symbol: float(x.weight) for x in targets.targets}
     symbols = sorted(set(held) | set(target) | {a.symbol for a in actions})
     currency = {a.symbol: a.currency for a in actions} | {p.symbol: p.currency for p in summary.positions}
     price, qty = [], []
@@ -77,6 +83,8 @@ def problem(
         action_fee_base=[float(fx.to_base(a.fee, a.currency)) for a in actions],
         weights=weights,
         space=space,
+        cash_target=float(cash_target),
+        budget_base=None if budget is None else float(budget),
     )
     return p, notes
 

@@ -176,6 +176,9 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx, cycle_id: str) -> CycleResult:
             st.fx,
             dict(objective.DEFAULT_WEIGHTS),
             space,
+            cands.targets,
+            cands.cash_target,
+            cands.budget_base,
         )
     except FxError as exc:
         raise Rejected(str(exc)) from None

@@ -3,14 +3,15 @@ Pure numpy, vectorised over a batch of sequences; `score_loop` is the same objec
 one sequence at a time in plain Python, the benchmark's baseline and the tests' check.
 
 For a sequence, apply its actions to the holdings (quantities in shares, prices and fees
-in the base currency); with V the total value after fees (holdings + cash) and w the
-weights of the holdings (w = value / V):
+in the base currency); with V the total value after fees (holdings + cash), w the weights
+of the holdings in V (w = value / V) and h their weights among themselves (h = value / H,
+H the holdings' value):
 
 | part            | formula                                  | meaning                                        |
 | --------------- | ---------------------------------------- | ---------------------------------------------- |
-| `distance`      | sum over securities of abs(w - target)   | how far from the optimiser's targets (0..2)    |
-| `return`        | w . mu                                   | expected annual return of the end portfolio    |
-| `risk`          | sqrt(w' Cov w)                           | expected annual volatility                     |
+| `distance`      | sum of abs(w - target), cash included    | how far from the targets (0..2)                |
+| `return`        | h . mu                                   | expected annual return of what is invested     |
+| `risk`          | sqrt(h' Cov h)                           | expected annual volatility of what is invested |
 | `diversification` | (sum h)^2 / sum h^2 / n                | effective number of holdings h per security (0: none) |
 | `cost`          | fees / V                                 | what the sequence pays its broker              |
 
@@ -20,9 +21,17 @@ weights of the holdings (w = value / V):
 with default weights 1, 0.5, 0.5, 0.1 and 10 (`DEFAULT_WEIGHTS`): closeness to the targets
 leads (the optimiser already balanced return and risk), expected return and risk refine
 it, diversification breaks ties, and each 0.1 % of the portfolio paid in fees costs as much
-as 1 percentage point of distance. Cash counts in V but has no weight term: uninvested
-cash is distance from the targets. A sequence that would end with negative cash or a
-negative holding scores -inf (the generator never makes one; the evaluator checks anyway).
+as 1 percentage point of distance. Cash is one more holding in the distance, whose target
+is the problem's `cash_target` (the reserve): so a sale that only moves money from an
+overweight holding into idle cash gains nothing (it moves the distance from one line to
+the other), and its fee makes it lose; a sale that pays for a buy of an underweight gains
+twice. Return and risk are those of the holdings, not of V: measured on V, cash (no risk)
+made every sale into cash look like a gain in risk larger than its loss in return for any
+stock more volatile than its expected return (most), and the planner sold into idle cash.
+
+A sequence that would end with negative cash or a negative holding, or trade more than the
+problem's `budget_base` (the daily limit left) in all, scores -inf (the generator never
+makes the first two; the evaluator checks anyway).
 """
 
 from __future__ import annotations
@@ -54,6 +63,8 @@ class Arrays:
     action_quantity: np.ndarray  # a, signed
     action_fee: np.ndarray  # a
     weights: dict[str, float]
+    cash_target: float = 0.0  # the share of V the targets leave in cash
+    budget: float = math.inf  # the most a sequence may trade, in all (base currency)
 
     @property
     def n(self) -> int:
@@ -123,6 +134,8 @@ def arrays(p: Problem) -> Arrays:
         action_quantity=np.asarray(p.action_quantity, float),
         action_fee=np.asarray(p.action_fee_base, float),
         weights={**DEFAULT_WEIGHTS, **p.weights},
+        cash_target=p.cash_target,
+        budget=math.inf if p.budget_base is None else p.budget_base,
     )
 
 
@@ -178,10 +191,11 @@ def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
     aim = a.targets[sym] * total
     moved = np.where(first, np.abs(after - aim) - np.abs(before - aim), 0.0)
     negative = z.negative - (first & (before < -1e-9)).sum(axis=0) + (first & (after < -1e-9)).sum(axis=0)
+    idle = np.abs(cash - a.cash_target * total)
     parts = {
-        "distance": (z.spread(total) + moved.sum(axis=0)) / np.abs(total),
-        "return": (z.ret + (dv * a.mu[sym]).sum(axis=0)) / total,
-        "risk": np.sqrt(np.maximum(var_v, 0.0)) / total,
+        "distance": (z.spread(total) + moved.sum(axis=0) + idle) / np.abs(total),
+        "return": np.where(held > 1e-9, (z.ret + (dv * a.mu[sym]).sum(axis=0)) / np.maximum(held, 1e-9), 0.0),
+        "risk": np.where(held > 1e-9, np.sqrt(np.maximum(var_v, 0.0)) / np.maximum(held, 1e-9), 0.0),
         "diversification": np.where(sq_v > 1e-12, held**2 / np.maximum(sq_v, 1e-12), 0.0) / a.n,
         "cost": fee / total,
     }
@@ -193,7 +207,8 @@ def score_batch(a: Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
         + w["diversification"] * parts["diversification"]
         - w["cost"] * parts["cost"]
     )
-    return np.where((cash < -1e-9) | (negative > 0), -np.inf, score), parts
+    over = np.abs(dv).sum(axis=0) > a.budget + 1e-9
+    return np.where((cash < -1e-9) | (negative > 0) | over, -np.inf, score), parts
 
 
 # sequences per numpy pass, measured where it runs, in the evaluator's handler thread: the deep
@@ -221,19 +236,22 @@ def score_loop(a: Arrays, sequences: list[list[int]]) -> list[float]:
     out = []
     for seq in sequences:
         qty = list(base_qty)
-        cash, fees = a.cash, 0.0
+        cash, fees, traded = a.cash, 0.0, 0.0
         for i in seq:
             s = act_sym[i]
             qty[s] += act_q[i]
             cash -= act_q[i] * price[s] + act_fee[i]
             fees += act_fee[i]
+            traded += abs(act_q[i] * price[s])
         values = [q * p for q, p in zip(qty, price, strict=True)]
-        total = sum(values) + cash
+        invested = sum(values)
+        total = invested + cash
         w = [v / total for v in values]
-        distance = sum(abs(wi - ti) for wi, ti in zip(w, targets, strict=True))
-        ret = sum(wi * m for wi, m in zip(w, mu, strict=True))
-        held = [i for i in range(n) if w[i] != 0.0]
-        var = sum(w[i] * w[j] * cov[i][j] for i in held for j in held)
+        distance = sum(abs(wi - ti) for wi, ti in zip(w, targets, strict=True)) + abs(cash / total - a.cash_target)
+        h = [v / invested if invested > 1e-9 else 0.0 for v in values]
+        ret = sum(hi * m for hi, m in zip(h, mu, strict=True))
+        held = [i for i in range(n) if h[i] != 0.0]
+        var = sum(h[i] * h[j] * cov[i][j] for i in held for j in held)
         risk = math.sqrt(max(var, 0.0))
         squares = sum(v * v for v in values)
         div = sum(values) ** 2 / squares / n if squares > 1e-12 else 0.0
@@ -245,7 +263,7 @@ def score_loop(a: Arrays, sequences: list[list[int]]) -> list[float]:
             + k["diversification"] * div
             - k["cost"] * cost
         )
-        out.append(-math.inf if cash < -1e-9 or min(qty) < -1e-9 else score)
+        out.append(-math.inf if cash < -1e-9 or min(qty) < -1e-9 or traded > a.budget + 1e-9 else score)
     return out
 
 

@@ -1,8 +1,11 @@
 """The opportunity node's wiring: keeps the latest scores, targets, portfolio and universe
-(retained states) and answers `opportunity/candidates` with `model.candidates`.
+(retained states) and answers `opportunity/candidates` with `model.candidates`, and the
+aims, cash reserve and the day's turnover left that the planner must keep. It remembers
+every filled order (`memory.py`, from `evt/trading/order`, dated by the market clock) for
+the reversal guard and the day's turnover.
 
 Settings: `OPPORTUNITY_*` (`model.Settings`), fees and FX as the trading node
-(`nodes/money/`).
+(`nodes/money/`), the order limits as the trading node (`TRADING_MAX_*`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
+from nodes import clock as market
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
@@ -21,9 +25,11 @@ from schemas.optimization import Targets
 from schemas.planning import Candidates, CandidatesRequest
 from schemas.portfolio import Summary
 from schemas.scoring import Scores
-from schemas.universe import Universe, closes
+from schemas.trading import Order
+from schemas.universe import MarketClock, Universe, closes
 
 from . import model
+from .memory import Memory
 
 node = Node("opportunity")
 
@@ -33,12 +39,14 @@ class State:
     settings: model.Settings
     fees: FeeSchedule
     fx: Rates
+    memory: Memory
     # mirrors of other nodes' retained states (node.keep); None until each arrives
     summary: Summary | None = None
     targets: Targets | None = None
     scores: Scores | None = None
     universe: Universe | None = None
     quotes: dict[str, Decimal] = field(default_factory=dict)
+    clock: MarketClock | None = None
 
 
 Ctx = Context[State]
@@ -47,7 +55,9 @@ Ctx = Context[State]
 @node.lifespan
 async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     env = os.environ
-    yield State(model.Settings.from_env(env), FeeSchedule.from_env(env), Rates.from_env(env))
+    memory = Memory(ctx.state_dir / "opportunity.sqlite")
+    yield State(model.Settings.from_env(env), FeeSchedule.from_env(env), Rates.from_env(env), memory)
+    memory.close()
 
 
 node.keep(t.PORTFOLIO_SUMMARY, "summary")
@@ -55,6 +65,23 @@ node.keep(t.OPTIMIZATION_TARGETS, "targets")
 node.keep(t.SCORES, "scores")
 node.keep(t.UNIVERSE_SECURITIES, "universe")
 node.keep(t.UNIVERSE_QUOTES, "quotes", closes)
+node.keep(t.UNIVERSE_CLOCK, "clock")
+
+
+@node.on(t.ORDER_UPDATED)
+async def on_order(order: Order, ctx: Ctx) -> None:
+    """A fill: remembered with the market's day, and the target and score it was made under."""
+    if order.filled_quantity <= 0:
+        return
+    st = ctx.state
+    target = next((x.weight for x in st.targets.targets if x.symbol == order.symbol), None) if st.targets else None
+    score = next((x.score for x in st.scores.scores if x.symbol == order.symbol), None) if st.scores else None
+    price = order.average_price or order.reference_price
+    try:
+        value_base = st.fx.to_base(order.filled_quantity * price, order.currency)
+    except FxError:
+        value_base = Decimal(0)  # valued at nothing rather than not remembered: the guard still sees the trade
+    st.memory.filled(order.client_order_id, order.symbol, order.side, market.today(st.clock), value_base, target, score)
 
 
 @node.command(t.OPPORTUNITY_CANDIDATES)
@@ -73,10 +100,30 @@ async def candidates(req: CandidatesRequest, ctx: Ctx) -> Candidates:
     weights = {x.symbol: x.weight for x in targets.targets}
     scored = {x.symbol: x.score for x in scores.scores}
     listings = {s.symbol: model.Listing(s.currency, s.lot_size, s.min_trade, s.active) for s in universe.securities}
+    today = market.today(st.clock)
     try:
-        actions, notes = model.candidates(
-            holdings, cash, weights, scored, listings, st.quotes, st.fees, st.fx, st.settings
+        found = model.candidates(
+            holdings,
+            cash,
+            weights,
+            scored,
+            listings,
+            st.quotes,
+            st.fees,
+            st.fx,
+            st.settings,
+            cap=targets.max_weight,
+            last=st.memory.last_trades(),
+            today=today,
         )
     except FxError as exc:
         raise Rejected(str(exc)) from None
-    return Candidates(cycle_id=req.cycle_id, actions=actions, notes=notes, at=utcnow())
+    return Candidates(
+        cycle_id=req.cycle_id,
+        actions=found.actions,
+        notes=found.notes,
+        targets=found.aims,
+        cash_target=st.settings.reserve,
+        budget_base=max(st.settings.daily_turnover - st.memory.traded_on(today), Decimal(0)),
+        at=utcnow(),
+    )
