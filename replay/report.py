@@ -170,7 +170,7 @@ def reversals(
             if symbol in latest:
                 i, before = latest[symbol]
                 then = ledger.steps[i]
-                if before != side and (step.day - then.day).days <= days:
+                if before != side and (step.day - then.day).days < days:
                     t_move = _move(then.targets, step.targets, symbol, 0.0) if then.targets and step.targets else None
                     s_move = _move(then.scores, step.scores, symbol, None)
                     why = (t_move is not None and t_move > target_move) or (s_move is not None and s_move > score_move)

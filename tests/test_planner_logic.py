@@ -283,17 +283,14 @@ def test_cash_is_compared_exactly():
     fine = [action("A.US", "sell", 0), action("B.US", "buy", 0)]
     fine[0] = fine[0].model_copy(update={"value": D("0.100000000001"), "fee": D(0)})
     fine[1] = fine[1].model_copy(update={"value": D("0.400000000001"), "fee": D(0)})
-    found = search.rows(search.sequences(fine, {"USD": D("0.3")}, search.Settings(max_actions=2)))
+    exact = search.Settings(max_actions=2, margin=D(0))  # the rule's margin against the quote: none here
+    found = search.rows(search.sequences(fine, {"USD": D("0.3")}, exact))
     assert found == [[0], [0, 1]]  # 0.3 + 0.100000000001 - 0.400000000001 = 0 exactly: feasible
-    short = search.rows(search.sequences(fine, {"USD": D("0.299999999999")}, search.Settings(max_actions=2)))
+    short = search.rows(search.sequences(fine, {"USD": D("0.299999999999")}, exact))
     assert short == [[0]]
     huge = [a.model_copy(update={"value": a.value * 10**20}) for a in fine]
     cash = {"USD": D("0.3") * 10**20}
-    assert (
-        search.rows(search.sequences(huge, cash, search.Settings(max_actions=2)))
-        == reference_search(huge, cash, 2, 100)
-        == [[0], [0, 1]]
-    )
+    assert search.rows(search.sequences(huge, cash, exact)) == reference_search(huge, cash, 2, 100) == [[0], [0, 1]]
 
 
 @settings(deadline=None)  # examples: the profile (60; 2,000 in make soak)
@@ -303,7 +300,7 @@ def test_a_beam_wider_than_every_round_is_the_exhaustive_search(cands, usd, eur,
     batch by batch) finds exactly the sequences of the exhaustive search."""
     actions = one_share_actions(cands)
     cash = {"USD": D(usd), "EUR": D(eur)}
-    sp = search.Space.of(search.space("c1", actions, cash))
+    sp = search.Space.of(search.space("c1", actions, cash, margin=D(0)))
     frontier, grown = np.zeros((1, 0), dtype=np.int16), []
     for _round in range(k):
         half = len(frontier) // 2
@@ -397,3 +394,11 @@ def test_round_batches_stride_over_the_frontier():
     assert held == list(range(40))  # every prefix once
     assert [b.first for b in batches] == list(range(8))
     assert c.round_batches("c1", 1, np.zeros((1, 0), dtype=np.int16), rank, 100, 50)[0].count == 1
+
+
+def test_the_cash_rule_counts_fills_a_little_worse_than_the_quote():
+    """A buy sized to spend the last cent at the quote is refused when its fill comes 0.1 %
+    higher (the replay found four): the space counts every action `PRICE_MARGIN` worse."""
+    buy = action("A.US", "buy", 1000).model_copy(update={"fee": D(0)})
+    assert search.rows(search.sequences([buy], {"USD": D(1004)})) == []  # 1000 x 1.005 > 1004
+    assert search.rows(search.sequences([buy], {"USD": D(1005)})) == [[0]]

@@ -37,7 +37,7 @@ import numpy as np
 
 from schemas.planning import Action, SearchSpace
 
-from .searchspace import MAX_ACTIONS, priority, space
+from .searchspace import MAX_ACTIONS, PRICE_MARGIN, priority, space
 
 __all__ = ["MAX_ACTIONS", "Space", "expand", "priority", "rows", "sequences", "space"]
 
@@ -48,6 +48,7 @@ CHUNK_CELLS = 1 << 20  # prefixes x candidates looked at in one numpy step (~8 M
 class Settings:
     max_actions: int = 5
     max_sequences: int = 20_000
+    margin: Decimal = PRICE_MARGIN  # the cash rule's margin against the quote (`searchspace.PRICE_MARGIN`)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def expand(sp: Space, prefixes: np.ndarray, limit: int | None = None) -> tuple[n
 def sequences(actions: list[Action], cash: dict[str, Decimal], s: Settings = Settings()) -> np.ndarray:
     """The exhaustive search in one process: every feasible sequence by increasing length,
     then in search order, up to `max_sequences`, as a B x K matrix (-1 padded)."""
-    sp = Space.of(space("search", actions, cash))
+    sp = Space.of(space("search", actions, cash, margin=s.margin))
     levels: list[np.ndarray] = []
     frontier = np.zeros((1, 0), dtype=np.int16)
     left = s.max_sequences
