@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help up test test-all soak longrun bench lint fmt deps system-deps browser schema clean
+.PHONY: help up test test-all soak longrun replay bench lint fmt deps system-deps browser schema clean
 
 up: deps ## the whole system on this machine (broker, every built node, the dashboard; paper mode)
 	$(BIN)/edge up
@@ -32,13 +32,19 @@ soak: deps browser ## every test, the slow ones too, with 2,000 hypothesis examp
 longrun: deps ## months of uptime in minutes: 1,000,000 messages, nodes and broker restarted (bench/longrun.py)
 	$(BIN)/python bench/longrun.py
 
-bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, planner.py, trading.py, dashboard.py
+# The system's own nodes over history, monthly, the trading limits applied, and how its money
+# did against SPY, equal weight and exactly its targets (replay/; .run/replay/2010-01_2024-11/).
+replay: deps ## the nodes over 2010-01..2024-11 monthly; the report, plots and last-line JSON (edge replay)
+	$(BIN)/edge replay --from 2010-01 --to 2024-11 --every month
+
+bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, planner.py, trading.py, dashboard.py, replay.py
 	$(BIN)/python bench/rpc.py
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/optimization.py
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/trading.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/replay.py
 
 # ruff's linter and formatter, and mypy on edge/, schemas/, nodes/ and dashboard/ (pyproject's [tool.mypy]).
 lint: deps ## ruff check, ruff format --check, mypy

@@ -31,7 +31,7 @@ def test_cadences_from_the_environment():
 def test_settings_from_the_environment():
     defaults = jobs.Settings.from_env({})
     assert set(defaults.cadences) == set(jobs.JOBS)
-    assert defaults.cadences["planning_cycle"] == jobs.Cadence(21600, 60)
+    assert defaults.cadences["planning_cycle"] == jobs.Cadence(86400, 60)
     s = jobs.Settings.from_env({"SCHEDULER_PRICE_SYNC_S": "600", "SCHEDULER_DEPOSIT_CHECK_S": "0"})
     assert s.cadences["price_sync"] == jobs.Cadence(600, 600) and "deposit_check" not in s.cadences
     for name, bad in (

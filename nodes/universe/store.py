@@ -16,8 +16,12 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from nodes.sqlite import connect, transaction
 from schemas.universe import PricePoint, Security
+
+POINTS = TypeAdapter(list[PricePoint])
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS securities (
@@ -127,7 +131,9 @@ class Store:
             "SELECT day, close FROM prices WHERE symbol=? AND day>=? AND day<=? ORDER BY day DESC LIMIT ?",
             (symbol, (start or date.min).isoformat(), (end or date.max).isoformat(), -1 if last is None else last),
         ).fetchall()
-        return [PricePoint(day=date.fromisoformat(d), close=Decimal(c)) for d, c in reversed(rows)]
+        # one validation of the whole list in pydantic's core: building 1,261 models one at a time
+        # in Python was most of a history request's time (a replay asks 41 a month)
+        return POINTS.validate_python([{"day": d, "close": c} for d, c in reversed(rows)])
 
     def latest(self, symbol: str, as_of: date | None = None) -> PricePoint | None:
         """The last close on or before `as_of` (None: the last of all)."""
