@@ -11,7 +11,8 @@ no-trade band = max(`min_gap`, `band` x aim) x V:
   `buy_min_score`; **deploy_cash**: the same with any gap above `min_gap` x V while more
   than `deploy_share` of V beyond the reserve is idle cash. Sized to the gap, to half of
   it, and to what the cash in its currency allows, each rounded down to whole lots.
-- **trim_overweight**: gap below minus the band: sell the excess, in whole lots.
+- **trim_overweight**: gap below minus the band: sell back to the band's edge (not to the
+  aim: the least turnover that ends the breach), in whole lots.
 - **exit**: held, and without a target, inactive, or scored under `sell_below_score`:
   sell everything.
 
@@ -256,8 +257,10 @@ def candidates(
             if why_not := reverses(sym, "sell"):
                 notes.append(why_not)
                 continue
-            qty = min(held, _lots(-gap / rate, price, lst.lot_size), most)
-            a = action("trim_overweight", sym, "sell", qty, f"overweight: {now:.1%} held, aim {target:.1%}; sell {qty}")
+            # back to the band's edge, not to the aim: the least turnover that ends the breach
+            qty = min(held, _lots((-gap - band) / rate, price, lst.lot_size), most)
+            why = f"overweight: {now:.1%} held, aim {target:.1%} (band {band / total:.1%}); sell {qty}"
+            a = action("trim_overweight", sym, "sell", qty, why)
             if a:
                 trims.append(a)
         elif gap > (s.min_gap * total if idle - s.reserve > s.deploy_share else band):
