@@ -402,3 +402,14 @@ def test_the_cash_rule_counts_fills_a_little_worse_than_the_quote():
     buy = action("A.US", "buy", 1000).model_copy(update={"fee": D(0)})
     assert search.rows(search.sequences([buy], {"USD": D(1004)})) == []  # 1000 x 1.005 > 1004
     assert search.rows(search.sequences([buy], {"USD": D(1005)})) == [[0]]
+
+
+def test_the_objective_s_weights_are_a_setting():
+    from nodes.coordinator.settings import Settings as CoordinatorSettings
+
+    assert CoordinatorSettings.from_env({}).weights == o.DEFAULT_WEIGHTS
+    got = CoordinatorSettings.from_env({"OBJECTIVE_WEIGHTS": "risk=1, cost=12.5"}).weights
+    assert got == {**o.DEFAULT_WEIGHTS, "risk": 1.0, "cost": 12.5}
+    for bad in ("risk", "speed=1", "risk=-1", "risk=inf", "risk=x"):
+        with pytest.raises(ValueError, match="OBJECTIVE_WEIGHTS"):
+            CoordinatorSettings.from_env({"OBJECTIVE_WEIGHTS": bad})

@@ -33,7 +33,6 @@ from decimal import Decimal
 import numpy as np
 
 from edge import CallTimeout, Context, Node, Rejected, RemoteError
-from nodes.evaluator import objective
 from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
 from schemas.common import utcnow
@@ -174,7 +173,7 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx, cycle_id: str) -> CycleResult:
             cands.actions,
             st.quotes,
             st.fx,
-            dict(objective.DEFAULT_WEIGHTS),
+            dict(s.weights),
             space,
             cands.targets,
             cands.cash_target,

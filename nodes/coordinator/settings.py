@@ -8,6 +8,8 @@ request may ask for another beam width, depth or batch size).
 | `COORDINATOR_BATCH_SIZE`      | `20000` | sequences grown per batch, about                 |
 | `COORDINATOR_BATCH_TIMEOUT_S` | `5`     | a batch without a result after this is re-sent   |
 | `COORDINATOR_CYCLE_TIMEOUT_S` | `120`   | the whole cycle gives up after this              |
+| `OBJECTIVE_WEIGHTS`           | the objective's | `risk=1,cost=10`: some of the evaluators' objective's weights |
+|                               | defaults | (`nodes/evaluator/objective.py`); the rest keep theirs  |
 
 Base currency and FX as the other nodes (`nodes/money/fx.py`).
 """
@@ -15,9 +17,10 @@ Base currency and FX as the other nodes (`nodes/money/fx.py`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nodes.environment import real, whole
+from nodes.evaluator.objective import DEFAULT_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Settings:
     batch_size: int = 20_000
     batch_timeout_s: float = 5.0
     cycle_timeout_s: float = 120.0
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -37,4 +41,22 @@ class Settings:
             batch_size=whole(env, "COORDINATOR_BATCH_SIZE", 20000, least=1, most=100_000),
             batch_timeout_s=real(env, "COORDINATOR_BATCH_TIMEOUT_S", 5.0, above=0),
             cycle_timeout_s=real(env, "COORDINATOR_CYCLE_TIMEOUT_S", 120.0, above=0),
+            weights=weights(env.get("OBJECTIVE_WEIGHTS", "")),
         )
+
+
+def weights(text: str) -> dict[str, float]:
+    """`risk=1,cost=10` over the objective's defaults; an unknown part or a bad number stops the node."""
+    out = dict(DEFAULT_WEIGHTS)
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = item.partition("=")
+        if name.strip() not in DEFAULT_WEIGHTS:
+            raise ValueError(f"OBJECTIVE_WEIGHTS: {name.strip()!r} is not a part ({', '.join(DEFAULT_WEIGHTS)})")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"OBJECTIVE_WEIGHTS: {item!r} is not part=number") from None
+        if not number >= 0 or number == float("inf"):
+            raise ValueError(f"OBJECTIVE_WEIGHTS: {item!r}: a weight is a finite number >= 0")
+        out[name.strip()] = number
+    return out
