@@ -119,6 +119,9 @@ async def test_add_update_deactivate(run_node, probe, no_start_sync):
         ("sync", b'{"symbols": ["NOPE.US"]}', "refused", "unknown symbol"),
         ("sync", b'{"provider": "ftp"}', "invalid", "provider"),
         ("sync", b'{"start": "2024-02-01", "end": "2024-01-01"}', "invalid", "after"),
+        ("history", b'{"symbol": "AAPL.US", "last": 0}', "invalid", "greater than or equal to 1"),
+        ("clock", b'{"day": "2024-13-01"}', "invalid", "date"),
+        ("clock", b'{"day": "2010-01-04"}', "refused", "follows the data"),
     ],
 )
 async def test_bad_input_is_refused_and_changes_nothing(run_node, probe, no_start_sync, verb, payload, kind, says):
