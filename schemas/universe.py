@@ -147,7 +147,9 @@ class SyncProgress(Message):
 
 
 class PricesChanged(Message):
-    """Published after a sync that changed prices (never when nothing changed)."""
+    """Published after a sync that changed prices (never when nothing changed), naming the
+    symbols whose stored prices changed; and when a replay's market clock moved (`symbols`
+    empty, `changed` 0: no stored price changed, the prices served did)."""
 
     symbols: list[Symbol]
     changed: int

@@ -8,6 +8,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import date
 from decimal import Decimal
 
 from edge import Context, Node, Rejected
@@ -29,6 +30,7 @@ class State:
     settings: Settings
     universe: Universe | None = None  # the universe's retained securities
     clock: MarketClock | None = None  # the universe's market clock: every fetch of one run ends on its day
+    cache: history.Cache | None = None  # the closes fetched so far (`history.Cache`)
 
 
 Ctx = Context[State]
@@ -36,7 +38,8 @@ Ctx = Context[State]
 
 @node.lifespan
 async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
-    yield State(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    yield State(settings, cache=history.Cache(settings.lookback + 1))  # the window's returns need a close before it
 
 
 @node.on(t.UNIVERSE_SECURITIES)
@@ -50,6 +53,8 @@ async def on_universe(universe: Universe, ctx: Ctx) -> None:
 
 @node.on(t.PRICES_CHANGED)
 async def on_prices(event: PricesChanged, ctx: Ctx) -> None:
+    if ctx.state.cache is not None:
+        ctx.state.cache.forget(event.symbols)  # their stored prices changed: fetched whole again
     if not market.waits(os.environ, ctx.state.clock):
         await optimize(Optimize(), ctx)
 
@@ -73,11 +78,11 @@ async def optimize(req: Optimize, ctx: Ctx) -> Targets:
     if req.blend is not None:
         settings = replace(settings, blend=float(req.blend))
 
-    async def fetch(symbol: str) -> History:
-        last = settings.lookback + 1  # the window's returns need one close before it
-        return await ctx.call(t.UNIVERSE_HISTORY, GetHistory(symbol=symbol, end=end, last=last), timeout=60)
+    async def fetch(symbol: str, start: date | None) -> History:
+        req = GetHistory(symbol=symbol, start=start, end=end, last=settings.lookback + 1)
+        return await ctx.call(t.UNIVERSE_HISTORY, req, timeout=60)
 
-    closes = await history.closes(symbols, fetch)
+    closes = await history.closes(symbols, fetch, ctx.state.cache, end)
     try:
         r = model.optimize(closes, settings)  # the handler thread: no keep-alive waits for it
     except ValueError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
 
 import pandas as pd
 
@@ -29,6 +30,7 @@ class State:
     settings: Settings
     universe: Universe | None = None  # the universe's retained securities
     clock: MarketClock | None = None  # the universe's market clock: every fetch of one run ends on its day
+    cache: history.Cache | None = None  # the closes fetched so far (`history.Cache`)
 
 
 Ctx = Context[State]
@@ -36,7 +38,7 @@ Ctx = Context[State]
 
 @node.lifespan
 async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
-    yield State(Settings.from_env(os.environ))
+    yield State(Settings.from_env(os.environ), cache=history.Cache(model.HISTORY_DAYS))
 
 
 @node.on(t.UNIVERSE_SECURITIES)
@@ -49,6 +51,8 @@ async def on_universe(universe: Universe, ctx: Ctx) -> None:
 
 @node.on(t.PRICES_CHANGED)
 async def on_prices(event: PricesChanged, ctx: Ctx) -> None:
+    if ctx.state.cache is not None:
+        ctx.state.cache.forget(event.symbols)  # their stored prices changed: fetched whole again
     if not market.waits(os.environ, ctx.state.clock):
         await rescore(Rescore(), ctx)
 
@@ -66,11 +70,12 @@ async def rescore(req: Rescore, ctx: Ctx) -> Scores:
         raise Rejected("the replay's market clock has not come yet: no day to score")
     benchmark, end = ctx.state.settings.benchmark, market.last_day(ctx.state.clock)
 
-    async def fetch(symbol: str) -> History:
-        req = GetHistory(symbol=symbol, end=end, last=model.HISTORY_DAYS)
+    async def fetch(symbol: str, start: date | None) -> History:
+        req = GetHistory(symbol=symbol, start=start, end=end, last=model.HISTORY_DAYS)
         return await ctx.call(t.UNIVERSE_HISTORY, req, timeout=60)
 
-    closes = await history.closes(sorted(set(symbols) | {benchmark}), fetch) if symbols else pd.DataFrame()
+    wanted = sorted(set(symbols) | {benchmark})
+    closes = await history.closes(wanted, fetch, ctx.state.cache, end) if symbols else pd.DataFrame()
     if symbols and (benchmark not in closes or closes[benchmark].dropna().empty):
         raise Rejected(f"the benchmark {benchmark} has no prices: sync it first")
     # the handler thread: blocking here delays no keep-alive

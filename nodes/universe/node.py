@@ -269,11 +269,8 @@ async def set_clock(req: SetClock, ctx: Ctx) -> MarketClock:
     assert clock is not None
     await ctx.publish(t.UNIVERSE_CLOCK, clock)
     await publish_quotes(ctx)
-    if before != req.day:
-        symbols = [s.symbol for s in state.store.securities(active_only=True)]
-        await ctx.publish(
-            t.PRICES_CHANGED, PricesChanged(symbols=symbols, changed=len(symbols), last_day=req.day, at=utcnow())
-        )
+    if before != req.day:  # no stored price changed (symbols: none), the prices served did: compute again
+        await ctx.publish(t.PRICES_CHANGED, PricesChanged(symbols=[], changed=0, last_day=req.day, at=utcnow()))
     return clock
 
 
