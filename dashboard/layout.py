@@ -23,6 +23,7 @@ PAGES = (
     ("/orders", "Orders", "receipt_long"),
     ("/system", "System", "monitor_heart"),
     ("/controls", "Controls", "tune"),
+    ("/replay", "Replay", "history"),
 )
 REFRESH_S = 0.1  # how often a page looks for changes on the board (cheap: a version compare)
 

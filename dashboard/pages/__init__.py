@@ -1,5 +1,5 @@
 """Every page of the dashboard; importing this package registers them."""
 
-from . import controls, orders, overview, plans, portfolio, system, universe
+from . import controls, orders, overview, plans, portfolio, replay, system, universe
 
-__all__ = ["controls", "orders", "overview", "plans", "portfolio", "system", "universe"]
+__all__ = ["controls", "orders", "overview", "plans", "portfolio", "replay", "system", "universe"]
