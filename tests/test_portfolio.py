@@ -237,3 +237,31 @@ async def test_bad_input_on_the_other_commands(run_node, market, connect, accoun
         ), reply.payload
         after = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
         assert after.cash == before.cash and after.positions == before.positions
+
+
+async def test_valuations_are_dated_by_the_market_clock_and_never_incomplete(run_node, market, connect, account):
+    """The bundled data's clock is its last day: a valuation is dated 2024-11-29, not by the
+    wall; and a sync before the quotes came (holdings unpriced) keeps no valuation."""
+    from schemas.common import utcnow
+    from schemas.universe import MarketClock, Quotes
+
+    operator = await connect("operator")
+    async with run_node(portfolio), run_node(trading):
+        await asyncio.sleep(0.5)
+        await operator.call(t.TRADING_ORDER, buy(), timeout=10)
+        await market.emit(t.UNIVERSE_QUOTES, Quotes(quotes={}, at=utcnow()))  # the quotes gone: AAPL unpriced
+        unpriced = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+        assert unpriced.unpriced == ["AAPL.US"]
+        await market.emit(t.UNIVERSE_CLOCK, MarketClock(day=date(2024, 11, 29), source="data", at=utcnow()))
+        await asyncio.sleep(0.3)
+        history = await operator.call(t.PORTFOLIO_VALUATIONS, GetValuations())
+        assert [p.day for p in history.points] == [datetime.now(UTC).date()]  # the wall clock's, before
+        assert all(p.positions_base > 0 for p in history.points)  # none kept while AAPL was unpriced
+        from tests.market import publish_market
+
+        await publish_market(market)  # quotes again, and the wall clock: back to today
+        await market.emit(t.UNIVERSE_CLOCK, MarketClock(day=date(2024, 11, 29), source="data", at=utcnow()))
+        await asyncio.sleep(0.3)
+        await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
+        history = await operator.call(t.PORTFOLIO_VALUATIONS, GetValuations())
+        assert date(2024, 11, 29) in [p.day for p in history.points]

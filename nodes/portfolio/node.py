@@ -163,17 +163,25 @@ async def sync(req: SyncPortfolio, ctx: Ctx) -> Summary:
         raise Rejected(f"the broker's account cannot be read: {exc}") from exc
     except FxError as exc:
         raise Rejected(f"the account cannot be valued: {exc}") from exc
-    store.record(
-        ValuationPoint(
-            day=market.today(ctx.state.clock),
-            total_base=summary.total_base,
-            positions_base=summary.positions_base,
-            cash_base=summary.cash_base,
-        ),
-        summary.at.isoformat(),
-    )
+    if _dated(ctx) and not summary.unpriced:  # an incomplete total or an undated day is no valuation
+        store.record(
+            ValuationPoint(
+                day=market.today(ctx.state.clock),
+                total_base=summary.total_base,
+                positions_base=summary.positions_base,
+                cash_base=summary.cash_base,
+            ),
+            summary.at.isoformat(),
+        )
     await ctx.publish(t.PORTFOLIO_SUMMARY, summary)
     return summary
+
+
+def _dated(ctx: Ctx) -> bool:
+    """Whether the market's day is known: the universe's clock came, or the clock is the wall's.
+    At start, before the clock, the wall's day would date a valuation two years after the
+    bundled prices; and before the quotes came, the holdings are unpriced: neither is kept."""
+    return ctx.state.clock is not None or market.mode(os.environ) == "wall"
 
 
 @node.command(t.PORTFOLIO_DEPOSIT)
