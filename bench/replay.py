@@ -43,7 +43,9 @@ the price of the messaging and the processes (above 1: the nodes are slower). Th
 `scores_and_targets` phase is scoring and optimisation in two processes at once (each
 fetching its prices from the universe); `cycle_and_orders` is candidates, search and the
 orders through planning, trading and the paper broker: compare them with the in-process
-scoring + optimisation and candidates + search + fills. `target_met`: 2005-01..2024-11
+scoring + optimisation and candidates + search + fills. Each phase's time per month in
+each fifth of the window shows what grows with the replay's own history (what a node keeps
+and reads again) rather than with the universe. `target_met`: 2005-01..2024-11
 monthly (239 steps) through the nodes at the measured rate takes under 120 s (a
 projection from a shorter window; measured for the default window).
 
@@ -490,6 +492,13 @@ def phase_sums(timings: list[dict[str, float]], phases: tuple[str, ...]) -> dict
     return {p: sum(t.get(p, 0.0) for t in timings) for p in phases}
 
 
+def fifths(timings: list[dict[str, float]], phases: tuple[str, ...]) -> dict[str, list[float]]:
+    """Each phase's seconds per step in each fifth of the steps, oldest first (fewer parts
+    when there are fewer than five steps)."""
+    parts = [p for p in np.array_split(np.arange(len(timings)), min(5, len(timings))) if len(p)]
+    return {ph: [sum(timings[i].get(ph, 0.0) for i in part) / len(part) for part in parts] for ph in phases}
+
+
 @dataclass
 class Agreement:
     same_trades: int  # steps whose filled trades (symbol, side, quantity) are the same
@@ -594,6 +603,11 @@ def report(args: argparse.Namespace, days: list[date], full_steps: int, nodes: N
     )
     others = node_sums["clock"] + node_sums["deposit"] + node_sums["account"]
     print(f"  clock + deposit + account {per_month(others):.3f} (messages only: nothing to do in-process)")
+    node_parts = fifths([s.timings for s in nodes.steps], NODE_PHASES)
+    in_parts = fifths([m.timings for m in inproc.made], INPROCESS_PHASES)
+    print("s per month in each fifth of the window, oldest first (a phase that grows with the history kept):")
+    for p, row in [*node_parts.items(), *(("in-process " + p, row) for p, row in in_parts.items())]:
+        print(f"  {p:<26} " + " ".join(f"{x:7.3f}" for x in row))
     print()
     print("the node processes over the drive (CPU: /proc schedstat; peak RSS: VmHWM before the stop):")
     print(f"  {'process':<14} {'CPU s':>8} {'CPU s/month':>12} {'peak RSS MB':>12}")
@@ -628,6 +642,8 @@ def report(args: argparse.Namespace, days: list[date], full_steps: int, nodes: N
         "nodes_step_p95_s": r3(pct(node_steps, 0.95)),
         **{f"nodes_share_{p}": round(node_sums[p] / node_total, 4) for p in NODE_PHASES},
         **{f"nodes_s_{p}": round(per_month(node_sums[p]), 4) for p in NODE_PHASES},
+        "nodes_s_by_fifth": {p: [round(x, 4) for x in row] for p, row in node_parts.items()},
+        "inprocess_s_by_fifth": {p: [round(x, 4) for x in row] for p, row in in_parts.items()},
         "nodes_cpu_s": {k: r3(v) for k, v in sorted(nodes.cpu_s.items())},
         "nodes_peak_rss_mb": {k: round(v, 1) for k, v in sorted(nodes.peak_rss_mb.items())},
         "nodes_peak_rss_total_mb": round(sum(nodes.peak_rss_mb.values()), 1),
