@@ -32,7 +32,8 @@ trading day):
 It makes the nodes' decisions, not just their kind of work: the same inputs reach the same
 functions, so the targets, candidates and plans agree step by step unless the nodes'
 messages lose something on the way (a float through JSON, a Decimal's places); the table
-says in how many steps the trades agree and how far apart the final values are. What it
+says in how many steps the trades agree and how far apart the final values are (2005-01..
+2024-11: the same 711 trades in all 239 steps, the same final value to the cent). What it
 leaves out is everything that is not a decision: the universe's SQLite and its history
 requests, JSON and pydantic validation of every message (the batches and results are
 built with `model_construct`), the planning and trading nodes' stores and the paper
