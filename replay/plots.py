@@ -3,8 +3,10 @@ time beside the money put in, and each run's drawdown from its time-weighted ret
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 import empyrical
 import matplotlib
@@ -13,6 +15,7 @@ import pandas as pd
 matplotlib.use("Agg")  # before pyplot: files only, never a window
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
 from .baselines import Run, twr_returns
 
@@ -20,10 +23,26 @@ SIZE = (10, 5)  # inches
 DPI = 110
 
 
-def equity(runs: Sequence[Run], path: Path, log: bool = False) -> None:
-    """Every run's daily value on one axes, with the cumulative deposits (the same for all)."""
+@contextlib.contextmanager
+def _chart(path: Path, title: str, ylabel: str, legend: Literal["upper left", "lower left"]) -> Iterator[Axes]:
+    """One axes to draw on, written to `path` as PNG when the block ends; the figure is
+    closed even on an error (pyplot keeps every open figure in memory)."""
     fig, ax = plt.subplots(figsize=SIZE)
     try:
+        yield ax
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(loc=legend)
+        fig.tight_layout()
+        fig.savefig(path, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
+
+
+def equity(runs: Sequence[Run], path: Path, log: bool = False) -> None:
+    """Every run's daily value on one axes, with the cumulative deposits (the same for all)."""
+    with _chart(path, "Value of each run", "value (base currency)", "upper left") as ax:
         for run in runs:
             ax.plot(run.values.index, run.values.to_numpy(), label=run.name, linewidth=1.2)
         if runs:
@@ -31,14 +50,6 @@ def equity(runs: Sequence[Run], path: Path, log: bool = False) -> None:
             ax.plot(deposited.index, deposited.to_numpy(), label="Deposited", color="grey", linestyle="--")
         if log:
             ax.set_yscale("log")
-        ax.set_title("Value of each run")
-        ax.set_ylabel("value (base currency)")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left")
-        fig.tight_layout()
-        fig.savefig(path, dpi=DPI, format="png")
-    finally:
-        plt.close(fig)
 
 
 def drawdown(run: Run) -> pd.Series:
@@ -50,16 +61,7 @@ def drawdown(run: Run) -> pd.Series:
 
 def drawdowns(runs: Sequence[Run], path: Path) -> None:
     """Every run's drawdown over time on one axes."""
-    fig, ax = plt.subplots(figsize=SIZE)
-    try:
+    with _chart(path, "Drawdown of each run (time-weighted)", "% below the peak", "lower left") as ax:
         for run in runs:
             dd = drawdown(run)
             ax.plot(dd.index, 100 * dd.to_numpy(), label=run.name, linewidth=1.0)
-        ax.set_title("Drawdown of each run (time-weighted)")
-        ax.set_ylabel("% below the peak")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower left")
-        fig.tight_layout()
-        fig.savefig(path, dpi=DPI, format="png")
-    finally:
-        plt.close(fig)

@@ -26,6 +26,7 @@ from dashboard.figures import xirr
 from . import baselines, plots
 from .baselines import Fill, Run, Snapshot, to_base, twr_returns
 from .ledger import Ledger, Step
+from .rows import ROWS, Kind
 
 SYSTEM = "System"
 TRADING_DAYS = 252  # a year of daily returns (empyrical's default)
@@ -210,28 +211,15 @@ def _count(x: Any) -> str:
     return f"{int(x):d}"
 
 
-ROWS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("XIRR", "xirr", _percent),
-    ("TWR CAGR", "twr_cagr", _percent),
-    ("Volatility", "volatility", _percent),
-    ("Sharpe", "sharpe", _ratio),
-    ("Sortino", "sortino", _ratio),
-    ("Max drawdown", "max_drawdown", _percent),
-    ("Turnover/yr", "turnover", _percent),
-    ("Fees", "fees", _money),
-    ("Trades", "trades", _count),
-    ("Avg idle cash", "avg_cash", _percent),
-    ("Limit refusals", "limit_refusals", _count),
-    ("Deposited", "deposited", _money),
-    ("Final value", "final_value", _money),
-)
+SHOW: dict[Kind, Callable[[Any], str]] = {"percent": _percent, "ratio": _ratio, "money": _money, "count": _count}
 
 
 def table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     """A fixed-width text table: a column per run (the keys, in order), a row per figure;
     fractions as percentages, 'n/a' for a figure there was too little to compute."""
     cells = [
-        [label, *("n/a" if m.get(key) is None else show(m[key]) for m in rows.values())] for label, key, show in ROWS
+        [label, *("n/a" if m.get(key) is None else SHOW[kind](m[key]) for m in rows.values())]
+        for label, key, kind in ROWS
     ]
     head = ["", *rows]
     widths = [max(len(line[k]) for line in [head, *cells]) for k in range(len(head))]

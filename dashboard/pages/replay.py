@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse
 from nicegui import app, ui
 
 from edge.settings import REPO_ROOT, RUN_DIR
+from replay.rows import ROWS, Kind
 
 from ..formats import day, money, percent
 from ..layout import frame
@@ -124,22 +125,7 @@ def _column(prefix: str) -> str:
 
 
 Show = Callable[[float | None, str | None], str]
-# The rows of report.txt's tables, as `replay.report.ROWS` has them.
-FIGURES: tuple[tuple[str, str, Show], ...] = (
-    ("XIRR", "xirr", _percent),
-    ("TWR CAGR", "twr_cagr", _percent),
-    ("Volatility", "volatility", _percent),
-    ("Sharpe", "sharpe", _ratio),
-    ("Sortino", "sortino", _ratio),
-    ("Max drawdown", "max_drawdown", _percent),
-    ("Turnover/yr", "turnover", _percent),
-    ("Fees", "fees", _money),
-    ("Trades", "trades", _count),
-    ("Avg idle cash", "avg_cash", _percent),
-    ("Limit refusals", "limit_refusals", _count),
-    ("Deposited", "deposited", _money),
-    ("Final value", "final_value", _money),
-)
+SHOW: dict[Kind, Show] = {"percent": _percent, "ratio": _ratio, "money": _money, "count": _count}
 COLUMNS: list[dict[str, Any]] = [
     {"name": "figure", "label": "", "field": "figure", "align": "left"},
     *({"name": _column(prefix), "label": run, "field": _column(prefix), "align": "right"} for run, prefix in RUNS),
@@ -150,11 +136,11 @@ def figure_rows(figures: dict[str, Any], currency: str | None) -> list[dict[str,
     """A row per figure, a column per run (report.json's keys: the system's bare, the others
     prefixed); '-' where there was too little to compute one."""
     rows = []
-    for label, key, show in FIGURES:
+    for label, key, kind in ROWS:
         row = {"figure": label}
         for _, prefix in RUNS:
             value = figures.get(f"{prefix}{key}")
-            row[_column(prefix)] = show(value if isinstance(value, int | float) else None, currency)
+            row[_column(prefix)] = SHOW[kind](value if isinstance(value, int | float) else None, currency)
         rows.append(row)
     return rows
 
