@@ -53,3 +53,12 @@ def last_day(kept: MarketClock | None) -> date | None:
     """The day a computation's every fetch ends on (None: whatever the universe serves). One
     day for the whole run: a clock that moves while the run fetches must not mix two days."""
     return None if kept is None or kept.source == "wall" else kept.day
+
+
+def limit_day(kept: MarketClock | None) -> date:
+    """The day whose trading the daily limits add up: a replay's day (its days pass in
+    seconds), else today by the wall. A frozen `data` clock must not add weeks of paper
+    trading into one day's turnover."""
+    if kept is not None and kept.source == "replay":
+        return kept.day
+    return datetime.now(UTC).date()

@@ -21,9 +21,9 @@ from nodes.sqlite import connect
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fills (
     client_order_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, day TEXT NOT NULL,
-    value_base TEXT NOT NULL, target TEXT, score REAL, seq INTEGER NOT NULL);
+    value_base TEXT NOT NULL, target TEXT, score REAL, seq INTEGER NOT NULL, limit_day TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS fills_symbol ON fills (symbol, day);
-CREATE INDEX IF NOT EXISTS fills_day ON fills (day);
+CREATE INDEX IF NOT EXISTS fills_limit_day ON fills (limit_day);
 """
 
 
@@ -51,13 +51,26 @@ class Memory:
         value_base: Decimal,
         target: Decimal | None,
         score: float | None,
+        limit_day: date,
     ) -> None:
-        """Keep (or update) one order's fill; the first day it was seen filled stays its day."""
+        """Keep (or update) one order's fill; the first day it was seen filled stays its day.
+        `day`: the market's (for the reversal guard); `limit_day`: the day whose turnover it
+        counts in (`nodes.clock.limit_day`)."""
         seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM fills").fetchone()[0]
         self.db.execute(
-            "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(client_order_id) DO UPDATE SET "
+            "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(client_order_id) DO UPDATE SET "
             "value_base=excluded.value_base",
-            (client_order_id, symbol, side, day.isoformat(), str(value_base), _text(target), score, seq),
+            (
+                client_order_id,
+                symbol,
+                side,
+                day.isoformat(),
+                str(value_base),
+                _text(target),
+                score,
+                seq,
+                limit_day.isoformat(),
+            ),
         )
 
     def last_trades(self) -> dict[str, LastTrade]:
@@ -70,8 +83,8 @@ class Memory:
             r[0]: LastTrade(r[1], date.fromisoformat(r[2]), None if r[3] is None else Decimal(r[3]), r[4]) for r in rows
         }
 
-    def traded_on(self, day: date) -> Decimal:
-        rows = self.db.execute("SELECT value_base FROM fills WHERE day=?", (day.isoformat(),))
+    def traded_on(self, limit_day: date) -> Decimal:
+        rows = self.db.execute("SELECT value_base FROM fills WHERE limit_day=?", (limit_day.isoformat(),))
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
 
 

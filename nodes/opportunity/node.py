@@ -81,7 +81,8 @@ async def on_order(order: Order, ctx: Ctx) -> None:
         value_base = st.fx.to_base(order.filled_quantity * price, order.currency)
     except FxError:
         value_base = Decimal(0)  # valued at nothing rather than not remembered: the guard still sees the trade
-    st.memory.filled(order.client_order_id, order.symbol, order.side, market.today(st.clock), value_base, target, score)
+    day, limit_day = market.today(st.clock), market.limit_day(st.clock)
+    st.memory.filled(order.client_order_id, order.symbol, order.side, day, value_base, target, score, limit_day)
 
 
 @node.command(t.OPPORTUNITY_CANDIDATES)
@@ -124,6 +125,6 @@ async def candidates(req: CandidatesRequest, ctx: Ctx) -> Candidates:
         notes=found.notes,
         targets=found.aims,
         cash_target=st.settings.reserve,
-        budget_base=max(st.settings.daily_turnover - st.memory.traded_on(today), Decimal(0)),
+        budget_base=max(st.settings.daily_turnover - st.memory.traded_on(market.limit_day(st.clock)), Decimal(0)),
         at=utcnow(),
     )

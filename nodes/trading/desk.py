@@ -81,7 +81,7 @@ class Desk:
             self.settings.mode,
             situation.quote or Decimal(0),
             situation.value_base,
-            market_day=market.today(self.clock),
+            market_day=market.limit_day(self.clock),
         )
         if reasons:
             return await self.clerk.deny(order, reasons)
@@ -119,7 +119,7 @@ class Desk:
             fee=fee,
             value_base=value_base,
             base=self.settings.fx.base,
-            turnover_today=self.outbox.turnover_on(market.today(self.clock)),
+            turnover_today=self.outbox.turnover_on(market.limit_day(self.clock)),
             cash=account.cash.get(req.currency, Decimal(0)) - held_cash.get(req.currency, Decimal(0)),
             held=(position.quantity if position else Decimal(0)) - held_shares.get(req.symbol, Decimal(0)),
             now=now,
