@@ -16,6 +16,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from schemas import topics
+from schemas.common import utcnow
+from schemas.runtime import ErrorReport
 from schemas.topics import Command, Topic
 
 from .client import Client
@@ -57,6 +60,16 @@ class Context(Generic[S]):
         """Publish on a catalog topic (and wait for the broker's acknowledgement); the
         current message's trace id is carried on."""
         await self._io(self.client.emit(entry, message, node=node, meta=self._meta(trace_id)))
+
+    async def alert(self, about: Topic, text: str) -> None:
+        """What the node found wrong by itself and an operator must see (an order of unknown
+        fate, a security the provider has no prices for): logged, and on `error/<node>` as a
+        report of kind `alert` about the topic `about`, beside the messages it rejected."""
+        log.warning("%s: %s", self.name, text)
+        report = ErrorReport(
+            node=self.name, topic=self.client.topics.of(about), kind="alert", reason=text[:2000], at=utcnow()
+        )
+        await self.publish(topics.ERROR, report, node=self.name)
 
     async def send(
         self, entry: Topic, message: BaseModel, *, node: str | None = None, trace_id: str | None = None

@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from edge import Context, Node, Rejected
 from nodes.brokers import open_broker
 from schemas import catalog as t
-from schemas import topics
-from schemas.common import utcnow
-from schemas.runtime import ErrorReport
 from schemas.trading import (
     Attention,
     Halt,
@@ -72,16 +69,7 @@ class Publisher:
         await self.ctx.publish(t.ORDER_UPDATED, order)
 
     async def alert(self, order: Order | None, text: str) -> None:
-        log.warning("trading: %s", text)
-        report = ErrorReport(
-            node=self.ctx.name,
-            topic=self.ctx.client.topics.of(t.ORDER_UPDATED),
-            kind="alert",
-            reason=text[:2000],
-            message_id=None,
-            at=utcnow(),
-        )
-        await self.ctx.publish(topics.ERROR, report, node=self.ctx.name)
+        await self.ctx.alert(t.ORDER_UPDATED, text)
 
     async def attention(self, attention: Attention) -> None:
         await self.ctx.publish(t.TRADING_ATTENTION, attention)

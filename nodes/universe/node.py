@@ -23,9 +23,7 @@ from pydantic import ValidationError
 
 from edge import Context, Node, Rejected
 from schemas import catalog as t
-from schemas import topics
 from schemas.common import utcnow
-from schemas.runtime import ErrorReport
 from schemas.universe import (
     AddSecurity,
     GetHistory,
@@ -209,8 +207,8 @@ async def sync(req: SyncPrices, ctx: Ctx) -> SyncResult:
     if failed and len(failed) == len(results):
         raise Rejected(f"{name}: {'; '.join(r.error or '' for r in failed)}; nothing was changed")
     if failed:
-        await _report(
-            ctx,
+        await ctx.alert(
+            t.UNIVERSE_SYNC,
             f"{name}: the sync of {len(failed)} of {len(results)} symbols failed: "
             + "; ".join(r.error or "" for r in failed),
         )
@@ -236,21 +234,12 @@ async def sync(req: SyncPrices, ctx: Ctx) -> SyncResult:
 async def _sync_one(symbol: str, name: str, fetch: Fetch, req: SyncPrices, store: Store) -> SymbolSync:
     try:
         points = await fetch(symbol, req.start, req.end)
-        with store.batch(name) as write:
-            n = write(symbol, points)
+        n = store.write_prices(symbol, points, name)
     except ProviderError as exc:
         return SymbolSync(symbol=symbol, rows=0, changed=0, error=f"{symbol}: {exc}")
     except ValueError as exc:
         return SymbolSync(symbol=symbol, rows=0, changed=0, error=f"{symbol}: bad prices ({exc})")
     return SymbolSync(symbol=symbol, rows=len(points), changed=n, last_day=points[-1][0] if points else None)
-
-
-async def _report(ctx: Ctx, text: str) -> None:
-    """What went wrong without failing the request: logged and on `error/universe` for people."""
-    log.warning("universe: %s", text)
-    topic = ctx.client.topics.of(t.UNIVERSE_SYNC)
-    report = ErrorReport(node=ctx.name, topic=topic, kind="alert", reason=text[:2000], at=utcnow())
-    await ctx.publish(topics.ERROR, report, node=ctx.name)
 
 
 @node.command(t.UNIVERSE_SET_CLOCK)
