@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from .common import Currency, Id, Message, Money, Quantity, Symbol, UtcDateTime
 from .trading import Side
 
-ActionKind = Literal["buy_underweight", "deploy_cash", "trim_overweight", "exit"]
+ActionKind = Literal["buy_underweight", "deploy_cash", "trim_overweight", "exit", "exchange"]
 # A plan's statuses: proposed, rejected and superseded are decisions; the others follow from
 # its steps' orders (`nodes.planning.rules.status`, with the table).
 PlanStatus = Literal[
@@ -56,6 +56,11 @@ class Candidates(Message):
     cash_target: Money = Field(default=Decimal(0), description="the share of the portfolio kept in cash")
     budget_base: Money | None = Field(
         default=None, description="the most a cycle's orders may trade in all today (the daily limit left), base"
+    )
+    exchanges: list[Action] = Field(
+        default_factory=list,
+        description="currency exchanges the buys need (cash in the wrong currency): a plan with such buys sends "
+        "them first; `actions` are searched with the cash as it will be after them",
     )
     at: UtcDateTime
 

@@ -5,7 +5,11 @@ pay more, sells get less); a limit order fills at that price if the limit allows
 is otherwise cancelled (paper orders never rest in a book). Each fill pays the fee
 schedule's fee in the order's currency (also listed as a `fee` cash move). A buy needs the
 cash for value + fee, a sell the shares: otherwise the order is refused, as a broker would.
-Cash is kept per currency and never converted (as at Freedom24: buying a USD share needs USD).
+Cash is kept per currency and never converted by itself (as at Freedom24: buying a USD share
+needs USD): an order on a currency pair (`nodes/money/pairs.py`, `EURUSD_T0.ITS`) is the
+exchange, filled like a share at the quote moved against the trader, with the exchange fee
+in the quote currency, and it moves cash from one currency to the other (no position):
+selling the pair needs the base currency's cash, buying it the quote's for value + fee.
 
 Orders go through the trading node's state machine like live ones; the paper account can be
 told to fail the ways a real broker does (`inject`, kept in the account file so that a test
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
+from nodes.money.pairs import Pair, parse
 from nodes.sqlite import connect, transaction
 
 from .base import Account, BrokerError, CashMove, Evidence, NoAnswer, OrderSpec, Position, Refused, Sighting
@@ -160,7 +165,9 @@ class PaperBroker:
                 (f"the fill price {price} is beyond the limit {o.limit_price} (paper orders do not rest)"),
             )
         value = price * o.quantity
-        fee = self.fees.fee(value, o.currency, self.fx)
+        fee = self.fees.fee(value, o.currency, self.fx, o.symbol)
+        if (pair := parse(o.symbol)) is not None:
+            return self._exchange(db, o, pair, price, fee)
         cash = self._cash(db, o.currency)
         held = self._position(db, o.symbol)
         if o.side == "buy":
@@ -197,6 +204,26 @@ class PaperBroker:
                 db.execute("DELETE FROM positions WHERE symbol=?", (o.symbol,))
             else:
                 db.execute("UPDATE positions SET quantity=? WHERE symbol=?", (str(left), o.symbol))
+        return "filled", o.quantity, price, fee, ""
+
+    def _exchange(
+        self, db: sqlite3.Connection, o: OrderSpec, pair: Pair, price: Decimal, fee: Decimal
+    ) -> tuple[str, Decimal, Decimal | None, Decimal, str]:
+        """A filled pair order: cash from one currency into the other, the fee in the quote's."""
+        moves = pair.moves(o.side, o.quantity, price)
+        moves[pair.quote] -= fee
+        for currency, change in moves.items():
+            have = self._cash(db, currency)
+            if have + change < 0:
+                return (
+                    "rejected",
+                    Decimal(0),
+                    None,
+                    Decimal(0),
+                    f"insufficient cash: {currency} {-change} needed, {have} available",
+                )
+        for currency, change in moves.items():
+            self._set_cash(db, currency, self._cash(db, currency) + change)
         return "filled", o.quantity, price, fee, ""
 
     def orders(self, since: datetime) -> list[Sighting]:

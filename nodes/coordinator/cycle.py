@@ -1,6 +1,9 @@
 """What a cycle starts from, pure: the evaluators' problem from the other nodes' states,
 and the score of doing nothing under it (the search itself: `beam.py`); and what its
-verdict means for the portfolio, for people (`explained`). No MQTT."""
+verdict means for the portfolio, for people (`explained`). The currency exchanges the
+buys need are not searched: the search spends the cash as it will be after them
+(`after_exchanges`), and a plan that buys in a currency they bring sends them first
+(`with_exchanges`). No MQTT."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 from nodes import matrix
 from nodes.evaluator import objective
 from nodes.money.fx import Rates
+from nodes.money.pairs import parse
 from schemas.optimization import Inputs, Targets
 from schemas.planning import Action, Problem, SearchSpace, WeightChange
 from schemas.portfolio import Summary
@@ -131,3 +135,37 @@ def explained(verdict: Verdict, p: Problem, base: str) -> Verdict:
     evaluation = verdict.evaluation.model_copy(update={"base": base, "value_base": value, "holdings": rows})
     proposal = verdict.proposal.model_copy(update={"evaluation": evaluation}) if verdict.proposal else None
     return replace(verdict, evaluation=evaluation, proposal=proposal)
+
+
+def after_exchanges(cash: Mapping[str, Decimal], exchanges: list[Action], margin: Decimal) -> dict[str, Decimal]:
+    """The cash per currency once `exchanges` (the opportunity node's) are filled, each at
+    `margin` worse than its quote and after its fee: what the search may spend."""
+    out = dict(cash)
+    for a in exchanges:
+        pair = parse(a.symbol)
+        if pair is None:
+            raise ValueError(f"{a.symbol} is not a currency pair: not an exchange")
+        worse = a.price * (1 - margin if a.side == "sell" else 1 + margin)
+        for currency, change in pair.moves(a.side, a.quantity, worse).items():
+            out[currency] = out.get(currency, Decimal(0)) + change
+        out[pair.quote] -= a.fee
+    return out
+
+
+def with_exchanges(verdict: Verdict, exchanges: list[Action]) -> Verdict:
+    """The verdict's plan with the exchanges its buys need sent first: those that bring a
+    currency the plan buys in (a plan that buys nothing in it exchanges nothing)."""
+    if verdict.proposal is None or not exchanges:
+        return verdict
+    plan = verdict.proposal
+    buying = {a.currency for a in plan.actions if a.side == "buy"}
+    needed = [a for a in exchanges if (pair := parse(a.symbol)) and pair.brings(a.side) in buying]
+    if not needed:
+        return verdict
+    reasons = [
+        plan.reasons[0],
+        *[f"{a.side} {a.quantity} {a.symbol}: {a.reason}" for a in needed],
+        *plan.reasons[1:],
+    ]
+    proposal = plan.model_copy(update={"actions": [*needed, *plan.actions], "reasons": reasons})
+    return replace(verdict, proposal=proposal)

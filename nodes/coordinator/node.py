@@ -33,6 +33,7 @@ from decimal import Decimal
 import numpy as np
 
 from edge import CallTimeout, Context, Node, Rejected, RemoteError
+from nodes.generator.searchspace import PRICE_MARGIN
 from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
 from schemas.common import utcnow
@@ -158,12 +159,14 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx, cycle_id: str) -> CycleResult:
             candidates=0,
             notes=[*notes, "no candidate actions: nothing to plan"],
         )
+    cash = cycle.after_exchanges({x.currency: x.amount for x in summary.cash}, cands.exchanges, PRICE_MARGIN)
     space = await ctx.call(
         t.GENERATOR_SPACE,
-        SpaceRequest(cycle_id=cycle_id, actions=cands.actions, cash={x.currency: x.amount for x in summary.cash}),
+        SpaceRequest(cycle_id=cycle_id, actions=cands.actions, cash=cash),
         timeout=60,
         trace_id=cycle_id,
     )
+    fx = st.fx.quoted(st.quotes)
     try:
         problem, assumed = cycle.problem(
             cycle_id,
@@ -172,7 +175,7 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx, cycle_id: str) -> CycleResult:
             st.inputs,
             cands.actions,
             st.quotes,
-            st.fx,
+            fx,
             dict(s.weights),
             space,
             cands.targets,
@@ -202,7 +205,7 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx, cycle_id: str) -> CycleResult:
         st.beam = None
     evaluated_in = time.perf_counter() - dispatched
     verdict = beam.verdict(cycle.baseline(problem), cands.actions, evaluated_in, time.perf_counter() - started)
-    verdict = cycle.explained(verdict, problem, st.fx.base)
+    verdict = cycle.with_exchanges(cycle.explained(verdict, problem, fx.base), cands.exchanges)
     notes += verdict.notes
     plan = None
     if verdict.proposal is not None:

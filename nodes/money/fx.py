@@ -3,9 +3,11 @@ the value of one unit of every other currency in it.
 
 Where the rates come from: the `FX_RATES` setting (`USD=0.9465,GBP=1.2025`: one unit in
 the base currency), else the static default below: the ECB euro reference rate of
-2024-11-29 (EUR 1 = USD 1.0565), the last day of the bundled prices, so that paper mode on
-the bundled data values its USD holdings at that day's rate. A currency without a rate is
-an error, never a guess. (Live rates from Tradernet's quotes are a later step.)
+2024-11-29 (EUR 1 = USD 1.0565), the last day of the bundled prices. Where the universe
+quotes a currency pair with the base currency on one side (`EURUSD_T0.ITS`, `pairs.py`),
+its latest close replaces the setting (`Rates.quoted`): the rate of the market clock's
+day, the rate the account's exchanges trade at, historical in a replay. A currency
+without a rate is an error, never a guess.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+
+from .pairs import parse
 
 DEFAULT_BASE = "EUR"
 DEFAULT_RATES = {"USD": (Decimal(1) / Decimal("1.0565")).quantize(Decimal("1E-10"))}  # 0.9465215334
@@ -43,6 +47,23 @@ class Rates:
 
     def convert(self, amount: Decimal, source: str, target: str) -> Decimal:
         return amount if source == target else amount * self.rate(source) / self.rate(target)
+
+    def quoted(self, quotes: Mapping[str, Decimal]) -> Rates:
+        """These rates with every currency a quoted pair prices against the base currency
+        taken from the pair's close (`quotes`: symbol -> latest close)."""
+        found: dict[str, Decimal] = {}
+        for symbol, close in sorted(quotes.items()):
+            pair = parse(symbol)
+            if pair is None or close <= 0:
+                continue
+            if pair.quote == self.base:
+                found[pair.base] = close
+            elif pair.base == self.base:
+                found[pair.quote] = Decimal(1) / close
+        if not found:
+            return self
+        names = ", ".join(s for s in sorted(quotes) if parse(s) is not None)
+        return Rates(self.base, {**self.per_unit, **found}, f"quotes of {names}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Rates:

@@ -1,6 +1,8 @@
 """The opportunity node's wiring: keeps the latest scores, targets, portfolio and universe
-(retained states) and answers `opportunity/candidates` with `model.candidates`, and the
-aims, cash reserve and the day's turnover left that the planner must keep. It remembers
+(retained states) and answers `opportunity/candidates` with `model.candidates`, the currency
+exchanges their buys need (`exchanges.py`), and the aims, cash reserve and the day's
+turnover left that the planner must keep. Rates: the universe's quotes of currency pairs
+where it has them (`Rates.quoted`), else the setting. It remembers
 every filled order (`memory.py`, from `evt/trading/order`, dated by the market clock) for
 the reversal guard and the day's turnover.
 
@@ -29,6 +31,7 @@ from schemas.trading import Order
 from schemas.universe import MarketClock, Universe, closes
 
 from . import model
+from .exchanges import exchanges
 from .memory import Memory
 
 node = Node("opportunity")
@@ -78,7 +81,7 @@ async def on_order(order: Order, ctx: Ctx) -> None:
     score = next((x.score for x in st.scores.scores if x.symbol == order.symbol), None) if st.scores else None
     price = order.average_price or order.reference_price
     try:
-        value_base = st.fx.to_base(order.filled_quantity * price, order.currency)
+        value_base = st.fx.quoted(st.quotes).to_base(order.filled_quantity * price, order.currency)
     except FxError:
         value_base = Decimal(0)  # valued at nothing rather than not remembered: the guard still sees the trade
     day, limit_day = market.today(st.clock), market.limit_day(st.clock)
@@ -102,6 +105,7 @@ async def candidates(req: CandidatesRequest, ctx: Ctx) -> Candidates:
     scored = {x.symbol: x.score for x in scores.scores}
     listings = {s.symbol: model.Listing(s.currency, s.lot_size, s.min_trade, s.active) for s in universe.securities}
     today = market.today(st.clock)
+    fx = st.fx.quoted(st.quotes)
     try:
         found = model.candidates(
             holdings,
@@ -111,20 +115,24 @@ async def candidates(req: CandidatesRequest, ctx: Ctx) -> Candidates:
             listings,
             st.quotes,
             st.fees,
-            st.fx,
+            fx,
             st.settings,
             cap=targets.max_weight,
             last=st.memory.last_trades(),
             today=today,
         )
+        reserve = st.settings.reserve * summary.total_base
+        exchanging, why = exchanges(found.actions, cash, listings, st.quotes, st.fees, fx, st.settings, reserve)
     except FxError as exc:
         raise Rejected(str(exc)) from None
+    left = st.settings.daily_turnover - st.memory.traded_on(market.limit_day(st.clock))
     return Candidates(
         cycle_id=req.cycle_id,
         actions=found.actions,
-        notes=found.notes,
+        notes=found.notes + why,
         targets=found.aims,
         cash_target=st.settings.reserve,
-        budget_base=max(st.settings.daily_turnover - st.memory.traded_on(market.limit_day(st.clock)), Decimal(0)),
+        budget_base=max(left - sum((a.value_base for a in exchanging), Decimal(0)), Decimal(0)),
+        exchanges=exchanging,
         at=utcnow(),
     )

@@ -1,5 +1,6 @@
 """The portfolio node's wiring: reads the account from the broker (the paper account, or
-Tradernet in live mode), values it at the universe's latest closes and publishes the
+Tradernet in live mode), values it at the universe's latest closes (its cash at the closes of
+the currency pairs, where the universe quotes them) and publishes the
 summary, retained. It syncs at start, every `PORTFOLIO_SYNC_S` seconds, after every
 order the trading node reports, when the quotes change, and on command. Configuration:
 `settings.py`.
@@ -146,7 +147,8 @@ async def on_order(order: Order, ctx: Ctx) -> None:
 
 @node.command(t.PORTFOLIO_SYNC)
 async def sync(req: SyncPortfolio, ctx: Ctx) -> Summary:
-    broker, fx, store = ctx.state.broker, ctx.state.settings.account.fx, ctx.state.store
+    broker, store = ctx.state.broker, ctx.state.store
+    fx = ctx.state.settings.account.fx.quoted(ctx.state.quotes)  # the day's rate where a pair is quoted
     try:
         account = broker.account()
         moved = flows(store.catch_up(broker), fx)
@@ -254,7 +256,7 @@ async def valuations(req: GetValuations, ctx: Ctx) -> Valuations:
     state = ctx.state
     moves = state.store.moves(state.broker.name)
     try:
-        deposits = net_deposits(moves, state.settings.account.fx)
+        deposits = net_deposits(moves, state.settings.account.fx.quoted(state.quotes))
     except FxError as exc:
         raise Rejected(str(exc)) from None
     return Valuations(

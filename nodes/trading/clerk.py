@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from nodes.brokers.base import Broker, BrokerError, OrderSpec, Refused, Sighting
 from nodes.money.fx import FxError
+from nodes.money.pairs import parse
 from schemas.trading import Attention, Order, SettleOrder
 
 from .lifecycle import FINISHED, Cause, Event, InvalidTransition, State
@@ -231,7 +232,7 @@ class Clerk:
         if refilled or order.fee == 0:
             value = order.filled_quantity * (order.average_price or order.reference_price)
             try:
-                estimate = self.settings.fees.fee(value, order.currency, self.settings.fx)
+                estimate = self.settings.fees.fee(value, order.currency, self.settings.fx, order.symbol)
             except FxError:
                 estimate = Decimal(0)
             return self.outbox.set_fee(order.ref, estimate, estimated=True)
@@ -409,7 +410,8 @@ class Clerk:
 
     def reserved(self) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
         """Cash (per currency, with fees) and shares (per security) this node's open orders may
-        still use: the pre-checks count them as spent."""
+        still use: the pre-checks count them as spent. An open sale of a currency pair holds
+        its base currency's cash (what it exchanges)."""
         cash: dict[str, Decimal] = {}
         shares: dict[str, Decimal] = {}
         for o in self.outbox.open():
@@ -418,8 +420,10 @@ class Clerk:
                 continue
             if o.side == "buy":
                 value = left * (o.limit_price or o.reference_price)
-                fee = self.settings.fees.fee(value, o.currency, self.settings.fx)
+                fee = self.settings.fees.fee(value, o.currency, self.settings.fx, o.symbol)
                 cash[o.currency] = cash.get(o.currency, Decimal(0)) + value + fee
+            elif (pair := parse(o.symbol)) is not None:
+                cash[pair.base] = cash.get(pair.base, Decimal(0)) + left
             else:
                 shares[o.symbol] = shares.get(o.symbol, Decimal(0)) + left
         return cash, shares

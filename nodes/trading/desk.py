@@ -17,6 +17,7 @@ from decimal import Decimal
 from nodes import clock as market
 from nodes.brokers import BrokerError
 from nodes.money.fx import FxError
+from nodes.money.pairs import parse
 from schemas.common import utcnow
 from schemas.trading import FINISHED, Halted, Order, PlaceOrder, SettleOrder
 from schemas.universe import MarketClock, Security
@@ -105,23 +106,28 @@ class Desk:
             raise Refusal(f"the broker cannot be asked ({exc}); nothing was sent") from exc
         price = req.limit_price if req.limit_price is not None else quote
         value = (price or Decimal(0)) * req.quantity
+        fx = self.settings.fx.quoted(self.quotes)
         try:
-            value_base = self.settings.fx.to_base(value, req.currency)
-            fee = self.settings.fees.fee(value, req.currency, self.settings.fx)
+            value_base = fx.to_base(value, req.currency)
+            fee = self.settings.fees.fee(value, req.currency, fx, req.symbol)
         except FxError as exc:
             raise Refusal(str(exc)) from None
         held_cash, held_shares = clerk.reserved()
         position = account.positions.get(req.symbol)
+        if (pair := parse(req.symbol)) is not None:  # what an exchange sells is the base currency's cash
+            held = account.cash.get(pair.base, Decimal(0)) - held_cash.get(pair.base, Decimal(0))
+        else:
+            held = (position.quantity if position else Decimal(0)) - held_shares.get(req.symbol, Decimal(0))
         now = datetime.now(UTC)
         return Situation(
             security=self.securities.get(req.symbol),
             quote=quote,
             fee=fee,
             value_base=value_base,
-            base=self.settings.fx.base,
+            base=fx.base,
             turnover_today=self.outbox.turnover_on(market.limit_day(self.clock)),
             cash=account.cash.get(req.currency, Decimal(0)) - held_cash.get(req.currency, Decimal(0)),
-            held=(position.quantity if position else Decimal(0)) - held_shares.get(req.symbol, Decimal(0)),
+            held=held,
             now=now,
         )
 

@@ -12,11 +12,16 @@ node's settings read it once through `Limits.from_env`).
 
 and always: an unknown or inactive security, a currency other than the security's, a
 quantity that is not whole lots, a value under the security's minimum trade, no quote,
-a buy without the cash for value + fee, a sell of more than is held.
+a buy without the cash for value + fee, a sell of more than is held. A currency exchange
+(an order on a pair, `nodes/money/pairs.py`) is an order like any other: the same limits,
+its value in the base currency; selling the pair needs the cash of its base currency (EUR
+for `EURUSD_T0.ITS`), buying it the cash of its quote currency for value + fee.
 
 Market hours are the regular session on weekdays (NYSE/Nasdaq 09:30-16:00 New York for
 `.US`, Xetra 09:00-17:30 Frankfurt for `.EU`); exchange holidays are not known here, so
-an order on a holiday is left to the broker to refuse.
+an order on a holiday is left to the broker to refuse. Tradernet's money market (`.ITS`)
+publishes no hours in its API pages: exchanges are sent 09:00-17:30 Frankfurt on weekdays,
+inside the day of every currency market.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from nodes.environment import decimal
+from nodes.money.pairs import parse
 from schemas.trading import PlaceOrder
 from schemas.universe import Security
 
 SESSIONS = {
     "US": (ZoneInfo("America/New_York"), time(9, 30), time(16, 0)),
     "EU": (ZoneInfo("Europe/Berlin"), time(9, 0), time(17, 30)),
+    "ITS": (ZoneInfo("Europe/Berlin"), time(9, 0), time(17, 30)),
 }
 
 
@@ -71,7 +78,7 @@ class Situation:
     base: str
     turnover_today: Decimal  # in the base currency, before this order
     cash: Decimal  # in the order's currency
-    held: Decimal  # shares of this security
+    held: Decimal  # shares of this security (of a currency pair: its base currency's cash)
     now: datetime
 
 
@@ -130,7 +137,9 @@ def check(order: PlaceOrder, s: Situation, limits: Limits) -> list[str]:
     if order.side == "buy" and s.cash < value + s.fee:
         reasons.append(f"not enough cash: {order.currency} {value + s.fee:.2f} needed, {s.cash:.2f} available")
     if order.side == "sell" and s.held < order.quantity:
-        reasons.append(f"cannot sell {order.quantity} {order.symbol}: {s.held} held")
+        pair = parse(order.symbol)
+        what = f"{pair.base} cash" if pair else "held"
+        reasons.append(f"cannot sell {order.quantity} {order.symbol}: {s.held} {what}")
     if limits.market_hours == "exchange" and (closed := market_open(order.symbol, s.now)):
         reasons.append(closed)
     return reasons

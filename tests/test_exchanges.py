@@ -1,0 +1,159 @@
+"""Currency exchanges, pure: the pair's arithmetic, rates from its quotes, its fee, the paper
+broker's fill, trading's limits on it, the opportunity node's exchange orders and the
+coordinator's use of them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from nodes.brokers.base import OrderSpec
+from nodes.brokers.paper import PaperBroker
+from nodes.coordinator import cycle
+from nodes.coordinator.beam import Verdict
+from nodes.money import pairs
+from nodes.money.fees import FeeSchedule
+from nodes.money.fx import Rates
+from nodes.opportunity.exchanges import exchanges, needs
+from nodes.opportunity.model import Listing, Settings
+from nodes.trading.limits import Limits, Situation, check
+from schemas.planning import Evaluation, ProposePlan
+from schemas.trading import PlaceOrder
+from schemas.universe import Security
+from tests.actions import action
+
+D = Decimal
+PAIR = "EURUSD_T0.ITS"
+EUR_BASE = Rates("EUR", {"USD": D(1) / D("1.10")}, "test")
+LISTINGS = {
+    PAIR: Listing("USD", D(1), D(0), True),
+    "AAPL.US": Listing("USD", D(1), D(0), True),
+}
+
+
+def test_a_pair_names_its_currencies_and_what_each_side_does():
+    pair = pairs.parse(PAIR)
+    assert pair == pairs.Pair(PAIR, "EUR", "USD")
+    assert pairs.parse("AAPL.US") is None and pairs.investable(["AAPL.US", PAIR]) == ["AAPL.US"]
+    assert pair.side("EUR", "USD") == "sell" and pair.side("USD", "EUR") == "buy"
+    assert pair.brings("sell") == "USD" and pair.brings("buy") == "EUR"
+    assert pair.moves("sell", D(100), D("1.1")) == {"EUR": D(-100), "USD": D("110.0")}
+    assert pair.moves("buy", D(100), D("1.1")) == {"EUR": D(100), "USD": D("-110.0")}
+    with pytest.raises(ValueError, match="does not exchange"):
+        pair.side("EUR", "GBP")
+    assert pairs.between("USD", "EUR", ["AAPL.US", PAIR]) == pair
+    assert pairs.between("GBP", "EUR", ["AAPL.US", PAIR]) is None
+
+
+def test_the_pairs_close_is_the_rate_either_way_round():
+    eur = Rates().quoted({PAIR: D("1.25"), "AAPL.US": D(200)})
+    assert eur.rate("USD") == D("0.8") and PAIR in eur.source
+    usd = Rates("USD", {"EUR": D("1.0565")}, "setting").quoted({PAIR: D("1.25")})
+    assert usd.rate("EUR") == D("1.25")
+    assert Rates().quoted({"AAPL.US": D(1)}) == Rates()  # no pair quoted: the setting stays
+
+
+def test_an_exchange_pays_the_exchange_schedule_not_the_share_one():
+    fees = FeeSchedule()
+    assert fees.fee(D(1000), "USD", EUR_BASE, PAIR) == D("2.00")  # 0.2 %, no fixed part
+    assert fees.fee(D(1000), "USD", EUR_BASE, "AAPL.US") == D("1.20") + D("1.32")  # 0.12 % + EUR 1.20 in USD
+
+
+def spec(ref: int, side: str, qty: str, quote: str = "1.10") -> OrderSpec:
+    return OrderSpec(ref, f"c-{ref}", PAIR, side, D(qty), "USD", None, D(quote))
+
+
+def test_the_paper_broker_fills_a_pair_as_a_cash_move(tmp_path):
+    paper = PaperBroker(tmp_path / "p.sqlite", fx=EUR_BASE)
+    paper.deposit(D(1000), "EUR")
+    sold = paper.place(spec(1, "sell", "500"))
+    price = D("1.10") * D("0.999")  # the slippage against the trader
+    assert (sold.status, sold.filled, sold.average_price) == ("filled", 500, price)
+    fee = FeeSchedule().fee(price * 500, "USD", EUR_BASE, PAIR)
+    account = paper.account()
+    assert account.cash == {"EUR": D(500), "USD": price * 500 - fee} and account.positions == {}
+    refused = paper.place(spec(2, "sell", "501"))  # more euros than the account has
+    assert refused.status == "rejected" and "EUR 501 needed, 500 available" in refused.note
+    bought = paper.place(spec(3, "buy", "100"))  # back: pays USD for 100 EUR
+    assert bought.status == "filled" and paper.account().cash["EUR"] == D(600)
+
+
+SEC = Security(symbol=PAIR, name="EUR/USD", currency="USD", exchange="ITS_MONEY")
+
+
+def situation(**kw) -> Situation:
+    base = dict(
+        security=SEC,
+        quote=D("1.10"),
+        fee=D("1.10"),
+        value_base=D(500),
+        base="EUR",
+        turnover_today=D(0),
+        cash=D(0),
+        held=D(500),
+        now=datetime(2024, 11, 25, 12, 0, tzinfo=UTC),  # a Monday, noon in Frankfurt
+    )
+    return Situation(**{**base, **kw})
+
+
+def test_trading_checks_an_exchange_as_any_order():
+    sell = PlaceOrder(client_order_id="x-1", symbol=PAIR, side="sell", quantity=D(500), currency="USD")
+    assert check(sell, situation(), Limits()) == []
+    assert any(
+        "cannot sell 500 EURUSD_T0.ITS: 400 EUR cash" in r for r in check(sell, situation(held=D(400)), Limits())
+    )
+    assert any("above the maximum" in r for r in check(sell, situation(value_base=D(6000)), Limits()))
+    sunday = situation(now=datetime(2024, 11, 24, 12, 0, tzinfo=UTC))
+    assert any(".ITS market is closed" in r for r in check(sell, sunday, Limits()))
+
+
+def buy(symbol: str, value: str, fee: str = "1.5") -> object:
+    a = action(symbol, "buy", 1)
+    return a.model_copy(update={"value": D(value), "fee": D(fee), "price": D(value), "value_base": D(value)})
+
+
+def test_buys_in_usd_with_euros_get_exchanges_within_the_order_limit():
+    buys = [buy("AAPL.US", "8000"), buy("AAPL.US", "4000"), buy("MSFT.US", "3000")]
+    need = needs(buys)
+    assert need == {"USD": D("8000") * D("1.005") + D("1.5") + D("3000") * D("1.005") + D("1.5")}
+    s = Settings(max_order=D(5000))
+    made, notes = exchanges(
+        buys, {"EUR": D(20000), "USD": D(100)}, LISTINGS, {PAIR: D("1.10")}, FeeSchedule(), EUR_BASE, s
+    )
+    assert notes == [] and len(made) == 3 and all(a.kind == "exchange" and a.side == "sell" for a in made)
+    assert all(a.value_base <= 5000 for a in made)
+    brought = sum(a.value - a.fee for a in made)
+    assert need["USD"] - 100 <= brought <= (need["USD"] - 100) * D("1.01")  # the shortfall, with a small margin
+    left = cycle.after_exchanges({"EUR": D(20000), "USD": D(100)}, made, D("0.005"))
+    assert left["USD"] >= need["USD"] * D("0.995") and left["EUR"] == 20000 - sum(a.quantity for a in made)
+
+
+def test_the_reserve_stays_in_euros_and_what_cannot_be_exchanged_says_why():
+    buys = [buy("AAPL.US", "3000")]
+    s = Settings()
+    made, _ = exchanges(buys, {"EUR": D(1000)}, LISTINGS, {PAIR: D("1.10")}, FeeSchedule(), EUR_BASE, s, D(400))
+    assert sum(a.quantity for a in made) == 600  # all but the reserve: less than the buys need
+    none, notes = exchanges(buys, {"EUR": D(1000)}, LISTINGS, {}, FeeSchedule(), EUR_BASE, s)
+    assert none == [] and "has no quote" in notes[0]
+    unlisted = {"AAPL.US": LISTINGS["AAPL.US"]}
+    none, notes = exchanges(buys, {"EUR": D(1000)}, unlisted, {PAIR: D("1.10")}, FeeSchedule(), EUR_BASE, s)
+    assert none == [] and "no pair in the universe" in notes[0]
+    funded, _ = exchanges(
+        buys, {"EUR": D(1000), "USD": D(4000)}, LISTINGS, {PAIR: D("1.10")}, FeeSchedule(), EUR_BASE, s
+    )
+    assert funded == []  # the USD cash covers the buys
+
+
+def test_a_plan_sends_the_exchanges_first_only_when_it_buys_with_them():
+    made, _ = exchanges(
+        [buy("AAPL.US", "1000")], {"EUR": D(2000)}, LISTINGS, {PAIR: D("1.10")}, FeeSchedule(), EUR_BASE, Settings()
+    )
+    evaluation = Evaluation(score=1, parts={}, baseline_score=0, sequences=1, batches=1, workers=[], seconds=0)
+    buying = ProposePlan(cycle_id="c", actions=[buy("AAPL.US", "1000")], evaluation=evaluation, reasons=["score"])
+    plan = cycle.with_exchanges(Verdict(evaluation, buying, []), made).proposal
+    assert [a.kind for a in plan.actions] == ["exchange", "buy_underweight"]
+    assert plan.reasons[0] == "score" and "exchange EUR into USD" in plan.reasons[1]
+    selling = buying.model_copy(update={"actions": [action("AAPL.US", "sell", 1000)]})
+    assert cycle.with_exchanges(Verdict(evaluation, selling, []), made).proposal.actions == selling.actions
