@@ -64,10 +64,9 @@ NODES = (
 ENV = {
     "EDGE_CLOCK": "replay",  # the driver moves the market clock
     "EDGE_LOG": "WARNING",
-    "BASE_CURRENCY": "USD",
-    "FX_RATES": "EUR=1.0565",
-    "PORTFOLIO_FIRST_DEPOSIT": "10000 USD",
-    "PORTFOLIO_MONTHLY_DEPOSIT": "500 USD",
+    "BASE_CURRENCY": "EUR",  # a European investor: EUR deposits, EUR figures, USD stocks bought after exchanges
+    "PORTFOLIO_FIRST_DEPOSIT": "10000 EUR",
+    "PORTFOLIO_MONTHLY_DEPOSIT": "500 EUR",
     "PORTFOLIO_SYNC_S": "86400",  # the driver asks for every sync it needs
     "PLANNING_AUTO_APPROVE": "1",
     "TRADING_MARKET_HOURS": "always",  # the clock's days have no hours
