@@ -56,6 +56,7 @@ def test_yfinance_does_its_cookie_and_crumb_handshake(fake_yahoo, tmp_path):
 
 def test_yfinance_maps_tradernet_symbols():
     assert yahoo_ticker("AAPL.US") == "AAPL" and yahoo_ticker("BRK.B.US") == "BRK-B"
+    assert yahoo_ticker("EURUSD_T0.ITS") == "EURUSD=X"
     for symbol in ("SAP.EU", "US"):
         with pytest.raises(ProviderError, match="no Yahoo ticker"):
             yahoo_ticker(symbol)

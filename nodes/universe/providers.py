@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nodes.brokers.tradernet_api import Credentials
+from nodes.money.pairs import parse
 
 from . import bundle
 from .settings import PROVIDERS, Settings
@@ -72,12 +73,16 @@ class BundledProvider:
 
 
 def yahoo_ticker(symbol: str) -> str:
-    """Tradernet's `AAPL.US` is Yahoo's `AAPL` (`BRK.B.US` is `BRK-B`). Other markets'
-    suffixes do not map one to one: those symbols are refused, not guessed."""
+    """Tradernet's `AAPL.US` is Yahoo's `AAPL` (`BRK.B.US` is `BRK-B`); a currency pair of
+    its money market, `EURUSD_T0.ITS`, is Yahoo's rate `EURUSD=X` (the same quote: USD per
+    EUR). Other markets' suffixes do not map one to one: those symbols are refused, not guessed."""
+    if (pair := parse(symbol)) is not None:
+        return f"{pair.base}{pair.quote}=X"
     base, _, market = symbol.rpartition(".")
     if market != "US" or not base:
         raise ProviderError(
-            f"yfinance: no Yahoo ticker is known for {symbol} (only .US symbols map); use the tradernet provider for it"
+            f"yfinance: no Yahoo ticker is known for {symbol} (only .US symbols and currency pairs map); "
+            "use the tradernet provider for it"
         )
     return base.replace(".", "-")
 
