@@ -146,14 +146,20 @@ def test_the_reserve_stays_in_euros_and_what_cannot_be_exchanged_says_why():
     assert funded == []  # the USD cash covers the buys
 
 
-def test_a_plan_sends_the_exchanges_first_only_when_it_buys_with_them():
-    made, _ = exchanges(
-        [buy("AAPL.US", "1000")], {"EUR": D(2000)}, LISTINGS, {PAIR: D("1.10")}, FeeSchedule(), EUR_BASE, Settings()
-    )
+def test_a_plan_sends_the_exchanges_its_buys_need_first():
+    cash = {"EUR": D(20000)}
+    fees, quotes = FeeSchedule(), {PAIR: D("1.10")}
+    made, _ = exchanges([buy("AAPL.US", "9000")], cash, LISTINGS, quotes, fees, EUR_BASE, Settings())
+    assert len(made) == 2  # 9,000 USD need two exchanges under the 5,000 EUR limit
     evaluation = Evaluation(score=1, parts={}, baseline_score=0, sequences=1, batches=1, workers=[], seconds=0)
-    buying = ProposePlan(cycle_id="c", actions=[buy("AAPL.US", "1000")], evaluation=evaluation, reasons=["score"])
-    plan = cycle.with_exchanges(Verdict(evaluation, buying, []), made).proposal
-    assert [a.kind for a in plan.actions] == ["exchange", "buy_underweight"]
+    buying = ProposePlan(cycle_id="c", actions=[buy("AAPL.US", "9000")], evaluation=evaluation, reasons=["score"])
+    plan = cycle.with_exchanges(Verdict(evaluation, buying, []), made, cash, D("0.005")).proposal
+    assert [a.kind for a in plan.actions] == ["exchange", "exchange", "buy_underweight"]
     assert plan.reasons[0] == "score" and "exchange EUR into USD" in plan.reasons[1]
+    small = buying.model_copy(update={"actions": [buy("AAPL.US", "1000")]})  # the search chose less
+    plan = cycle.with_exchanges(Verdict(evaluation, small, []), made, cash, D("0.005")).proposal
+    assert [a.kind for a in plan.actions] == ["exchange", "buy_underweight"]  # one exchange covers it
+    covered = cycle.with_exchanges(Verdict(evaluation, small, []), made, {"USD": D(2000)}, D("0.005"))
+    assert covered.proposal.actions == small.actions  # the USD cash covers the buy: no exchange
     selling = buying.model_copy(update={"actions": [action("AAPL.US", "sell", 1000)]})
-    assert cycle.with_exchanges(Verdict(evaluation, selling, []), made).proposal.actions == selling.actions
+    assert cycle.with_exchanges(Verdict(evaluation, selling, []), made, cash, D("0.005")).proposal == selling

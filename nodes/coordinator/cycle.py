@@ -142,24 +142,40 @@ def after_exchanges(cash: Mapping[str, Decimal], exchanges: list[Action], margin
     `margin` worse than its quote and after its fee: what the search may spend."""
     out = dict(cash)
     for a in exchanges:
-        pair = parse(a.symbol)
-        if pair is None:
-            raise ValueError(f"{a.symbol} is not a currency pair: not an exchange")
-        worse = a.price * (1 - margin if a.side == "sell" else 1 + margin)
-        for currency, change in pair.moves(a.side, a.quantity, worse).items():
+        for currency, change in _exchanged(a, margin).items():
             out[currency] = out.get(currency, Decimal(0)) + change
-        out[pair.quote] -= a.fee
     return out
 
 
-def with_exchanges(verdict: Verdict, exchanges: list[Action]) -> Verdict:
-    """The verdict's plan with the exchanges its buys need sent first: those that bring a
-    currency the plan buys in (a plan that buys nothing in it exchanges nothing)."""
+def _exchanged(a: Action, margin: Decimal) -> dict[str, Decimal]:
+    """What an exchange does to the cash per currency, filled `margin` worse, fee paid."""
+    pair = parse(a.symbol)
+    if pair is None:
+        raise ValueError(f"{a.symbol} is not a currency pair: not an exchange")
+    moves = pair.moves(a.side, a.quantity, a.price * (1 - margin if a.side == "sell" else 1 + margin))
+    moves[pair.quote] -= a.fee
+    return moves
+
+
+def with_exchanges(verdict: Verdict, exchanges: list[Action], cash: Mapping[str, Decimal], margin: Decimal) -> Verdict:
+    """The verdict's plan with the exchanges its buys need sent first: of those that bring a
+    currency the plan buys in, as many as cover what its buys (fees and `margin` included)
+    lack of `cash` in it; a plan whose buys the cash covers exchanges nothing."""
     if verdict.proposal is None or not exchanges:
         return verdict
     plan = verdict.proposal
-    buying = {a.currency for a in plan.actions if a.side == "buy"}
-    needed = [a for a in exchanges if (pair := parse(a.symbol)) and pair.brings(a.side) in buying]
+    short: dict[str, Decimal] = {}
+    for a in plan.actions:
+        if a.side == "buy":
+            short[a.currency] = short.get(a.currency, Decimal(0)) + a.value * (1 + margin) + a.fee
+    short = {c: need - cash.get(c, Decimal(0)) for c, need in short.items()}
+    needed = []
+    for a in exchanges:
+        pair = parse(a.symbol)
+        if pair is None or short.get(pair.brings(a.side), Decimal(0)) <= 0:
+            continue
+        needed.append(a)
+        short[pair.brings(a.side)] -= _exchanged(a, margin)[pair.brings(a.side)]
     if not needed:
         return verdict
     reasons = [

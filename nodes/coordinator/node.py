@@ -159,7 +159,8 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx, cycle_id: str) -> CycleResult:
             candidates=0,
             notes=[*notes, "no candidate actions: nothing to plan"],
         )
-    cash = cycle.after_exchanges({x.currency: x.amount for x in summary.cash}, cands.exchanges, PRICE_MARGIN)
+    held = {x.currency: x.amount for x in summary.cash}
+    cash = cycle.after_exchanges(held, cands.exchanges, PRICE_MARGIN)
     space = await ctx.call(
         t.GENERATOR_SPACE,
         SpaceRequest(cycle_id=cycle_id, actions=cands.actions, cash=cash),
@@ -205,7 +206,7 @@ async def _run_cycle(req: CycleRequest, ctx: Ctx, cycle_id: str) -> CycleResult:
         st.beam = None
     evaluated_in = time.perf_counter() - dispatched
     verdict = beam.verdict(cycle.baseline(problem), cands.actions, evaluated_in, time.perf_counter() - started)
-    verdict = cycle.with_exchanges(cycle.explained(verdict, problem, fx.base), cands.exchanges)
+    verdict = cycle.with_exchanges(cycle.explained(verdict, problem, fx.base), cands.exchanges, held, PRICE_MARGIN)
     notes += verdict.notes
     plan = None
     if verdict.proposal is not None:
