@@ -254,6 +254,8 @@ def new_ledger(start: date, end: date, env: dict[str, str]) -> Ledger:
         first_deposit=first,
         monthly_deposit=monthly,
         settings=dict(env),
+        fx_fee_rate=fees.fx_rate,
+        fx_fee_fixed=fees.fx_fixed,
     )
 
 

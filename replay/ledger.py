@@ -14,10 +14,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from nodes.money.fees import FeeSchedule
+
+EXCHANGE_FEES = FeeSchedule()  # the exchange fee of a ledger written before the ledger had it
+
 
 @dataclass(frozen=True)
 class Trade:
-    """A filled order (or the filled part of one), in the security's currency."""
+    """A filled order (or the filled part of one), in the security's currency. A currency
+    exchange is one too, an order on a pair (`EURUSD_T0.ITS`, `nodes.money.pairs`): its
+    quantity counts the pair's base currency (EUR), its price, fee and currency are the
+    quote's (USD per EUR, USD)."""
 
     symbol: str
     side: str  # buy | sell
@@ -65,6 +72,8 @@ class Ledger:
     first_deposit: tuple[Decimal, str]
     monthly_deposit: tuple[Decimal, str]
     settings: dict[str, str]  # the environment the nodes ran with (what was replayed)
+    fx_fee_rate: Decimal = EXCHANGE_FEES.fx_rate  # a currency exchange's fee: value x rate + fixed ...
+    fx_fee_fixed: Decimal = EXCHANGE_FEES.fx_fixed  # ... (fixed in fee_currency), as the FeeSchedule's
     how: str = "nodes"  # nodes: every node a real process on a real broker
     steps: list[Step] = field(default_factory=list)
 
@@ -102,6 +111,8 @@ class Ledger:
             first_deposit=(Decimal(doc["first_deposit"][0]), doc["first_deposit"][1]),
             monthly_deposit=(Decimal(doc["monthly_deposit"][0]), doc["monthly_deposit"][1]),
             settings=doc["settings"],
+            fx_fee_rate=Decimal(doc.get("fx_fee_rate", EXCHANGE_FEES.fx_rate)),
+            fx_fee_fixed=Decimal(doc.get("fx_fee_fixed", EXCHANGE_FEES.fx_fixed)),
             how=doc["how"],
             steps=steps,
         )
