@@ -6,7 +6,9 @@ writes `ledger.json`, `report.txt`, `report.json` and the plots into `--out` (de
 `.run/replay/<from>_<to>/`) and prints the table, the last line one JSON object of figures.
 `--set NAME=VALUE` changes a node setting for the replay (e.g. `--set
 TRADING_MAX_ORDER_VALUE=1e9` to see it without the limits); `--ledger FILE` makes the
-report again from a saved ledger without running anything.
+report again from a saved ledger without running anything. The report values everything in
+the ledger's base currency at each day's rate, from the bundled prices' pair column
+(`EURUSD_T0.ITS`): a ledger of any base and any deposits' currency, old ones included.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import time
 from pathlib import Path
 
 from edge.settings import RUN_DIR
-from nodes.money.fx import Rates
 
 from . import calendar, driver
 from .ledger import Ledger, Step
@@ -40,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
 
     from . import report
 
-    prices = bundle.frame()
+    prices = bundle.frame()  # the closes, with the pair columns the report's daily rates come from
     if args.ledger:
         ledger = Ledger.load(args.ledger)
         out = args.out or args.ledger.parent
@@ -68,8 +69,7 @@ def main(args: argparse.Namespace) -> int:
         months_per_s = len(steps) / seconds if seconds > 0 else 0.0
         ledger.save(out / "ledger.json")
     out.mkdir(parents=True, exist_ok=True)
-    fx = Rates.from_env(ledger.settings)  # the rates the nodes valued with
-    figures = report.write(ledger, prices, out, months_per_s, {c: float(r) for c, r in fx.per_unit.items()})
+    figures = report.write(ledger, prices, out, months_per_s)
     print((out / "report.txt").read_text())
     print(f"ledger, report and plots in {out}/")
     print(json.dumps(figures))

@@ -1,11 +1,16 @@
 """How a replay's money did, from its ledger and the prices alone: the system's daily value
 rebuilt from the ledger, the same deposits in three simple alternatives (`baselines.py`), the
-figures of each (XIRR, time-weighted CAGR, risk, turnover, fees, idle cash), the trades that
-undid a recent trade, a text table, a JSON summary and the plots (`plots.py`).
+figures of each (XIRR, time-weighted CAGR, risk, turnover, fees, idle cash, the currency
+exchanges and what they cost), the trades that undid a recent trade, a text table, a JSON
+summary and the plots (`plots.py`).
 
-Pure apart from `write`. Amounts are floats in the base currency; every figure is a fraction
-(0.05 is 5 %), the table alone writes percentages. The statistics are empyrical's over the
-daily time-weighted returns (252 trading days a year, risk-free rate 0)."""
+Pure apart from `write`. Amounts are floats in the ledger's base currency, each converted at
+its own day's rate: the rates come from the prices' currency-pair columns (`EURUSD_T0.ITS`,
+USD per EUR; `baselines.Rates`), so cash held in USD by a EUR investor moves in value with
+the rate between two steps. A pair column is never a security: not a position, not a trade,
+not turnover, not a reversal; an exchange is counted apart. Every figure is a fraction (0.05
+is 5 %), the table alone writes percentages. The statistics are empyrical's over the daily
+time-weighted returns (252 trading days a year, risk-free rate 0)."""
 
 from __future__ import annotations
 
@@ -22,10 +27,11 @@ import empyrical
 import pandas as pd
 
 from dashboard.figures import xirr
+from nodes.money import pairs
 
 from . import baselines, plots
-from .baselines import Fill, Run, Snapshot, to_base, twr_returns
-from .ledger import Ledger, Step
+from .baselines import Exchange, Fill, Rates, Run, Snapshot, twr_returns
+from .ledger import Ledger, Step, Trade
 from .rows import ROWS, Kind
 
 SYSTEM = "System"
@@ -37,17 +43,19 @@ TARGET_MOVE = 0.02  # ... justified when the target weight moved by more than 2 
 SCORE_MOVE = 10.0  # ... or the composite score (0-100) by more than 10 points
 
 
-def system_run(ledger: Ledger, prices: pd.DataFrame, rates: Mapping[str, float] | None = None) -> Run:
-    """The system's value on every day: each step's positions and cash (after its trades) held
-    until the next step, positions at the day's close, deposits on their step day."""
-    rates = rates or {}
-    base = ledger.base
-
-    def cash(amounts: Mapping[str, Any]) -> float:
-        return sum(to_base(float(a), c, base, rates) for c, a in amounts.items())
-
+def system_run(ledger: Ledger, prices: pd.DataFrame) -> Run:
+    """The system's value on every day: each step's positions and cash per currency (after its
+    trades) held until the next step, positions at the day's close and cash at the day's rate,
+    deposits on their step day at its rate. Its exchanges (trades of a pair) are apart from
+    its trades: they moved cash between currencies, which the step's cash already shows."""
+    rates = baselines.rates_of(ledger, prices)
     snapshots = [
-        Snapshot(s.day, {k: float(v) for k, v in s.positions.items() if v}, cash(s.cash), cash(s.deposits))
+        Snapshot(
+            s.day,
+            {k: float(v) for k, v in s.positions.items() if v and not pairs.is_pair(k)},
+            {c: float(a) for c, a in s.cash.items()},
+            baselines.deposit_of(s, rates),
+        )
         for s in ledger.steps
     ]
     fills = [
@@ -56,22 +64,37 @@ def system_run(ledger: Ledger, prices: pd.DataFrame, rates: Mapping[str, float] 
             t.symbol,
             t.side,
             float(t.quantity),
-            to_base(float(t.price), t.currency, base, rates),
-            to_base(float(t.fee), t.currency, base, rates),
+            rates.to_base(float(t.price), t.currency, s.day),
+            rates.to_base(float(t.fee), t.currency, s.day),
         )
         for s in ledger.steps
         for t in s.trades
+        if not pairs.is_pair(t.symbol)
     ]
-    return baselines.daily(SYSTEM, snapshots, fills, baselines.closes(ledger, prices, rates))
+    exchanges = [exchange(s.day, t, rates) for s in ledger.steps for t in s.trades if pairs.is_pair(t.symbol)]
+    return baselines.daily(SYSTEM, snapshots, fills, baselines.closes(ledger, prices, rates), rates, exchanges)
 
 
-def runs(ledger: Ledger, prices: pd.DataFrame, rates: Mapping[str, float] | None = None) -> dict[str, Run]:
+def exchange(day: date, trade: Trade, rates: Rates) -> Exchange:
+    """A ledger's trade of a pair in the base: its value at the day's rate of the pair's base
+    currency, its fee, and its spread: |fill price - the day's close of the pair| x quantity
+    (in the pair's quote currency, converted)."""
+    pair = pairs.parse(trade.symbol)
+    assert pair is not None
+    quantity = float(trade.quantity)
+    spread = abs(float(trade.price) - rates.close(trade.symbol, day)) * quantity * rates.on(pair.quote, day)
+    value = quantity * rates.on(pair.base, day)
+    fee = rates.to_base(float(trade.fee), trade.currency, day)
+    return Exchange(day, trade.symbol, trade.side, quantity, value, fee, spread)
+
+
+def runs(ledger: Ledger, prices: pd.DataFrame) -> dict[str, Run]:
     """The system and its three alternatives, in the table's order."""
     found = [
-        system_run(ledger, prices, rates),
-        baselines.targets_only(ledger, prices, rates),
-        baselines.equal_weight(ledger, prices, rates),
-        baselines.spy(ledger, prices, rates),
+        system_run(ledger, prices),
+        baselines.targets_only(ledger, prices),
+        baselines.equal_weight(ledger, prices),
+        baselines.spy(ledger, prices),
     ]
     return {r.name: r for r in found}
 
@@ -107,7 +130,12 @@ def metrics(run: Run, refusals: int = 0, years: float | None = None) -> dict[str
       cum_returns and annual_return of `twr_returns`): what the deposits' timing does not move.
     volatility, sharpe, sortino, max_drawdown: empyrical's, of the same returns (risk-free 0;
       max_drawdown is negative, -0.3 a 30 % fall from a peak).
-    turnover: per year, see `turnover`. fees: their total (base). trades: the fills.
+    turnover: per year, see `turnover` (the securities' trades: an exchange is no purchase or
+      sale of a security). fees: every fee paid (base), the securities' trades' and the
+      exchanges'. trades: the securities' fills (exchanges not counted).
+    exchanges: the currency exchanges; exchange_volume: their value (base, at the day's
+      rate); exchange_cost: their fees plus their spreads (fill price against the day's close
+      of the pair), base: what changing currency cost.
     avg_cash: the mean over the days of cash / value. limit_refusals: as given.
     deposited, final_value: the money put in, the last day's value (base)."""
     r = twr_returns(run)
@@ -123,8 +151,11 @@ def metrics(run: Run, refusals: int = 0, years: float | None = None) -> dict[str
         "sortino": _finite(empyrical.sortino_ratio(r)) if len(r) > 1 else None,
         "max_drawdown": _finite(empyrical.max_drawdown(r)) if some else None,
         "turnover": turnover(run, years),
-        "fees": sum(f.fee for f in run.trades),
+        "fees": sum(f.fee for f in run.trades) + sum(x.fee for x in run.exchanges),
         "trades": len(run.trades),
+        "exchanges": len(run.exchanges),
+        "exchange_volume": sum(x.value for x in run.exchanges),
+        "exchange_cost": sum(x.cost for x in run.exchanges),
         "avg_cash": _finite(run.cash_share.mean()),
         "limit_refusals": refusals,
         "deposited": float(run.deposits.sum()),
@@ -162,8 +193,9 @@ def reversals(
     security's latest earlier trade (its step's net side) was the other side. One is justified
     when, between the two steps, its target weight moved by more than `target_move` (absolute
     weight; a security missing from a step's targets has weight 0) or its composite score by
-    more than `score_move` points. Partial fills of one step count once. The defaults are
-    REVERSAL_DAYS (91), TARGET_MOVE (0.02) and SCORE_MOVE (10)."""
+    more than `score_move` points. Partial fills of one step count once; an exchange (a pair's
+    trade) is never one. The defaults are REVERSAL_DAYS (91), TARGET_MOVE (0.02) and
+    SCORE_MOVE (10)."""
     latest: dict[str, tuple[int, str]] = {}  # symbol -> (step index, side) of its latest trade
     found = []
     for j, step in enumerate(ledger.steps):
@@ -183,6 +215,8 @@ def reversals(
 def _net_sides(step: Step) -> dict[str, str]:
     net: dict[str, float] = {}
     for t in step.trades:
+        if pairs.is_pair(t.symbol):
+            continue
         net[t.symbol] = net.get(t.symbol, 0.0) + (float(t.quantity) if t.side == "buy" else -float(t.quantity))
     return {s: "buy" if q > 0 else "sell" for s, q in net.items() if q}
 
@@ -239,13 +273,13 @@ def summary(
     prices: pd.DataFrame,
     months_per_s: float,
     window: tuple[date, date] | None = None,
-    rates: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The JSON figures of a replay (see `metrics`): the system's unprefixed, each alternative's
     prefixed (targets_only_, equal_weight_, spy_), the reversals, the dates and the replay's
     speed. `window` (first, last day) restricts everything to its steps and days; the value on
-    its first step day counts as the window's first deposit (what the window starts with)."""
-    return _compare(ledger, runs(ledger, prices, rates), months_per_s, window)[0]
+    its first step day counts as the window's first deposit (what the window starts with).
+    `prices`: the closes (dates x symbols) with the pair columns the rates come from."""
+    return _compare(ledger, runs(ledger, prices), months_per_s, window)[0]
 
 
 def write(
@@ -253,21 +287,22 @@ def write(
     prices: pd.DataFrame,
     out_dir: Path,
     months_per_s: float,
-    rates: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """report.txt (the tables), report.json (the summaries) and the plots in `out_dir`, for
     the whole ledger and, when it starts before 2015 and reaches it, the out-of-sample half
     (2015 on) and the in-sample half; returns the whole ledger's summary."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    every = runs(ledger, prices, rates)
+    every = runs(ledger, prices)
     first, last = ledger.steps[0].day, next(iter(every.values())).values.index[-1].date()
     windows: dict[str, tuple[date, date] | None] = {"whole": None}
     if first < SPLIT <= last:
         windows["out_of_sample"] = (SPLIT, last)
         windows["in_sample"] = (first, date(SPLIT.year - 1, 12, 31))
     fees = f"fees {100 * float(ledger.fee_rate):.3g}% + {ledger.fee_fixed} {ledger.fee_currency}"
+    fx = f"exchanges {100 * float(ledger.fx_fee_rate):.3g}% + {ledger.fx_fee_fixed} {ledger.fee_currency}"
     text = [
-        f"Replay {first} .. {last}: {len(ledger.steps)} steps, base {ledger.base}, {fees}, "
+        f"Replay {first} .. {last}: {len(ledger.steps)} steps, base {ledger.base}, "
+        f"deposits in {', '.join(deposit_currencies(ledger))}, {fees}, {fx}, "
         f"slippage {100 * float(ledger.slippage):.3g}%, {months_per_s:.3g} months/s\n"
     ]
     doc = {}
@@ -286,6 +321,12 @@ def write(
     plots.equity(list(every.values()), out_dir / "equity.png", log=True)
     plots.drawdowns(list(every.values()), out_dir / "drawdowns.png")
     return doc["whole"]
+
+
+def deposit_currencies(ledger: Ledger) -> list[str]:
+    """The currencies the steps' deposits came in (the ledger's planned ones if none came)."""
+    found = {c for s in ledger.steps for c, a in s.deposits.items() if a}
+    return sorted(found or {ledger.first_deposit[1], ledger.monthly_deposit[1]})
 
 
 def _compare(
@@ -339,4 +380,5 @@ def window_of(run: Run, first: pd.Timestamp, last: pd.Timestamp | None = None) -
         deposits.iloc[0] = values.iloc[0]
     end = values.index[-1].date()
     trades = [f for f in run.trades if first.date() <= f.day <= end]
-    return Run(run.name, values, deposits, run.cash_share.loc[first:last], trades)
+    exchanges = [x for x in run.exchanges if first.date() <= x.day <= end]
+    return Run(run.name, values, deposits, run.cash_share.loc[first:last], trades, exchanges)

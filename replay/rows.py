@@ -1,6 +1,8 @@
 """The figures a replay's tables show, in order, each with its kind (how it is written):
 one list for the text report (`report.py`) and the dashboard's Replay page, which must
-not import the report's pandas and empyrical. Stdlib only."""
+not import the report's pandas and empyrical. Stdlib only. Fees are every fee paid, the
+currency exchanges' included; the exchanges' rows are their count, their value and their
+cost (fees plus spread) in the base currency."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ ROWS: tuple[tuple[str, str, Kind], ...] = (
     ("Turnover/yr", "turnover", "percent"),
     ("Fees", "fees", "money"),
     ("Trades", "trades", "count"),
+    ("Exchanges", "exchanges", "count"),
+    ("Exchange volume", "exchange_volume", "money"),
+    ("Exchange cost", "exchange_cost", "money"),
     ("Avg idle cash", "avg_cash", "percent"),
     ("Limit refusals", "limit_refusals", "count"),
     ("Deposited", "deposited", "money"),

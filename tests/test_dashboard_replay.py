@@ -50,7 +50,7 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Path:
     windows), and a copy of it that is a day older."""
     root = tmp_path_factory.mktemp("replays")
     prices = random_walks(90, ["AAA.US", "BBB.US", "SPY.US"], 3, start="2014-11-03")
-    report.write(monthly_aaa(prices), prices, root / NEWEST, months_per_s=1.0, rates={"EUR": 1.0565})
+    report.write(monthly_aaa(prices), prices, root / NEWEST, months_per_s=1.0)
     shutil.copytree(root / NEWEST, root / OLDER)
     day_ago = time.time() - 86400
     os.utime(root / OLDER / "report.json", (day_ago, day_ago))
@@ -94,6 +94,8 @@ async def test_the_replays_newest_first_with_each_windows_figures_and_both_plots
         assert await cell(page, window, "Final value", 3) == money(figures["equal_weight_final_value"], "USD")
         assert await cell(page, window, "Fees", 1) == money(figures["fees"], "USD")
         assert await cell(page, window, "Trades", 1) == f"{figures['trades']:,}"
+        assert await cell(page, window, "Exchanges", 4) == f"{figures['spy_exchanges']:,}"
+        assert await cell(page, window, "Exchange cost", 1) == money(figures["exchange_cost"], "USD")
     whole = doc["whole"]
     assert f"{whole['start']} .. {whole['end']}" in await page.locator("#replay-window").inner_text()
     assert await page.locator("#replay-command").inner_text() == "edge replay --from 2014-11 --to 2015-03 --out " + str(

@@ -165,15 +165,15 @@ def test_between_two_steps_the_earlier_account_is_held_from_the_first_step_to_th
 
 def test_cash_in_another_currency_needs_its_rate():
     d = days(5)
-    prices = pd.DataFrame({"SAP.DE": 100.0, "AAA.US": 10.0}, index=d)
+    prices = pd.DataFrame({"SAP.DE": 100.0, "AAA.US": 10.0, "EURUSD_T0.ITS": 1.1}, index=d)
     s = step(d[0], 0, {"SAP.DE": 1}, 0, [trade("SAP.DE", "buy", 1, 100, 1, "EUR")])
     s.cash["EUR"] = Decimal(50)
     book = ledger([s], d[-1])
-    run = report.system_run(book, prices, rates={"EUR": 1.1})
+    run = report.system_run(book, prices)  # EUR in USD: the pair's close, USD per EUR
     assert run.values.iloc[-1] == pytest.approx(110 + 55)
     assert run.trades[0].price == pytest.approx(110) and run.trades[0].fee == pytest.approx(1.1)
     with pytest.raises(ValueError, match="EUR"):
-        report.system_run(book, prices)
+        report.system_run(book, prices.drop(columns="EURUSD_T0.ITS"))
 
 
 def test_a_position_without_a_price_is_an_error():
