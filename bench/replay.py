@@ -5,7 +5,15 @@ in one process, and where each one's time goes.
 runs, over the monthly steps of the window (`replay.calendar.steps`: each month's first
 trading day):
 
-1. **through the nodes**: `replay.driver` as `edge replay` runs it (env `driver.ENV`):
+Both run as a USD investor (`USD`: env `driver.ENV` with a USD base, USD deposits and a
+static EUR rate, the replay's settings before it became a European investor's): the
+in-process loop replicates the nodes' decisions in one currency, it places no exchange.
+Currency pairs (`EURUSD_T0.ITS`) are never securities to it: not scored, optimised or
+bought; where the universe quotes one, the in-process decisions value with its close as the
+opportunity, coordinator and trading nodes do (`Rates.quoted`), and fill with the fixed
+rates as the paper broker does.
+
+1. **through the nodes**: `replay.driver` as `edge replay` runs it (env `USD`):
    Mosquitto and every decision node a real process (`driver.system`), the market clock
    moved step by step (`driver.drive`). Start-up (from the broker's start to every node's
    `online`) is timed apart from the drive, so months per second is given with and without
@@ -27,7 +35,7 @@ trading day):
    `Beam.verdict` and `cycle.explained`; the chosen actions in their order through
    `trading.limits.check` and filled at the day's close moved 0.1 % against the trader
    with the fee schedule's fee (as `nodes/brokers/paper.py`); deposits of 10,000 at the
-   first step and 500 at each later one (driver.ENV's plan).
+   first step and 500 at each later one (`USD`'s plan).
 
 It makes the nodes' decisions, not just their kind of work: the same inputs reach the same
 functions, so the targets, candidates and plans agree step by step unless the nodes'
@@ -82,6 +90,7 @@ from nodes.coordinator.beam import Beam  # noqa: E402
 from nodes.coordinator.settings import Settings as CoordinatorSettings  # noqa: E402
 from nodes.evaluator import answer, objective  # noqa: E402
 from nodes.generator import search, searchspace  # noqa: E402
+from nodes.money import pairs  # noqa: E402
 from nodes.money.fees import FeeSchedule  # noqa: E402
 from nodes.money.fx import Rates  # noqa: E402
 from nodes.opportunity import model as opportunity  # noqa: E402
@@ -107,6 +116,14 @@ TARGET_S = 120.0  # 2005-2024 monthly through the nodes in under two minutes
 NODE_PHASES = ("clock", "scores_and_targets", "deposit", "cycle_and_orders", "account")
 INPROCESS_PHASES = ("scoring", "optimisation", "candidates", "search", "fills")
 PRICE = Decimal("0.000001")  # the paper broker's fill price places
+# The replay as a USD investor (driver.ENV's is a European one, whose exchanges the in-process
+# loop does not replicate): USD base and deposits, the static EUR rate of `nodes.money.fx`.
+USD = {
+    "BASE_CURRENCY": "USD",
+    "FX_RATES": "EUR=1.0565",
+    "PORTFOLIO_FIRST_DEPOSIT": "10000 USD",
+    "PORTFOLIO_MONTHLY_DEPOSIT": "500 USD",
+}
 
 
 # -- through the nodes ---------------------------------------------------------------------------
@@ -237,7 +254,9 @@ class InProcess:
     def __init__(self, frame: pd.DataFrame, env: dict[str, str]) -> None:
         self.prices = Prices.of(frame)
         self.securities = [Security.model_validate(s) for s in bundle.securities()]
-        self.symbols = sorted(s.symbol for s in self.securities if s.active)
+        active = [s.symbol for s in self.securities if s.active]
+        self.symbols = sorted(pairs.investable(active))  # the securities to score, optimise and own
+        self.pairs = sorted(s for s in active if pairs.is_pair(s) and s in frame.columns)  # the quoted rates
         self.listings = {
             s.symbol: opportunity.Listing(s.currency, s.lot_size, s.min_trade, s.active) for s in self.securities
         }
@@ -254,6 +273,7 @@ class InProcess:
         monthly = amount(env["PORTFOLIO_MONTHLY_DEPOSIT"], "PORTFOLIO_MONTHLY_DEPOSIT")
         self.first, self.monthly = first, monthly
         self.account = Account(self.fx.base)
+        self.quoted = self.fx  # the rates of the step's day: the pairs' closes where quoted (`Rates.quoted`)
         self.cycles = 0
 
     def step(self, day: date) -> Made:
@@ -272,6 +292,7 @@ class InProcess:
             acct.cash[deposit[1]] = acct.cash.get(deposit[1], Decimal(0)) + deposit[0]
         self.cycles += 1
         quotes = self.prices.quotes(self.symbols, day)
+        self.quoted = self.fx.quoted(self.prices.quotes(self.pairs, day))
 
         wanted = sorted(set(self.symbols) | {self.benchmark})
         closes = self.prices.window(wanted, day, scoring.HISTORY_DAYS)
@@ -302,7 +323,7 @@ class InProcess:
             self.listings,
             quotes,
             self.fees,
-            self.fx,
+            self.quoted,
             self.opp,
             cap=max_weight,
             last=acct.last,
@@ -330,7 +351,7 @@ class InProcess:
                 for s, q in sorted(acct.positions.items())
             ],
             cash=[CashBalance.model_construct(currency=c, amount=a, amount_base=a) for c, a in acct.cash.items()],
-            cash_base=sum((self.fx.to_base(a, c) for c, a in acct.cash.items()), Decimal(0)),
+            cash_base=sum((self.quoted.to_base(a, c) for c, a in acct.cash.items()), Decimal(0)),
         )
 
     def search(
@@ -353,7 +374,7 @@ class InProcess:
             inputs,
             outlook.actions,
             quotes,
-            self.fx,
+            self.quoted,
             dict(s.weights),
             space,
             outlook.aims,
@@ -407,11 +428,11 @@ class InProcess:
                 quantity=a.quantity,
                 currency=a.currency,
             )
-            value_base = self.fx.to_base(value_at_quote, a.currency)
+            value_base = self.quoted.to_base(value_at_quote, a.currency)
             situation = limits.Situation(
                 security=self.by_symbol.get(a.symbol),
                 quote=quote,
-                fee=self.fees.fee(value_at_quote, a.currency, self.fx),
+                fee=self.fees.fee(value_at_quote, a.currency, self.quoted, a.symbol),
                 value_base=value_base,
                 base=self.fx.base,
                 turnover_today=turnover,
@@ -425,7 +446,7 @@ class InProcess:
             sign = 1 if a.side == "buy" else -1
             price = (quote * (1 + sign * self.slippage)).quantize(PRICE, ROUND_HALF_UP)
             value = price * a.quantity
-            fee = self.fees.fee(value, a.currency, self.fx)
+            fee = self.fees.fee(value, a.currency, self.fx, a.symbol)  # the paper broker's fixed rates
             cash = acct.cash.get(a.currency, Decimal(0))
             held = acct.positions.get(a.symbol, Decimal(0))
             if a.side == "buy":
@@ -554,7 +575,7 @@ def report(args: argparse.Namespace, days: list[date], full_steps: int, nodes: N
 
     print()
     print(
-        f"replay {args.start}..{args.end}, {months} monthly steps ({days[0]}..{days[-1]}); env driver.ENV; "
+        f"replay {args.start}..{args.end}, {months} monthly steps ({days[0]}..{days[-1]}); env driver.ENV + USD; "
         f"{os.cpu_count()} cores"
     )
     print()
@@ -683,7 +704,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = dict(driver.ENV)
+    env = {**driver.ENV, **USD}
     trading_days = calendar.trading_days()
     first, last = calendar.month(args.start), calendar.month(args.end)
     days = calendar.steps(first, last, trading_days)
