@@ -40,9 +40,10 @@ def _chart(path: Path, title: str, ylabel: str, legend: Literal["upper left", "l
         plt.close(fig)
 
 
-def equity(runs: Sequence[Run], path: Path, log: bool = False) -> None:
-    """Every run's daily value on one axes, with the cumulative deposits (the same for all)."""
-    with _chart(path, "Value of each run", "value (base currency)", "upper left") as ax:
+def equity(runs: Sequence[Run], path: Path, log: bool = False, currency: str = "base currency") -> None:
+    """Every run's daily value on one axes, with the cumulative deposits (the same for all), in
+    `currency` (the ledger's base: the values are converted at each day's rate)."""
+    with _chart(path, "Value of each run", f"value ({currency})", "upper left") as ax:
         for run in runs:
             ax.plot(run.values.index, run.values.to_numpy(), label=run.name, linewidth=1.2)
         if runs:

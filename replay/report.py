@@ -318,7 +318,7 @@ def write(
         ]
     (out_dir / "report.txt").write_text("\n".join(text))
     (out_dir / "report.json").write_text(json.dumps(doc, indent=1))
-    plots.equity(list(every.values()), out_dir / "equity.png", log=True)
+    plots.equity(list(every.values()), out_dir / "equity.png", log=True, currency=ledger.base)
     plots.drawdowns(list(every.values()), out_dir / "drawdowns.png")
     return doc["whole"]
 
