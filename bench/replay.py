@@ -497,7 +497,7 @@ class InProcessRun:
 
 def in_process(days: list[date], env: dict[str, str]) -> InProcessRun:
     began = time.perf_counter()
-    run = InProcess(bundle.frame(), env)
+    run = InProcess(bundle.frame(pairs=True), env)
     setup_s = time.perf_counter() - began
     began = time.perf_counter()
     made = [run.step(day) for day in days]

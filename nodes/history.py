@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from nodes.money.pairs import is_pair
 from schemas.universe import History, Universe
 
 FetchHistory = Callable[[str, date | None], Awaitable[History]]  # (symbol, from this day on or None: all)
@@ -36,12 +37,16 @@ class NotInUniverse(ValueError):
 
 
 def chosen(universe: Universe | None, requested: list[str]) -> list[str]:
-    """The requested symbols, each of which must be in the universe, or every active one."""
+    """The requested symbols, each of which must be a security of the universe, or every
+    active one; a currency pair (`nodes/money/pairs.py`) is a rate, never scored or optimised."""
     known = {s.symbol: s for s in universe.securities} if universe else {}
     unknown = [s for s in requested if s not in known]
     if unknown:
         raise NotInUniverse(f"not in the universe: {', '.join(unknown)}")
-    return sorted(set(requested)) or sorted(s for s, sec in known.items() if sec.active)
+    rates = [s for s in requested if is_pair(s)]
+    if rates:
+        raise NotInUniverse(f"currency pairs are rates, not securities to score or optimise: {', '.join(rates)}")
+    return sorted(set(requested)) or sorted(s for s, sec in known.items() if sec.active and not is_pair(s))
 
 
 async def closes(

@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
 
     from . import report
 
-    prices = bundle.frame()  # the closes, with the pair columns the report's daily rates come from
+    prices = bundle.frame(pairs=True)  # the closes, with the pair columns the report's daily rates come from
     if args.ledger:
         ledger = Ledger.load(args.ledger)
         out = args.out or args.ledger.parent

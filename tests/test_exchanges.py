@@ -4,7 +4,7 @@ coordinator's use of them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -163,3 +163,45 @@ def test_a_plan_sends_the_exchanges_its_buys_need_first():
     assert covered.proposal.actions == small.actions  # the USD cash covers the buy: no exchange
     selling = buying.model_copy(update={"actions": [action("AAPL.US", "sell", 1000)]})
     assert cycle.with_exchanges(Verdict(evaluation, selling, []), made, cash, D("0.005")).proposal == selling
+
+
+def test_the_ecb_rate_becomes_the_pairs_column_without_look_ahead(tmp_path):
+    from nodes.universe import bundle
+
+    prices = tmp_path / "prices.csv.gz"
+    days = [date(1999, 1, 1), date(1999, 1, 4), date(1999, 1, 5), date(1999, 1, 6)]
+    bundle.write(["A.US"], [(d, [D(k + 1)]) for k, d in enumerate(days)], prices)
+    ecb = tmp_path / "eurofxref-hist.csv"
+    ecb.write_text("Date,USD,JPY,\n1999-01-06,1.1743,N/A,\n1999-01-04,1.1789,133.73,\n1999-01-02,N/A,1,\n")
+    bundle.build_fx(ecb, prices)
+    bundle.build_fx(ecb, prices)  # again: the column is replaced, not added twice
+    symbols, rows = bundle.read(prices)
+    assert symbols == ["A.US", PAIR]
+    assert list(rows) == [
+        (days[0], [D(1), None]),  # before the first rate: none, never a guess
+        (days[1], [D(2), D("1.1789")]),
+        (days[2], [D(3), D("1.1789")]),  # no ECB rate that day: the latest before it
+        (days[3], [D(4), D("1.1743")]),
+    ]
+    assert list(bundle.frame(prices).columns) == ["A.US"]  # a pair is a rate, not a security
+    assert list(bundle.frame(prices, pairs=True).columns) == ["A.US", PAIR]
+
+
+def test_the_bundled_pair_is_the_ecbs_reference_rate():
+    from nodes.universe import bundle
+
+    rates = dict(bundle.history(PAIR))
+    assert rates[date(2024, 11, 29)] == D("1.0562") and rates[date(2010, 1, 4)] == D("1.4389")
+
+
+def test_a_pair_is_never_scored_or_optimised():
+    from nodes.history import NotInUniverse, chosen
+    from schemas.universe import Universe
+
+    universe = Universe(
+        securities=[Security(symbol="AAPL.US", name="Apple", currency="USD"), SEC],
+        at=datetime(2024, 11, 29, tzinfo=UTC),
+    )
+    assert chosen(universe, []) == ["AAPL.US"]
+    with pytest.raises(NotInUniverse, match="currency pairs are rates"):
+        chosen(universe, [PAIR])

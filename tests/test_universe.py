@@ -43,12 +43,13 @@ async def test_first_start_seeds_the_bundled_universe_and_its_prices(run_node, p
     changed = await probe.collect(probe.topics.of(t.PRICES_CHANGED))
     async with run_node(universe):
         uni = Universe.model_validate_json((await securities.next(10)).payload)
-        assert len(uni.securities) == 20 and {s.currency for s in uni.securities} == {"USD"}
+        assert len(uni.securities) == 21 and {s.currency for s in uni.securities} == {"USD"}  # 20 + EUR/USD
         q = Quotes.model_validate_json(
             (await quotes.until(lambda m: Quotes.model_validate_json(m.payload).quotes, timeout=30)).payload
         )
         assert q.quotes["AAPL.US"].day == date(2024, 11, 29)
         assert q.quotes["AAPL.US"].close == Decimal("237.330002")  # the bundled close, exact
+        assert q.quotes["EURUSD_T0.ITS"].close == Decimal("1.0562")  # the ECB's EUR/USD of 2024-11-29
         event = PricesChanged.model_validate_json((await changed.next(30)).payload)
         assert event.changed > 100_000 and event.last_day == date(2024, 11, 29)
 
@@ -95,7 +96,7 @@ async def test_add_update_deactivate(run_node, probe, no_start_sync):
                 )
             ).payload
         )
-        assert len(last.securities) == 21
+        assert len(last.securities) == 22  # the bundled 21 and ASML.EU
 
 
 @pytest.mark.parametrize(

