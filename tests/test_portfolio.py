@@ -70,7 +70,7 @@ def test_valuation_in_the_base_currency():
 
 def test_settings_from_the_environment():
     s = Settings.from_env({})
-    assert (s.sync_s, s.first_deposit, s.monthly_deposit, s.deposit_day) == (300, (D(10000), "USD"), (D(500), "USD"), 1)
+    assert (s.sync_s, s.first_deposit, s.monthly_deposit, s.deposit_day) == (300, (D(10000), "EUR"), (D(500), "EUR"), 1)
     assert s.account.mode == "paper"
     s = Settings.from_env(
         {
@@ -98,8 +98,8 @@ async def test_a_new_paper_account_starts_with_its_first_deposit(run_node, marke
     summaries = await probe.collect(probe.topics.of(t.PORTFOLIO_SUMMARY))
     async with run_node(portfolio):
         s = Summary.model_validate_json((await summaries.next(10)).payload)
-        assert s.cash[0].currency == "USD" and s.cash[0].amount == D(10000) and s.mode == "paper"
-        assert s.total_base == (D(10000) / D("1.0565")).quantize(D("0.01"))
+        assert s.cash[0].currency == "EUR" and s.cash[0].amount == D(10000) and s.mode == "paper"
+        assert s.total_base == D(10000)  # a European investor's first deposit, in the base currency
         check = await probe.client.call(t.PORTFOLIO_DEPOSIT_CHECK, DepositCheck())
         assert check.credited and "first deposit" in check.note
     async with run_node(portfolio):  # a restart deposits nothing more, and counts the deposit once
@@ -112,14 +112,14 @@ async def test_deposits_are_credited_once(run_node, market, connect, account):
     operator = await connect("operator")
     async with run_node(portfolio):
         result = await operator.call(t.PORTFOLIO_DEPOSIT, Deposit(amount=D("250.50"), currency="EUR"))
-        assert result.balance == D("250.50")
+        assert result.balance == D("10250.50")  # after the first deposit's 10,000 EUR
         msg = operator.topics.command("portfolio", "deposit")
         body = Deposit(amount=D(100), currency="EUR").model_dump_json().encode()
         first = await operator.request(msg, body, msg_id="dep-1")
         again = await operator.request(msg, body, msg_id="dep-1")  # a redelivery of the same command
         assert json.loads(first.payload) == json.loads(again.payload)
         s = await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())
-        assert {c.currency: c.amount for c in s.cash} == {"EUR": D("350.50"), "USD": D(10000)}
+        assert {c.currency: c.amount for c in s.cash} == {"EUR": D("10350.50")}
         for bad in (
             '{"amount": "-5", "currency": "EUR"}',
             '{"amount": 5.5, "currency": "EUR"}',
@@ -128,8 +128,7 @@ async def test_deposits_are_credited_once(run_node, market, connect, account):
             reply = await operator.request(msg, bad.encode())
             assert reply.user["status"] == "error" and b'"kind":"invalid"' in reply.payload
         assert {c.currency: c.amount for c in (await operator.call(t.PORTFOLIO_SYNC, SyncPortfolio())).cash} == {
-            "EUR": D("350.50"),
-            "USD": D(10000),
+            "EUR": D("10350.50"),
         }
 
 
@@ -143,7 +142,8 @@ async def test_the_monthly_plan_credits_a_month_once(run_node, market, probe, ac
         assert s.cash[0].amount == D(750) and s.deposits_base == (D(750) / D("1.0565")).quantize(D("0.01"))
 
 
-async def test_orders_move_the_portfolio_and_its_history(run_node, market, connect, probe, account):
+async def test_orders_move_the_portfolio_and_its_history(run_node, market, connect, probe, account, monkeypatch):
+    monkeypatch.setenv("PORTFOLIO_FIRST_DEPOSIT", "10000 USD")  # the order buys a USD share with it
     operator = await connect("operator")
     summaries = await probe.collect(probe.topics.of(t.PORTFOLIO_SUMMARY))
     async with run_node(portfolio), run_node(trading):
@@ -239,12 +239,15 @@ async def test_bad_input_on_the_other_commands(run_node, market, connect, accoun
         assert after.cash == before.cash and after.positions == before.positions
 
 
-async def test_valuations_are_dated_by_the_market_clock_and_never_incomplete(run_node, market, connect, account):
+async def test_valuations_are_dated_by_the_market_clock_and_never_incomplete(
+    run_node, market, connect, account, monkeypatch
+):
     """The bundled data's clock is its last day: a valuation is dated 2024-11-29, not by the
     wall; and a sync before the quotes came (holdings unpriced) keeps no valuation."""
     from schemas.common import utcnow
     from schemas.universe import MarketClock, Quotes
 
+    monkeypatch.setenv("PORTFOLIO_FIRST_DEPOSIT", "10000 USD")  # the order buys a USD share with it
     operator = await connect("operator")
     async with run_node(portfolio), run_node(trading):
         await asyncio.sleep(0.5)

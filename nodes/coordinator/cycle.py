@@ -160,7 +160,8 @@ def _exchanged(a: Action, margin: Decimal) -> dict[str, Decimal]:
 def with_exchanges(verdict: Verdict, exchanges: list[Action], cash: Mapping[str, Decimal], margin: Decimal) -> Verdict:
     """The verdict's plan with the exchanges its buys need sent first: of those that bring a
     currency the plan buys in, as many as cover what its buys (fees and `margin` included)
-    lack of `cash` in it; a plan whose buys the cash covers exchanges nothing."""
+    lack of `cash` in it; a plan whose buys the cash covers exchanges nothing. Whole orders:
+    what the last one brings beyond the buys waits in that currency for the next cycle's."""
     if verdict.proposal is None or not exchanges:
         return verdict
     plan = verdict.proposal

@@ -6,12 +6,13 @@
 |                             |             | (the account's settings: `nodes/brokers/__init__.py`)  |
 | `BASE_CURRENCY`, `FX_RATES` | EUR, static | valuation currency and rates (`nodes/money/fx.py`)    |
 | `PORTFOLIO_SYNC_S`          | `300`       | seconds between scheduled syncs                        |
-| `PORTFOLIO_FIRST_DEPOSIT`   | `10000 USD` | paper: what a new account starts with (`0`: nothing)   |
-| `PORTFOLIO_MONTHLY_DEPOSIT` | `500 USD`   | the monthly deposit plan (`0`: none)                   |
+| `PORTFOLIO_FIRST_DEPOSIT`   | `10000 EUR` | paper: what a new account starts with (`0`: nothing)   |
+| `PORTFOLIO_MONTHLY_DEPOSIT` | `500 EUR`   | the monthly deposit plan (`0`: none)                   |
 | `PORTFOLIO_DEPOSIT_DAY`     | `1`         | the day of the month it is due                         |
 
-Deposits default to USD because the bundled universe trades in USD and a Freedom24
-account keeps cash per currency (buying a USD share needs USD).
+Deposits default to EUR, as a European investor at Freedom24 makes them: the account keeps
+cash per currency, and the plans exchange what the USD shares of the bundled universe need
+(`nodes/opportunity/exchanges.py`) through the money market's pair `EURUSD_T0.ITS`.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ Amount = tuple[Decimal, str]  # (500, "USD")
 class Settings:
     account: AccountSettings = field(default_factory=AccountSettings)
     sync_s: float = 300.0
-    first_deposit: Amount | None = (Decimal(10000), "USD")
-    monthly_deposit: Amount | None = (Decimal(500), "USD")
+    first_deposit: Amount | None = (Decimal(10000), "EUR")
+    monthly_deposit: Amount | None = (Decimal(500), "EUR")
     deposit_day: int = 1
 
     @classmethod
@@ -41,8 +42,8 @@ class Settings:
         return cls(
             AccountSettings.from_env(env),
             sync_s,
-            amount(env.get("PORTFOLIO_FIRST_DEPOSIT", "10000 USD"), "PORTFOLIO_FIRST_DEPOSIT"),
-            amount(env.get("PORTFOLIO_MONTHLY_DEPOSIT", "500 USD"), "PORTFOLIO_MONTHLY_DEPOSIT"),
+            amount(env.get("PORTFOLIO_FIRST_DEPOSIT", "10000 EUR"), "PORTFOLIO_FIRST_DEPOSIT"),
+            amount(env.get("PORTFOLIO_MONTHLY_DEPOSIT", "500 EUR"), "PORTFOLIO_MONTHLY_DEPOSIT"),
             deposit_day,
         )
 
