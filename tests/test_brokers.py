@@ -21,7 +21,7 @@ from schemas.universe import Security
 from tests.fakes import tradernet
 
 D = Decimal
-FX = Rates()
+FX = Rates("EUR", {"USD": (D(1) / D("1.0565")).quantize(D("1E-10"))}, "test")  # EUR 1 = USD 1.0565
 
 
 def spec(

@@ -21,7 +21,7 @@ from schemas.portfolio import Summary
 from tests.test_tradernet_cash import Canned, row
 
 D = Decimal
-EUR = Rates()  # base EUR; USD 1.0565
+EUR = Rates("EUR", {"USD": (D(1) / D("1.0565")).quantize(D("1E-10"))}, "test")  # base EUR; USD 1.0565
 DAY = datetime(2024, 3, 15, tzinfo=UTC)
 
 

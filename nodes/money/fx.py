@@ -3,7 +3,7 @@ the value of one unit of every other currency in it.
 
 Where the rates come from: the `FX_RATES` setting (`USD=0.9465,GBP=1.2025`: one unit in
 the base currency), else the static default below: the ECB euro reference rate of
-2024-11-29 (EUR 1 = USD 1.0565), the last day of the bundled prices. Where the universe
+2024-11-29 (EUR 1 = USD 1.0562), the last day of the bundled prices. Where the universe
 quotes a currency pair with the base currency on one side (`EURUSD_T0.ITS`, `pairs.py`),
 its latest close replaces the setting (`Rates.quoted`): the rate of the market clock's
 day, the rate the account's exchanges trade at, historical in a replay. A currency
@@ -19,8 +19,8 @@ from decimal import Decimal, InvalidOperation
 from .pairs import parse
 
 DEFAULT_BASE = "EUR"
-DEFAULT_RATES = {"USD": (Decimal(1) / Decimal("1.0565")).quantize(Decimal("1E-10"))}  # 0.9465215334
-DEFAULT_SOURCE = "static: ECB euro reference rate of 2024-11-29 (EUR 1 = USD 1.0565)"
+DEFAULT_RATES = {"USD": (Decimal(1) / Decimal("1.0562")).quantize(Decimal("1E-10"))}  # 0.9467903806
+DEFAULT_SOURCE = "static: ECB euro reference rate of 2024-11-29 (EUR 1 = USD 1.0562)"
 
 
 class FxError(ValueError):
