@@ -120,7 +120,7 @@ PRICE = Decimal("0.000001")  # the paper broker's fill price places
 # loop does not replicate): USD base and deposits, the static EUR rate of `nodes.money.fx`.
 USD = {
     "BASE_CURRENCY": "USD",
-    "FX_RATES": "EUR=1.0565",
+    "FX_RATES": "EUR=1.0562",  # the ECB reference rate of 2024-11-29 (nodes.money.fx's static default)
     "PORTFOLIO_FIRST_DEPOSIT": "10000 USD",
     "PORTFOLIO_MONTHLY_DEPOSIT": "500 USD",
 }

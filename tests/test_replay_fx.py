@@ -510,3 +510,36 @@ def test_the_summary_and_the_table_show_the_exchanges_and_their_cost(tmp_path: P
     rows = {line[:16].strip(): line[16:].split() for line in text.splitlines()[4:]}
     assert rows["Exchanges"] == ["1", "2", "2", "2"]
     assert rows["Exchange cost"][0] == f"{whole['exchange_cost']:,.2f}"
+
+
+def test_a_euro_investor_in_apple_over_2019_on_the_bundled_prices_and_rates():
+    """10000 EUR exchanged into USD at the ECB's rate of the first trading day of 2019 less
+    0.1 %, 0.2 % fee, all of it in whole Apple shares: each day's value is the USD holding at
+    that day's rate; SPY's alternative pays the same exchange."""
+    from nodes.universe import bundle
+
+    prices = bundle.frame(pairs=True)
+    year = prices.loc["2019-01-01":"2019-12-31"]
+    on, rate = year.index[0], float(year[PAIR].iloc[0])
+    sold = round(rate * 0.999, 6)
+    fee = round(10000 * sold * 0.002, 2)
+    usd = 10000 * sold - fee
+    close = float(year["AAPL.US"].iloc[0])
+    n = math.floor((usd - 1.5) / close)
+    left = usd - n * close - 1.5
+    s = euro_step(
+        on,
+        10000,
+        {"AAPL.US": n},
+        {"USD": left},
+        [trade(PAIR, "sell", 10000, sold, fee), trade("AAPL.US", "buy", n, close, 1.5)],
+    )
+    book = euro_ledger([s], year.index[-1])
+    run = report.system_run(book, prices)
+    expected = (n * year["AAPL.US"] + left) / year[PAIR]
+    assert np.allclose(run.values.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    assert 1.08 < year[PAIR].min() < year[PAIR].max() < 1.16  # the ECB's EUR/USD of 2019
+    whole = report.summary(book, prices, months_per_s=1.0)
+    assert (whole["exchanges"], whole["spy_exchanges"], whole["trades"]) == (1, 1, 1)
+    assert whole["exchange_cost"] == pytest.approx(whole["spy_exchange_cost"], rel=1e-3)
+    assert whole["exchange_cost"] == pytest.approx(20 + 10, rel=0.01)  # 0.2 % fee + 0.1 % spread of 10000 EUR
