@@ -205,3 +205,12 @@ def test_a_pair_is_never_scored_or_optimised():
     assert chosen(universe, []) == ["AAPL.US"]
     with pytest.raises(NotInUniverse, match="currency pairs are rates"):
         chosen(universe, [PAIR])
+
+
+def test_the_dashboard_lists_the_pair_as_an_exchange_rate():
+    from dashboard.pages.universe import security_rows
+    from schemas.universe import Universe
+
+    universe = Universe(securities=[SEC], at=datetime(2024, 11, 29, tzinfo=UTC))
+    [row] = security_rows(universe, None, None, None)
+    assert (row["symbol"], row["score_text"], row["target_text"]) == (PAIR, "exchange rate", "-")

@@ -18,6 +18,7 @@ from typing import Any
 from nicegui import ui
 from pydantic import ValidationError
 
+from nodes.money.pairs import is_pair
 from schemas import catalog as t
 from schemas.optimization import Targets
 from schemas.scoring import Scores, SecurityScore
@@ -121,7 +122,7 @@ def security_rows(
             "close": float(q.close) if q else None,
             "close_text": _close_text(q, newest),
             "score": s.score if s and s.score is not None else None,
-            "score_text": _score_text(s),
+            "score_text": "exchange rate" if is_pair(sec.symbol) else _score_text(s),
             "target": float(target) if target is not None else None,
             "target_text": w.percent(float(target)) if target is not None else "-",
         }
@@ -323,7 +324,10 @@ class Detail:
 
     async def deactivate(self, sec: Security) -> None:
         why = (
-            "The planner stops considering it: no new buys, and what the portfolio holds of it is sold at the "
+            "A currency pair: the plans stop exchanging through it, and the cash in its currencies is valued at "
+            "FX_RATES (or the built-in rate) instead of its quote. Its history is kept, and it can be activated again."
+            if is_pair(sec.symbol)
+            else "The planner stops considering it: no new buys, and what the portfolio holds of it is sold at the "
             "next cycle. Its price history is kept, and it can be activated again."
         )
         if await ask(f"Deactivate {sec.symbol} ({sec.name})?", why, "Deactivate", "confirm-deactivate"):
