@@ -214,3 +214,17 @@ def test_the_dashboard_lists_the_pair_as_an_exchange_rate():
     universe = Universe(securities=[SEC], at=datetime(2024, 11, 29, tzinfo=UTC))
     [row] = security_rows(universe, None, None, None)
     assert (row["symbol"], row["score_text"], row["target_text"]) == (PAIR, "exchange rate", "-")
+
+
+def test_a_buy_is_also_sized_to_the_euros_an_exchange_would_bring():
+    from nodes.opportunity import model as opp
+
+    quotes = {"AAPL.US": D(100), PAIR: D("1.10")}
+    holdings = {"AAPL.US": opp.Holding(D(300), "USD")}  # 30,000 USD = 27,272.73 EUR
+    found = opp.candidates(
+        holdings, {"EUR": D(1000)}, {"AAPL.US": D(1)}, {"AAPL.US": 70.0}, LISTINGS, quotes, FeeSchedule(), EUR_BASE
+    )
+    # the gap: 1000 EUR = 11 shares, half of it 5; and what the euros bring: 1,100 USD less the
+    # exchange's fee and margin (0.7 %), less the fee share (1 %): 1,081.47 USD, 10 shares
+    assert sorted(a.quantity for a in found.actions) == [5, 10, 11]
+    assert all(a.kind == "deploy_cash" and a.currency == "USD" for a in found.actions)

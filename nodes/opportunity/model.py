@@ -10,7 +10,8 @@ no-trade band = max(`min_gap`, `band` x aim) x V:
 - **buy_underweight**: gap above the band, the security active with a score of at least
   `buy_min_score`; **deploy_cash**: the same with any gap above `min_gap` x V while more
   than `deploy_share` of V beyond the reserve is idle cash. Sized to the gap, to half of
-  it, and to what the cash in its currency allows, each rounded down to whole lots.
+  it, and to what the cash allows (in its currency, and in the others as an exchange would
+  bring it: `exchanges.py`), each rounded down to whole lots.
 - **trim_overweight**: gap below minus the band: sell back to the band's edge (not to the
   aim: the least turnover that ends the breach), in whole lots.
 - **exit**: held, and without a target, inactive, or scored under `sell_below_score`:
@@ -35,6 +36,7 @@ from datetime import date
 from decimal import ROUND_DOWN, Decimal
 
 from nodes.environment import decimal, real, whole
+from nodes.generator.searchspace import PRICE_MARGIN
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import Rates
 from nodes.trading.limits import Limits
@@ -184,6 +186,12 @@ def candidates(
     trims: list[Action] = []
     buys: list[Action] = []
 
+    def spendable(currency: str) -> Decimal:
+        """The cash a buy in `currency` may use: its own, and the other currencies' as an
+        exchange would bring it (`exchanges.py`: its fee and a fill worse than the quote)."""
+        other = sum((fx.convert(a, c, currency) for c, a in cash.items() if c != currency and a > 0), Decimal(0))
+        return cash.get(currency, Decimal(0)) + other * (1 - fees.fx_rate - PRICE_MARGIN)
+
     def action(kind: str, sym: str, side: str, qty: Decimal, reason: str) -> Action | None:
         lst, price = listings[sym], quotes[sym]
         amount = qty * price
@@ -277,9 +285,7 @@ def candidates(
                 continue
             kind = "deploy_cash" if idle - s.reserve > s.deploy_share else "buy_underweight"
             full = min(_lots(gap / rate, price, lst.lot_size), most)
-            fits = _lots(
-                max(cash.get(lst.currency, Decimal(0)) * (1 - s.max_fee_share), Decimal(0)), price, lst.lot_size
-            )
+            fits = _lots(max(spendable(lst.currency) * (1 - s.max_fee_share), Decimal(0)), price, lst.lot_size)
             sizes = sorted(
                 {q for q in (full, min(_lots(gap / rate / 2, price, lst.lot_size), most), min(full, fits)) if q > 0},
                 reverse=True,
