@@ -14,6 +14,7 @@ import requests
 
 from nodes.brokers import tradernet_api
 from tests.fakes import tradernet
+from tests.fakes.tradernet_book import Book
 
 PRICES = {"AAPL.US": [(date(2024, 6, 3), D("190.15"))], "MA.US": [(date(2024, 6, 3), D("450.00"))]}
 NOW = datetime(2024, 6, 3, 21, 30, tzinfo=UTC)  # 2024-06-04 00:30 in Moscow, the fake's zone
@@ -210,6 +211,76 @@ def test_cash_flows_paging_and_date_filters(fake, api):
     assert fake.cash["USD"] == D(100000) + D("4910.62")
     wrong = {"filters": [{"field": "date", "operator": "after", "value": "2024-06-01"}]}
     assert api.authorized_request("getUserCashFlows", wrong) == {"errMsg": "Bad json", "code": 2}
+
+
+# -- currency exchanges: an order on a pair moves cash between its currencies ------------------------
+PAIR = "EURUSD_T0.ITS"
+
+
+def exchange_book(**options: Any) -> Book:
+    b = Book({PAIR: [(date(2024, 6, 3), D("1.0850"))], **PRICES}, clock=lambda: NOW, **options)
+    b.cash.update({"EUR": D(1000), "USD": D(100)})
+    return b
+
+
+def put(b: Book, side: str, qty: int, symbol: str = PAIR, **p: Any) -> dict[str, Any]:
+    action = 1 if side == "buy" else 3
+    return b.place({"instr_name": symbol, "action_id": action, "order_type_id": 1, "expiration_id": 1, "qty": qty, **p})
+
+
+def test_a_pair_fills_in_parts_moving_cash_for_each_part_only():
+    b = exchange_book(funds_check="put")
+    b.behaviour[PAIR] = "partial"
+    order_id = put(b, "sell", 600)["order_id"]
+    order = b.order(order_id)
+    assert order is not None and (order.stat, order.filled, order.leaves) == (20, 300, 300)
+    assert b.cash == {"EUR": D(700), "USD": D(100) + D("325.50") - D("1.00")}  # the minimum commission, in USD
+    assert put(b, "sell", 401) == {"error": "Insufficient funds", "code": 0}  # 300 of the 700 EUR are held
+    b.fill(order_id, 300, D("1.0900"))
+    assert (order.stat, order.leaves) == (21, 0) and b.count() == 1
+    assert b.cash == {"EUR": D(400), "USD": D("424.50") + D("327.00") - D("1.00")}
+    assert b.positions == {}  # an exchange is no position
+    row = b.row(order)
+    assert (row["cur"], [t["q"] for t in row["trade"]], [t["p"] for t in row["trade"]]) == (
+        "USD",
+        [300, 300],
+        [1.085, 1.09],
+    )
+    assert [(f["sum"], f["currency"]) for f in b.flows] == [("-1.00", "USD"), ("-1.00", "USD")]
+    assert [f["comment"].split()[1] for f in b.flows] == [str(t.id) for t in order.trades]
+
+
+def test_an_exchange_spends_only_the_cash_the_live_orders_leave_free():
+    b = exchange_book()
+    b.behaviour["AAPL.US"] = "rest"
+    put(b, "buy", 1, "AAPL.US", order_type_id=2, limit_price=50)  # holds USD 50 + the minimum commission
+    rejected = b.order(put(b, "buy", 45, custom_order_id=1)["order_id"])  # USD 48.83 + 1.00 > 100 - 51
+    assert rejected is not None and (rejected.stat, rejected.text, rejected.trades) == (70, "Insufficient funds", [])
+    assert b.cash == {"EUR": D(1000), "USD": D(100)}
+    bought = b.order(put(b, "buy", 44)["order_id"])  # USD 47.74 + 1.00: fits
+    assert bought is not None and bought.stat == 21
+    assert b.cash == {"EUR": D(1044), "USD": D(100) - D("47.74") - D("1.00")} and PAIR not in b.positions
+
+
+def test_shares_are_bought_in_their_own_currency():
+    b = Book({"SAP.EU": [(date(2024, 6, 3), D("200.00"))]}, clock=lambda: NOW, currencies={"SAP.EU": "EUR"})
+    b.cash.update({"EUR": D(1000), "USD": D(100000)})
+    put(b, "buy", 5, "SAP.EU")  # EUR 1,000 + 1.00: the USD never pays for it
+    assert b.orders[0].stat == 70 and b.cash == {"EUR": D(1000), "USD": D(100000)}
+    put(b, "buy", 4, "SAP.EU")
+    assert b.cash == {"EUR": D(199), "USD": D(100000)} and b.positions["SAP.EU"] == [4, D(200)]
+    assert b.row(b.orders[1])["cur"] == "EUR" and b.flows[-1]["currency"] == "EUR"
+
+
+def test_the_account_rows_after_an_exchange(fake, api):
+    fake.prices[PAIR] = [(date(2024, 6, 3), D("1.0850"))]
+    fake.cash["EUR"] = D(2000)
+    assert "order_id" in api.sell(PAIR, 1000, use_margin=False, custom_order_id=4)
+    ps = api.account_summary()["result"]["ps"]
+    assert {a["curr"]: a["s"] for a in ps["acc"]} == {"USD": float(D("101083.91")), "EUR": 1000.0}
+    assert [p["i"] for p in ps["pos"]] == ["MA.US"]  # no position for the pair
+    (row,) = fake.booked(4)
+    assert (row["instr"], row["oper"], row["stat"], row["cur"]) == (PAIR, 3, 21, "USD")
 
 
 # -- faults -----------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ Commands:
   instrument, bad action/type/expiration, qty not a positive multiple of `lots`, a limit off the
   `min_step` grid, a `suspended` symbol, no funds with `funds_check="put"`) is
   `{"error": text, "code": 0}` and books nothing. What happens next is `behaviour[symbol]`
-  (see `tradernet_book`): "fill" (default), "rest", "partial" or "closed".
+  (see `tradernet_book`): "fill" (default), "rest", "partial" or "closed". An order on a currency
+  pair (`EURUSD_T0.ITS`) is an exchange: its executions move cash between the two currencies and
+  make no position (`tradernet_book`); it is refused like any order the cash cannot fund.
 - `getNotifyOrderJson` → `{"result": {"orders": {"key": login, "order": [...]}}}`: orders
   booked today in `zone` (`active_only: 1`: live ones only). `getOrdersHistory` →
   `{"orders": {"key", "order"}}` booked between `from` and `till` (YYYY-MM-DDTHH:MM:SS in `zone`),
@@ -26,7 +28,8 @@ Commands:
   never appear. A list call shows the orders as they are, then moves them on: a cancelled order
   (2) becomes 31 (30 with executions), a received one (1) becomes 10, so a list shows 2 and 1.
 - `delTradeOrder` → `{"order_id": n}` (status 2 until a list call has shown it); `getPositionJson`
-  → `{"result": {"ps": {"key", "acc", "pos"}}}`; `getUserCashFlows` → `{"total", "cashflow"}`,
+  → `{"result": {"ps": {"key", "acc", "pos"}}}` (`acc`: one row per currency held, `pos` in each
+  security's currency, never a pair); `getUserCashFlows` → `{"total", "cashflow"}`,
   newest first, `take` (default 20) / `skip`, `filters` on date or type_code, `sort`.
 
 Faults: `fault(cmd, kind, **options)` queues one for the next call of `cmd` (FIFO, one call
@@ -161,7 +164,7 @@ class FakeTradernet(Book):
             "vl": {symbol: [0] * len(closes)},
             "xSeries": {symbol: [int(datetime(d.year, d.month, d.day, tzinfo=zone).timestamp()) for d, _ in points]},
             "maxSeries": 0,
-            "info": {symbol: {"id": symbol, "currency": "USD", "lot": 1}},
+            "info": {symbol: {"id": symbol, "currency": self.currency(symbol), "lot": 1}},
             "took": 0.1,
         }
 
@@ -216,7 +219,7 @@ class FakeTradernet(Book):
                     "i": symbol,
                     "q": float(qty),
                     "bal_price_a": float(average),
-                    "curr": "USD",
+                    "curr": self.currency(symbol),
                     "currval": 1,
                     "mkt_price": float(price),
                     "market_value": float(price * qty),

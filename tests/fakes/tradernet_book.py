@@ -5,6 +5,20 @@ orders with. No HTTP here. The server calls `place`, `cancel`, `settle` and `row
 
 Times: `clock()` is now (an aware datetime, UTC by default); every time a row shows is the
 local time of `zone` without a zone, as Tradernet's rows are documented.
+
+Money: cash is kept per currency and never converted by itself. An order is in its security's
+currency (`currencies[symbol]`, USD where the test names none); an order on a currency pair of
+the money market (`nodes.money.pairs`, `EURUSD_T0.ITS`: price = quote per unit of base, quantity
+in base units) is in the pair's quote currency and is an exchange: each execution moves cash
+between the pair's two currencies (sell: base -quantity, quote +value - commission; buy: quote
+-(value + commission), base +quantity; the quote amount to the cent) and makes no position.
+The commission of every execution (`commission`) is charged in the order's currency.
+
+Funds: an order is refused (`funds_check`) when any currency it would spend at its price,
+commission included, is more than the cash left after what the book's live orders hold (each
+live order holds what its unfilled part would spend, commission included), or when a sale of
+shares is more than the position left after the live sales of it. Nothing is ever lent: margin
+actions (2, 4) need the cash or shares as cash actions do.
 """
 
 from __future__ import annotations
@@ -19,6 +33,8 @@ from math import inf
 from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from nodes.money.pairs import parse
 
 LIVE = frozenset({1, 2, 10, 11, 12, 20, 75})  # received, cancelling, active, sent, partly filled, cancel error
 BEHAVIOURS = frozenset({"fill", "rest", "partial", "closed"})
@@ -96,6 +112,7 @@ class Book:
     clock: Callable[[], datetime] = field(default=_utc_now)
     cash: dict[str, Decimal] = field(default_factory=dict)
     positions: dict[str, list[Decimal]] = field(default_factory=dict)  # symbol: [quantity, average price]
+    currencies: dict[str, str] = field(default_factory=dict)  # a security's currency (default USD; pairs: quote)
     lots: dict[str, int] = field(default_factory=dict)
     min_step: dict[str, Decimal] = field(default_factory=dict)
     suspended: set[str] = field(default_factory=set)
@@ -124,6 +141,25 @@ class Book:
 
     def commission(self, value: Decimal) -> Decimal:
         return max((value * self.commission_rate).quantize(CENT, ROUND_HALF_UP), self.commission_min)
+
+    def currency(self, symbol: str) -> str:
+        """The currency orders on `symbol` are in: a pair's quote currency, else the security's."""
+        pair = parse(symbol)
+        return pair.quote if pair is not None else self.currencies.get(symbol, "USD")
+
+    def costs(self, symbol: str, buy: bool, qty: int, price: Decimal) -> tuple[dict[str, Decimal], Decimal]:
+        """What an execution of `qty` at `price` does to the cash per currency, its commission
+        included, and that commission (in `currency(symbol)`)."""
+        pair = parse(symbol)
+        if pair is None:
+            value = price * qty
+            fee = self.commission(value)
+            return {self.currency(symbol): -(value + fee) if buy else value - fee}, fee
+        value = (price * qty).quantize(CENT, ROUND_HALF_UP)  # the quote currency's amount, to the cent
+        fee = self.commission(value)
+        if buy:
+            return {pair.quote: -(value + fee), pair.base: Decimal(qty)}, fee
+        return {pair.base: -Decimal(qty), pair.quote: value - fee}, fee
 
     # -- putTradeOrder, delTradeOrder and the list calls (called under the lock) ----------------------
     def place(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +240,7 @@ class Book:
             "q": o.q,
             "leaves_qty": o.leaves,
             "p": float(o.p),
-            "cur": "USD",
+            "cur": self.currency(o.instr),
             "exp": o.exp,
             "date": stamp(self.local(o.at), ms=True),
             "stat": o.stat,
@@ -325,15 +361,33 @@ class Book:
         if text is not None:
             order.text = text
 
+    def held(self) -> tuple[dict[str, Decimal], dict[str, int]]:
+        """What the live orders hold: the cash per currency their unfilled parts would spend at
+        their prices (commission included), and the shares per security their sales would sell."""
+        cash: dict[str, Decimal] = {}
+        shares: dict[str, int] = {}
+        for o in self.orders:
+            if o.stat not in LIVE or o.leaves <= 0:
+                continue
+            for currency, change in self.costs(o.instr, o.buy, o.leaves, o.p)[0].items():
+                if change < 0:
+                    cash[currency] = cash.get(currency, Decimal(0)) - change
+            if not o.buy and parse(o.instr) is None:
+                shares[o.instr] = shares.get(o.instr, 0) + o.leaves
+        return cash, shares
+
     def _shortfall(self, symbol: str, buy: bool, qty: int, price: Decimal) -> str | None:
-        """Why the account cannot take this order, net of what live orders already block."""
-        live = [o for o in self.orders if o.stat in LIVE and o.buy == buy]
-        if buy:
-            need = qty * price + self.commission(qty * price)
-            free = self.cash.get("USD", Decimal(0)) - sum((o.leaves * o.p for o in live), Decimal(0))
-            return "Insufficient funds" if need > free else None
-        held = self.positions.get(symbol, [Decimal(0)])[0] - sum(o.leaves for o in live if o.instr == symbol)
-        return "Not enough securities" if held < qty else None
+        """Why the account cannot take this order, net of what live orders already hold."""
+        held_cash, held_shares = self.held()
+        if not buy and parse(symbol) is None:
+            own = self.positions.get(symbol, [Decimal(0)])[0] - held_shares.get(symbol, 0)
+            if own < qty:
+                return "Not enough securities"
+        for currency, change in self.costs(symbol, buy, qty, price)[0].items():
+            free = self.cash.get(currency, Decimal(0)) - held_cash.get(currency, Decimal(0))
+            if change < 0 and free < -change:
+                return "Insufficient funds"
+        return None
 
     def _work(self, order: Order, mode: str) -> None:
         """What the exchange does with a live order at once."""
@@ -349,21 +403,25 @@ class Book:
                 self._execute(order, min(part, order.leaves), quote)
 
     def _execute(self, order: Order, qty: int, price: Decimal) -> None:
+        """One execution: the cash moves (a pair's between its currencies, with no position)."""
         trade = Trade(next(self._trade_ids), price, qty, self.now())
         order.trades.append(trade)
-        value, fee = price * qty, self.commission(price * qty)
-        held = self.positions.get(order.instr, [Decimal(0), Decimal(0)])
-        if order.buy:
-            self.cash["USD"] = self.cash.get("USD", Decimal(0)) - value - fee
-            total = held[0] + qty
-            self.positions[order.instr] = [total, (held[0] * held[1] + value) / total if total else Decimal(0)]
-        else:
-            self.cash["USD"] = self.cash.get("USD", Decimal(0)) + value - fee
-            self.positions[order.instr] = [held[0] - qty, held[1]]
-            if held[0] == qty:
-                del self.positions[order.instr]
+        moves, fee = self.costs(order.instr, order.buy, qty, price)
+        for currency, change in moves.items():
+            self.cash[currency] = self.cash.get(currency, Decimal(0)) + change
+        if parse(order.instr) is None:
+            value = price * qty
+            held = self.positions.get(order.instr, [Decimal(0), Decimal(0)])
+            if order.buy:
+                total = held[0] + qty
+                self.positions[order.instr] = [total, (held[0] * held[1] + value) / total if total else Decimal(0)]
+            else:
+                self.positions[order.instr] = [held[0] - qty, held[1]]
+                if held[0] == qty:
+                    del self.positions[order.instr]
         local = self.local(trade.at)
-        self._flow("commission_for_trades", -fee, "USD", f"(Trade {trade.id} {local:%Y-%m-%d %H:%M:%S})", local.date())
+        comment = f"(Trade {trade.id} {local:%Y-%m-%d %H:%M:%S})"
+        self._flow("commission_for_trades", -fee, self.currency(order.instr), comment, local.date())
         if order.leaves == 0:
             self._status(order, 21)
             order.then = None
