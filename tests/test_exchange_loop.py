@@ -6,21 +6,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from nodes.coordinator.node import node as coordinator
-from nodes.evaluator.node import node as evaluator
-from nodes.generator.node import node as generator
-from nodes.opportunity.node import node as opportunity
-from nodes.optimization.node import node as optimization
-from nodes.planning.node import node as planning
-from nodes.portfolio.node import node as portfolio
-from nodes.scheduler.node import node as scheduler
-from nodes.scoring.node import node as scoring
-from nodes.trading.node import node as trading
-from nodes.universe.node import node as universe
 from schemas import catalog as t
 from schemas.planning import Plan
 from schemas.portfolio import SyncPortfolio
 from schemas.trading import ListOrders
+from tests.system import every_node
 
 PAIR = "EURUSD_T0.ITS"
 
@@ -35,19 +25,7 @@ async def test_a_euro_deposit_is_exchanged_then_invested(run_node, connect, prob
     monkeypatch.setenv("COORDINATOR_BEAM_WIDTH", "500")
     plans = await probe.collect(probe.topics.of(t.LATEST_PLAN))
     operator = await connect("operator")
-    async with (
-        run_node(universe),
-        run_node(scoring),
-        run_node(optimization),
-        run_node(portfolio),
-        run_node(trading),
-        run_node(opportunity),
-        run_node(generator),
-        run_node(evaluator),
-        run_node(coordinator),
-        run_node(planning),
-        run_node(scheduler),
-    ):
+    async with every_node(run_node):
         done = None
         while done is None:
             plan = Plan.model_validate_json((await plans.next(90)).payload)

@@ -29,6 +29,7 @@ from schemas.portfolio import CashBalance, Summary
 from schemas.scoring import Scores, SecurityScore
 from schemas.trading import ListOrders
 from schemas.universe import Quote, Quotes, Security, Universe
+from tests.system import every_node
 
 D = Decimal
 LAST = date(2024, 11, 29)
@@ -227,11 +228,6 @@ async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, 
 async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, connect, probe, tmp_path, monkeypatch):
     """Every node but the dashboard, on the bundled prices, in paper mode; the scheduler
     starts the first planning cycle; the plan is approved automatically and filled (done)."""
-    from nodes.optimization.node import node as optimization
-    from nodes.portfolio.node import node as portfolio
-    from nodes.scheduler.node import node as scheduler
-    from nodes.scoring.node import node as scoring
-    from nodes.universe.node import node as universe
     from schemas.planning import Plan
     from schemas.portfolio import SyncPortfolio
 
@@ -240,21 +236,7 @@ async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, conne
     monkeypatch.setenv("COORDINATOR_BEAM_WIDTH", "500")
     plans = await probe.collect(probe.topics.of(t.LATEST_PLAN))
     operator = await connect("operator")
-    from nodes.evaluator.node import node as evaluator
-
-    async with (
-        run_node(universe),
-        run_node(scoring),
-        run_node(optimization),
-        run_node(portfolio),
-        run_node(trading),
-        run_node(opportunity),
-        run_node(generator),
-        run_node(evaluator),
-        run_node(coordinator),
-        run_node(planning),
-        run_node(scheduler),
-    ):
+    async with every_node(run_node):
         sent = None
         while sent is None:
             plan = Plan.model_validate_json((await plans.next(90)).payload)
