@@ -229,3 +229,19 @@ def test_any_order_any_number_of_times_same_totals(unique, data):
     assert len(kept) == len(unique)
     assert flows(kept, fx) == flows(unique, fx)
     assert store.keep_moves("b", unique) == 0 and flows(store.moves("b"), fx) == flows(unique, fx)
+
+
+def test_the_paper_account_is_read_from_its_newest_movement_not_a_week_back(tmp_path):
+    """A replay's years pass in minutes of the wall clock: with a week's overlap, every sync
+    read every paper movement again."""
+    from nodes.brokers.paper import PaperBroker
+
+    paper = PaperBroker(tmp_path / "paper.sqlite")
+    store = PortfolioStore(tmp_path / "portfolio.sqlite")
+    for n in range(3):
+        paper.deposit(D(100), "EUR", key=f"d{n}")
+    assert len(store.catch_up(paper)) == 3
+    newest = max(m.at for m in store.moves("paper"))
+    assert store.moves_since("paper", paper.booking_lag) == newest - timedelta(minutes=1)
+    paper.deposit(D(5), "EUR", key="d3")
+    assert flows(store.catch_up(paper), EUR).deposits == D(305)  # the new one, each counted once

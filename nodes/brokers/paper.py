@@ -28,7 +28,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -60,6 +60,9 @@ FAULTS = {"place": ("drop_after", "drop_before", "late", "refuse"), "orders": ("
 
 class PaperBroker:
     name = "paper"
+    # a movement is dated inside the transaction that lists it (writers take turns): a late
+    # listing cannot happen, a minute covers a step of the wall clock
+    booking_lag = timedelta(minutes=1)
 
     def __init__(
         self,

@@ -167,6 +167,7 @@ def sighting(order: dict[str, Any], zone: ZoneInfo = ZONE) -> Sighting:
 
 class TradernetBroker:
     name = "tradernet"
+    booking_lag = timedelta(days=7)  # a cash flow is dated by its value day, listed when booked: days later
 
     def __init__(self, client: Any, zone: ZoneInfo = ZONE) -> None:
         self.api = client
