@@ -242,6 +242,6 @@ def test_the_paper_account_is_read_from_its_newest_movement_not_a_week_back(tmp_
         paper.deposit(D(100), "EUR", key=f"d{n}")
     assert len(store.catch_up(paper)) == 3
     newest = max(m.at for m in store.moves("paper"))
-    assert store.moves_since("paper", paper.booking_lag) == newest - timedelta(minutes=1)
+    assert store.moves_since("paper", paper.booking_lag) == newest - timedelta(seconds=5)
     paper.deposit(D(5), "EUR", key="d3")
     assert flows(store.catch_up(paper), EUR).deposits == D(305)  # the new one, each counted once

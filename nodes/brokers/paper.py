@@ -61,8 +61,9 @@ FAULTS = {"place": ("drop_after", "drop_before", "late", "refuse"), "orders": ("
 class PaperBroker:
     name = "paper"
     # a movement is dated inside the transaction that lists it (writers take turns): a late
-    # listing cannot happen, a minute covers a step of the wall clock
-    booking_lag = timedelta(minutes=1)
+    # listing cannot happen; 5 s cover a small step back of the wall clock (a replay writes
+    # about 8 movements a second: a minute's overlap re-read hundreds at every sync)
+    booking_lag = timedelta(seconds=5)
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ paper account's older ones) is keyed by its content. The broker's latest word on
 replaces what was kept. A sync asks the broker only for the movements dated since the
 newest kept one minus the broker's `booking_lag` (its filter is by date, and a movement may
 be dated a little before it is listed: Tradernet, `OVERLAP`; the paper account dates each
-inside the transaction that lists it, so a minute covers a clock's step); the overlap comes
+inside the transaction that lists it, so 5 s cover a clock's small step); the overlap comes
 back with the same ids and counts once. A restart reads the kept ones: nothing is counted
 twice. (With a week's overlap for the paper account, a replay, whose years pass in minutes,
 read every movement again at every sync: 0.2 s of the portfolio's CPU a month by 2024.)"""
