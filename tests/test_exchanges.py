@@ -228,3 +228,12 @@ def test_a_buy_is_also_sized_to_the_euros_an_exchange_would_bring():
     # exchange's fee and margin (0.7 %), less the fee share (1 %): 1,081.47 USD, 10 shares
     assert sorted(a.quantity for a in found.actions) == [5, 10, 11]
     assert all(a.kind == "deploy_cash" and a.currency == "USD" for a in found.actions)
+
+
+def test_exchanges_keep_within_the_days_turnover_left_to_them():
+    buys = [buy("AAPL.US", "8000")]
+    quotes, cash = {PAIR: D("1.10")}, {"EUR": D(20000)}
+    made, _ = exchanges(buys, cash, LISTINGS, quotes, FeeSchedule(), EUR_BASE, Settings(), budget_base=D(3000))
+    assert sum(a.value_base for a in made) <= 3000 and sum(a.quantity for a in made) == 3000
+    none, _ = exchanges(buys, cash, LISTINGS, quotes, FeeSchedule(), EUR_BASE, Settings(), budget_base=D(0))
+    assert none == []

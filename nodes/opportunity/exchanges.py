@@ -53,10 +53,12 @@ def exchanges(
     fx: Rates,
     s: Settings,
     reserve_base: Decimal = Decimal(0),
+    budget_base: Decimal | None = None,
 ) -> tuple[list[Action], list[str]]:
     """The exchange orders that fund `actions`' buys from the cash their currencies lack,
     and notes on what could not be funded. `reserve_base`: the cash reserve, kept in the
-    base currency."""
+    base currency; `budget_base`: the most the exchanges may trade in all (the day's
+    turnover left to them: trading's daily limit counts an exchange as any order)."""
     need = needs(actions)
     spare = {c: a - need.get(c, Decimal(0)) for c, a in cash.items()}
     if fx.base in spare:
@@ -75,7 +77,8 @@ def exchanges(
                 notes.append(f"{want}: buys need {short:.2f} more; {pair.symbol} has no quote: no exchange")
                 continue
             listing, price = listings[pair.symbol], quotes[pair.symbol]
-            made = _orders(pair, have, want, short, spare[have], listing, price, fees, fx, s)
+            room = None if budget_base is None else budget_base - sum((a.value_base for a in orders), Decimal(0))
+            made = _orders(pair, have, want, short, spare[have], listing, price, fees, fx, s, room)
             for a in made:
                 spent, got = _effect(pair, a)
                 spare[have] -= spent
@@ -104,9 +107,11 @@ def _orders(
     fees: FeeSchedule,
     fx: Rates,
     s: Settings,
+    room: Decimal | None = None,
 ) -> list[Action]:
     """Orders on `pair` that bring `short` of `want` from at most `spare` of `have`, each at
-    most the trading limit's value, in whole lots of the pair (its quantity: base units)."""
+    most the trading limit's value and all at most `room` (base), in whole lots of the pair
+    (its quantity: base units)."""
     lot = listing.lot_size
     worse = 1 + fees.fx_rate + PRICE_MARGIN  # the fee and a fill worse than the quote
     side = pair.side(have, want)
@@ -115,6 +120,8 @@ def _orders(
     else:  # quantity of `want` (the base), paid in `have` (the quote)
         total = min(_units(short, lot, ROUND_UP), _units(spare / price / worse, lot, ROUND_DOWN))
     most = _units(s.max_order / fx.rate(pair.quote) / price, lot, ROUND_DOWN)  # the order limit, in base units
+    if room is not None:
+        total = min(total, _units(max(room, Decimal(0)) / fx.rate(pair.quote) / price, lot, ROUND_DOWN))
     out: list[Action] = []
     while total > 0 and most > 0:
         qty = min(total, most)

@@ -121,11 +121,14 @@ async def candidates(req: CandidatesRequest, ctx: Ctx) -> Candidates:
             last=st.memory.last_trades(),
             today=today,
         )
+        left = st.settings.daily_turnover - st.memory.traded_on(market.limit_day(st.clock))
         reserve = st.settings.reserve * summary.total_base
-        exchanging, why = exchanges(found.actions, cash, listings, st.quotes, st.fees, fx, st.settings, reserve)
+        # at most half the day's turnover left: the buys of the same money count again
+        exchanging, why = exchanges(
+            found.actions, cash, listings, st.quotes, st.fees, fx, st.settings, reserve, budget_base=left / 2
+        )
     except FxError as exc:
         raise Rejected(str(exc)) from None
-    left = st.settings.daily_turnover - st.memory.traded_on(market.limit_day(st.clock))
     return Candidates(
         cycle_id=req.cycle_id,
         actions=found.actions,
