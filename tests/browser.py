@@ -77,8 +77,11 @@ async def online(settings: BrokerSettings, idents: set[str], timeout: float = 90
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     run_dir = tmp_path_factory.mktemp("system") / "run"
     port = free_port()
-    saved = {k: os.environ.get(k) for k in ("DASHBOARD_PORT", "DASHBOARD_PASSWORD")}
-    os.environ.update({"DASHBOARD_PORT": str(port), "DASHBOARD_PASSWORD": "test-password"})
+    # the scheduler's first cycle exchanges and invests the first 10,000 EUR: both count in the
+    # day's turnover (20,000 by default), and a test's own cycle later that day needs room to plan
+    env = {"DASHBOARD_PORT": str(port), "DASHBOARD_PASSWORD": "test-password", "TRADING_MAX_DAILY_TURNOVER": "1000000"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     launcher = Launcher(inventory.placements(), run_dir=run_dir)
     try:
         launcher.start_broker()
