@@ -108,10 +108,9 @@ class Rates:
         for symbol in symbols:
             pair = pairs.parse(symbol)
             assert pair is not None
-            if pair.quote == base:
-                per_unit[pair.base] = self.pairs[symbol]
-            elif pair.base == base:
-                per_unit[pair.quote] = 1 / self.pairs[symbol]
+            if (valued := pair.rates(base)) is not None:
+                currency, inverted = valued
+                per_unit[currency] = 1 / self.pairs[symbol] if inverted else self.pairs[symbol]
         self.per_unit = per_unit
 
     def series(self, currency: str) -> pd.Series:

@@ -214,8 +214,7 @@ class PaperBroker:
         self, db: sqlite3.Connection, o: OrderSpec, pair: Pair, price: Decimal, fee: Decimal
     ) -> tuple[str, Decimal, Decimal | None, Decimal, str]:
         """A filled pair order: cash from one currency into the other, the fee in the quote's."""
-        moves = pair.moves(o.side, o.quantity, price)
-        moves[pair.quote] -= fee
+        moves = pair.moves(o.side, o.quantity, price, fee)
         for currency, change in moves.items():
             have = self._cash(db, currency)
             if have + change < 0:

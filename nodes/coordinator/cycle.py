@@ -152,9 +152,7 @@ def _exchanged(a: Action, margin: Decimal) -> dict[str, Decimal]:
     pair = parse(a.symbol)
     if pair is None:
         raise ValueError(f"{a.symbol} is not a currency pair: not an exchange")
-    moves = pair.moves(a.side, a.quantity, a.price * (1 - margin if a.side == "sell" else 1 + margin))
-    moves[pair.quote] -= a.fee
-    return moves
+    return pair.moves(a.side, a.quantity, a.price * (1 - margin if a.side == "sell" else 1 + margin), a.fee)
 
 
 def with_exchanges(verdict: Verdict, exchanges: list[Action], cash: Mapping[str, Decimal], margin: Decimal) -> Verdict:

@@ -54,12 +54,9 @@ class Rates:
         found: dict[str, Decimal] = {}
         for symbol, close in sorted(quotes.items()):
             pair = parse(symbol)
-            if pair is None or close <= 0:
-                continue
-            if pair.quote == self.base:
-                found[pair.base] = close
-            elif pair.base == self.base:
-                found[pair.quote] = Decimal(1) / close
+            if pair is not None and close > 0 and (valued := pair.rates(self.base)) is not None:
+                currency, inverted = valued
+                found[currency] = Decimal(1) / close if inverted else close
         if not found:
             return self
         names = ", ".join(s for s in sorted(quotes) if parse(s) is not None)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 PAIR_RE = re.compile(r"^(?P<base>[A-Z]{3})(?P<quote>[A-Z]{3})_T0\.ITS$")
-KNOWN = ("EURUSD_T0.ITS", "EURGBP_T0.ITS", "GBPUSD_T0.ITS")
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,20 @@ class Pair:
         """The currency an order of `side` turns cash into."""
         return self.quote if side == "sell" else self.base
 
-    def moves(self, side: str, quantity: Decimal, price: Decimal) -> dict[str, Decimal]:
-        """What an order does to the cash per currency, before its fee (paid in `quote`)."""
+    def moves(self, side: str, quantity: Decimal, price: Decimal, fee: Decimal = Decimal(0)) -> dict[str, Decimal]:
+        """What an order does to the cash per currency, its `fee` paid in `quote`."""
         sign = 1 if side == "buy" else -1
-        return {self.base: sign * quantity, self.quote: -sign * quantity * price}
+        return {self.base: sign * quantity, self.quote: -sign * quantity * price - fee}
+
+    def rates(self, base: str) -> tuple[str, bool] | None:
+        """The currency the pair's close values in `base`, and whether one unit of it is
+        worth 1 / close (EURUSD in a EUR base: USD, inverted) rather than the close (in a USD
+        base: EUR); None when neither side is `base`."""
+        if self.quote == base:
+            return self.base, False
+        if self.base == base:
+            return self.quote, True
+        return None
 
 
 def parse(symbol: str) -> Pair | None:

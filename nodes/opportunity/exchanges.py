@@ -80,20 +80,13 @@ def exchanges(
             room = None if budget_base is None else budget_base - sum((a.value_base for a in orders), Decimal(0))
             made = _orders(pair, have, want, short, spare[have], listing, price, fees, fx, s, room)
             for a in made:
-                spent, got = _effect(pair, a)
-                spare[have] -= spent
-                short -= got
+                moved = pair.moves(a.side, a.quantity, a.price, a.fee)
+                spare[have] += moved[have]
+                short -= moved[want]
             orders += made
             if short <= 0:
                 break
     return orders, notes
-
-
-def _effect(pair: Pair, a: Action) -> tuple[Decimal, Decimal]:
-    """(what an exchange spends of one currency, what it brings of the other), fee paid."""
-    if a.side == "sell":  # base -> quote: spends the quantity, brings value - fee
-        return a.quantity, a.value - a.fee
-    return a.value + a.fee, a.quantity  # quote -> base
 
 
 def _orders(
