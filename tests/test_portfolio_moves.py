@@ -37,6 +37,7 @@ class Stub:
     name: str
     listed: list[CashMove] = field(default_factory=list)
     asked: list[datetime | None] = field(default_factory=list)
+    booking_lag: timedelta = OVERLAP
 
     def cash_moves(self, since: datetime | None = None) -> list[CashMove]:
         self.asked.append(since)
@@ -167,6 +168,7 @@ class Tradernet:
 
     api: Canned
     name: str = "tradernet"
+    booking_lag: timedelta = OVERLAP
 
     def cash_moves(self, since: datetime | None = None) -> list[CashMove]:
         return tradernet_cash.cash_moves(self.api, since)

@@ -18,7 +18,7 @@ Errors say how much is known, because a wrong guess costs money:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal, Protocol
 
@@ -105,6 +105,9 @@ class Account:
 
 class Broker(Protocol):
     name: str
+    # how long before it is listed a cash movement may be dated: a read of the movements
+    # starts this much before the newest one kept (`nodes/portfolio/store.py`)
+    booking_lag: timedelta
 
     def place(self, order: OrderSpec) -> Sighting:
         """Send the order once. Its sighting on a definite answer (accepted, or at once

@@ -110,8 +110,7 @@ class PortfolioStore:
 
     def catch_up(self, broker: Broker) -> list[CashMove]:
         """Read the broker's movements since `moves_since`, keep them, and return every kept one."""
-        lag = getattr(broker, "booking_lag", OVERLAP)  # a broker that does not say: a week
-        self.keep_moves(broker.name, broker.cash_moves(self.moves_since(broker.name, lag)))
+        self.keep_moves(broker.name, broker.cash_moves(self.moves_since(broker.name, broker.booking_lag)))
         return self.moves(broker.name)
 
     def moves_since(self, broker: str, lag: timedelta = OVERLAP) -> datetime | None:
