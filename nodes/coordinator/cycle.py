@@ -17,6 +17,7 @@ from nodes import matrix
 from nodes.evaluator import objective
 from nodes.money.fx import Rates
 from nodes.money.pairs import parse
+from nodes.opportunity.exchanges import needs
 from schemas.optimization import Inputs, Targets
 from schemas.planning import Action, Problem, SearchSpace, WeightChange
 from schemas.portfolio import Summary
@@ -162,12 +163,8 @@ def with_exchanges(verdict: Verdict, exchanges: list[Action], cash: Mapping[str,
     what the last one brings beyond the buys waits in that currency for the next cycle's."""
     if verdict.proposal is None or not exchanges:
         return verdict
-    plan = verdict.proposal
-    short: dict[str, Decimal] = {}
-    for a in plan.actions:
-        if a.side == "buy":
-            short[a.currency] = short.get(a.currency, Decimal(0)) + a.value * (1 + margin) + a.fee
-    short = {c: need - cash.get(c, Decimal(0)) for c, need in short.items()}
+    plan = verdict.proposal  # a plan trades a security once: its buys' needs are those of `needs`
+    short = {c: need - cash.get(c, Decimal(0)) for c, need in needs(plan.actions, margin).items()}
     needed = []
     for a in exchanges:
         pair = parse(a.symbol)
