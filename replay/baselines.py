@@ -67,6 +67,16 @@ class Exchange:
     def cost(self) -> float:
         return self.fee + self.spread
 
+    @classmethod
+    def filled(
+        cls, day: date, pair: pairs.Pair, side: str, quantity: float, price: float, fee: float, rates: Rates
+    ) -> Exchange:
+        """An order on `pair` filled at `price` with `fee` (both in the pair's quote currency),
+        in the base at the day's rates, its spread measured against the day's close."""
+        in_base = rates.on(pair.quote, day)
+        spread = abs(price - rates.close(pair.symbol, day)) * quantity * in_base
+        return cls(day, pair.symbol, side, quantity, quantity * rates.on(pair.base, day), fee * in_base, spread)
+
 
 @dataclass(frozen=True, eq=False)
 class Run:
@@ -419,10 +429,7 @@ def exchange_into(
         quantity = max(amount - costs.fx_fixed, 0.0) / (price * (1 + costs.fx_rate))
         fee = amount - quantity * price
         received = quantity
-    in_base = rates.on(pair.quote, day)
-    spread = abs(price - close) * quantity * in_base
-    value = quantity * rates.on(pair.base, day)
-    return received, Exchange(day, pair.symbol, side, quantity, value, fee * in_base, spread)
+    return received, Exchange.filled(day, pair, side, quantity, price, fee, rates)
 
 
 def _simulate(

@@ -80,12 +80,8 @@ def exchange(day: date, trade: Trade, rates: Rates) -> Exchange:
     currency, its fee, and its spread: |fill price - the day's close of the pair| x quantity
     (in the pair's quote currency, converted)."""
     pair = pairs.parse(trade.symbol)
-    assert pair is not None
-    quantity = float(trade.quantity)
-    spread = abs(float(trade.price) - rates.close(trade.symbol, day)) * quantity * rates.on(pair.quote, day)
-    value = quantity * rates.on(pair.base, day)
-    fee = rates.to_base(float(trade.fee), trade.currency, day)
-    return Exchange(day, trade.symbol, trade.side, quantity, value, fee, spread)
+    assert pair is not None and trade.currency == pair.quote
+    return Exchange.filled(day, pair, trade.side, float(trade.quantity), float(trade.price), float(trade.fee), rates)
 
 
 def runs(ledger: Ledger, prices: pd.DataFrame) -> dict[str, Run]:
