@@ -5,13 +5,9 @@ that every one is there."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from edge.settings import REPO_ROOT
+from tests.benchmarks import run_benchmark
 
 FIGURES = (
     "dashboard_rss_mb",
@@ -26,15 +22,7 @@ FIGURES = (
 
 @pytest.mark.timeout(400)
 def test_the_dashboard_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "dashboard.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=360,
-        cwd=REPO_ROOT,
-    )
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures = run_benchmark("dashboard.py", "--quick", timeout=360)
     assert all(figures[name] > 0 for name in FIGURES), figures
     assert figures["changes"] > 0 and figures["tabs"] == 5
     assert figures["missed"] == 0, figures

@@ -4,11 +4,7 @@ Figures are not judged here (no timing checks in tests): only that every one is 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from edge.settings import REPO_ROOT
+from tests.benchmarks import run_benchmark
 
 NODE_PHASES = ("clock", "scores_and_targets", "deposit", "cycle_and_orders", "account")
 INPROCESS_PHASES = ("scoring", "optimisation", "candidates", "search", "fills")
@@ -28,15 +24,7 @@ FIGURES = (
 
 
 def test_the_replay_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "replay.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO_ROOT,
-    )
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures = run_benchmark("replay.py", "--quick", timeout=300)
     missing = [name for name in FIGURES if name not in figures]
     assert not missing, missing
     assert all(figures[name] > 0 for name in FIGURES), figures

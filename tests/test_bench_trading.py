@@ -4,11 +4,7 @@ Figures are not judged here (no timing checks in tests): only that every one is 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from edge.settings import REPO_ROOT
+from tests.benchmarks import run_benchmark
 
 FIGURES = (
     "orders_per_s",
@@ -21,14 +17,6 @@ FIGURES = (
 
 
 def test_the_trading_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "trading.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=REPO_ROOT,
-    )
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures = run_benchmark("trading.py", "--quick", timeout=240)
     assert all(figures[name] > 0 for name in FIGURES), figures
     assert figures["fills"] > 0 and figures["orders"] > 0

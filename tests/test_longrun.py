@@ -8,23 +8,11 @@ hand finish and the counter keys its effect by msg-id."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from edge.settings import REPO_ROOT
+from tests.benchmarks import run_benchmark
 
 
 def test_longrun_harness_small() -> None:
-    out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "longrun.py"), "--messages", "30000", "--drain"],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        cwd=REPO_ROOT,
-    )
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures = run_benchmark("longrun.py", "--messages", "30000", "--drain", timeout=110)
     assert figures["ok"] and figures["failures"] == 0
     assert figures["messages"] >= 30_000
     assert figures["lost"] == 0 and figures["duplicates"] == 0 and figures["applied"] == figures["commands"]
