@@ -1,19 +1,46 @@
-"""Daily closes from the universe node as a pandas DataFrame, for the nodes that compute on
-price history (scoring, optimization). It imports pandas: thin nodes must not import it.
-Pure: the caller passes how one symbol's history is fetched (its node's `ctx.call`)."""
+"""Daily closes from the universe node, for the nodes that compute on price history
+(scoring, optimization). The node fetches and keeps them as plain arrays (`fetched`: two
+arrays per symbol, days and closes, which cross to its child process in a few kilobytes);
+its child makes them a pandas DataFrame (`frame`). Only `frame` imports pandas: the nodes
+themselves never load it. Pure: the caller passes how one symbol's history is fetched
+(its node's `ctx.call`)."""
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from nodes.money.pairs import is_pair
 from schemas.universe import History, Universe
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 FetchHistory = Callable[[str, date | None], Awaitable[History]]  # (symbol, from this day on or None: all)
+
+
+@dataclass
+class Points:
+    """One symbol's closes, oldest first: each day as its ordinal (`date.toordinal`) and its close."""
+
+    days: array[int] = field(default_factory=lambda: array("i"))
+    closes: array[float] = field(default_factory=lambda: array("d"))
+
+    @property
+    def last(self) -> date | None:
+        return date.fromordinal(self.days[-1]) if self.days else None
+
+    def then(self, history: History, keep: int | None = None) -> Points:
+        """These closes and the history's after them, the last `keep` of them."""
+        days = self.days + array("i", (p.day.toordinal() for p in history.points))
+        closes = self.closes + array("d", (float(p.close) for p in history.points))
+        return Points(days[-keep:], closes[-keep:]) if keep is not None else Points(days, closes)
+
+
+Closes = dict[str, Points]  # by symbol
 
 
 @dataclass
@@ -25,7 +52,7 @@ class Cache:
     is every symbol when the market's day goes back (a new replay)."""
 
     keep: int
-    points: dict[str, list[tuple[date, float]]] = field(default_factory=dict)
+    points: Closes = field(default_factory=dict)
 
     def forget(self, symbols: Iterable[str]) -> None:
         for symbol in symbols:
@@ -49,24 +76,42 @@ def chosen(universe: Universe | None, requested: list[str]) -> list[str]:
     return sorted(set(requested)) or sorted(s for s, sec in known.items() if sec.active and not is_pair(s))
 
 
+async def fetched(
+    symbols: list[str], fetch: FetchHistory, cache: Cache | None = None, end: date | None = None
+) -> Closes:
+    """Each symbol's closes, fetched one symbol at a time so that no message carries the
+    whole universe; with a `cache`, only the days after those it has (`end`: the last day
+    this run may see)."""
+    out: Closes = {}
+    for symbol in symbols:
+        have = cache.points.get(symbol, Points()) if cache else Points()
+        if have.last is not None and end is not None and have.last > end:  # the market's day went back: all again
+            have = Points()
+        start = have.last + timedelta(days=1) if have.last is not None else None
+        if start is not None and end is not None and start > end:
+            points = have
+        else:
+            points = have.then(await fetch(symbol, start), cache.keep if cache is not None else None)
+        if cache is not None:
+            cache.points[symbol] = points
+        out[symbol] = points
+    return out
+
+
+def frame(closes: Closes) -> pd.DataFrame:
+    """One column per symbol (dates x symbols, NaN where a symbol has no close). Run where
+    pandas may be loaded: in a node's child process, a test, a benchmark."""
+    import pandas as pd
+
+    series = {
+        symbol: pd.Series(list(p.closes), index=pd.to_datetime([date.fromordinal(d) for d in p.days]), dtype="float64")
+        for symbol, p in closes.items()
+    }
+    return pd.DataFrame(series).sort_index()
+
+
 async def closes(
     symbols: list[str], fetch: FetchHistory, cache: Cache | None = None, end: date | None = None
 ) -> pd.DataFrame:
-    """One column per symbol (dates x symbols, NaN where a symbol has no close), fetched one
-    symbol at a time so that no message carries the whole universe; with a `cache`, only
-    the days after those it has (`end`: the last day this run may see)."""
-    series = {}
-    for symbol in symbols:
-        have = cache.points.get(symbol, []) if cache else []
-        if have and end is not None and have[-1][0] > end:  # the market's day went back: all again
-            have = []
-        start = have[-1][0] + timedelta(days=1) if have else None
-        fresh = [] if start is not None and end is not None and start > end else (await fetch(symbol, start)).points
-        points = have + [(p.day, float(p.close)) for p in fresh]
-        if cache is not None:
-            points = points[-cache.keep :]
-            cache.points[symbol] = points
-        series[symbol] = pd.Series(
-            [c for _, c in points], index=pd.to_datetime([d for d, _ in points]), dtype="float64"
-        )
-    return pd.DataFrame(series).sort_index()
+    """`fetched` as a DataFrame (`frame`), in one process."""
+    return frame(await fetched(symbols, fetch, cache, end))

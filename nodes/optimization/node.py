@@ -1,6 +1,8 @@
 """The optimization node's wiring: target weights after every price change and on
-command, from the universe's closes (`universe/history`). Only this node imports
-PyPortfolioOpt. The method is in `model.py`, its configuration in `settings.py`."""
+command, from the universe's closes (`universe/history`). Only this node's child process
+imports pandas, PyPortfolioOpt and cvxpy (`job.py`, run by `nodes/child.py`): the node
+keeps the closes it fetched as plain arrays and stays thin between runs. The method is in
+`model.py`, its configuration in `settings.py`."""
 
 from __future__ import annotations
 
@@ -9,17 +11,16 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import Decimal
 
 from edge import Context, Node, Rejected
 from nodes import clock as market
-from nodes import history, matrix
+from nodes import history
+from nodes.child import Child, ChildDied
+from nodes.environment import real
 from schemas import catalog as t
-from schemas.common import utcnow
-from schemas.optimization import Excluded, Inputs, Optimize, Target, Targets
+from schemas.optimization import Optimize, Targets
 from schemas.universe import GetHistory, History, MarketClock, PricesChanged, Universe
 
-from . import model
 from .settings import Settings
 
 node = Node("optimization")
@@ -28,6 +29,7 @@ node = Node("optimization")
 @dataclass
 class State:
     settings: Settings
+    child: Child  # where the targets are computed
     universe: Universe | None = None  # the universe's retained securities
     clock: MarketClock | None = None  # the universe's market clock: every fetch of one run ends on its day
     cache: history.Cache | None = None  # the closes fetched so far (`history.Cache`)
@@ -39,7 +41,13 @@ Ctx = Context[State]
 @node.lifespan
 async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     settings = Settings.from_env(os.environ)
-    yield State(settings, cache=history.Cache(settings.lookback + 1))  # the window's returns need a close before it
+    idle_s = real(os.environ, "OPT_IDLE_EXIT_S", 60.0, least=0.0)  # seconds the child waits for the next run
+    cache = history.Cache(settings.lookback + 1)  # the window's returns need a close before it
+    state = State(settings, Child("optimization", idle_s), cache=cache)
+    try:
+        yield state
+    finally:
+        state.child.close()
 
 
 @node.on(t.UNIVERSE_SECURITIES)
@@ -82,46 +90,14 @@ async def optimize(req: Optimize, ctx: Ctx) -> Targets:
         req = GetHistory(symbol=symbol, start=start, end=end, last=settings.lookback + 1)
         return await ctx.call(t.UNIVERSE_HISTORY, req, timeout=60)
 
-    closes = await history.closes(symbols, fetch, ctx.state.cache, end)
+    closes = await history.fetched(symbols, fetch, ctx.state.cache, end)
     try:
-        r = model.optimize(closes, settings)  # the handler thread: no keep-alive waits for it
+        targets, inputs = await ctx.state.child.run("nodes.optimization.job:optimize", closes, settings)
     except ValueError as exc:
         raise Rejected(str(exc)) from None
-
-    def dec(x: float) -> Decimal:
-        return Decimal(repr(float(x))).quantize(model.PLACES)
-
-    targets = Targets(
-        targets=[
-            Target(symbol=s, weight=w, mean_variance=dec(r.mean_variance.get(s, 0.0)), hrp=dec(r.hrp.get(s, 0.0)))
-            for s, w in sorted(r.weights.items(), key=lambda kv: (-kv[1], kv[0]))
-        ],
-        mean_variance_method=r.mean_variance_method,  # type: ignore[arg-type]
-        hrp_method=r.hrp_method,  # type: ignore[arg-type]
-        fallbacks=r.fallbacks,
-        blend=dec(settings.blend),
-        returns_model=settings.returns_model,  # type: ignore[arg-type]
-        risk_free_rate=dec(settings.risk_free_rate),
-        max_weight=dec(r.max_weight),
-        expected_return=dec(r.expected_return),
-        volatility=dec(r.volatility),
-        sharpe=dec(r.sharpe),
-        inputs_from=r.inputs_from.date() if r.inputs_from is not None else None,
-        inputs_to=r.inputs_to.date() if r.inputs_to is not None else None,
-        observations=r.observations,
-        excluded=[Excluded(symbol=s, reason=why) for s, why in sorted(r.excluded.items())],
-        computed_at=utcnow(),
-    )
+    except ChildDied as exc:
+        raise Rejected(f"{exc}; no targets were computed (the next run starts a new process)") from None
     await ctx.publish(t.OPTIMIZATION_TARGETS, targets)
-    if r.mu is not None and r.cov is not None:
-        await ctx.publish(
-            t.OPTIMIZATION_INPUTS,
-            Inputs(
-                symbols=list(r.mu.index),
-                mu=[float(x) for x in r.mu],
-                cov_b64=matrix.encode(r.cov.to_numpy()),
-                inputs_to=targets.inputs_to,
-                computed_at=targets.computed_at,
-            ),
-        )
+    if inputs is not None:
+        await ctx.publish(t.OPTIMIZATION_INPUTS, inputs)
     return targets

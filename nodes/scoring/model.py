@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 import pandas_ta as ta
 
-HORIZON_DAYS = 1260  # 5 years of trading days
-HISTORY_DAYS = HORIZON_DAYS + 1  # the closes a score looks at (the node asks the universe for no more)
+from .settings import HISTORY_DAYS as HISTORY_DAYS  # the closes a score looks at (the node's setting)
+from .settings import HORIZON_DAYS
+
 MIN_DAYS = 252  # one year: enough for EMA 200 and a year of returns
 INDICATOR_DAYS = 600  # the indicators look at the last 600 closes: EMA 200 has settled by then
 WEIGHTS = {

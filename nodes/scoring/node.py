@@ -1,6 +1,8 @@
 """The scoring node's wiring. Rescores on the universe's `prices_changed` event and on
-command; reads prices from the universe node (`universe/history`). Only this node
-imports pandas-ta and empyrical. Configuration: `settings.py`."""
+command; reads prices from the universe node (`universe/history`). Only this node's child
+process imports pandas, pandas-ta and empyrical (`job.py`, run by `nodes/child.py`): the
+node keeps the closes it fetched as plain arrays and stays thin between runs.
+Configuration: `settings.py`."""
 
 from __future__ import annotations
 
@@ -9,18 +11,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 
-import pandas as pd
-
 from edge import Context, Node, Rejected
 from nodes import clock as market
 from nodes import history
+from nodes.child import Child, ChildDied
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.scoring import Rescore, Scores, SecurityScore
 from schemas.universe import GetHistory, History, MarketClock, PricesChanged, Universe
 
-from . import model
-from .settings import Settings
+from .settings import HISTORY_DAYS, Settings
 
 node = Node("scoring")
 
@@ -28,6 +28,7 @@ node = Node("scoring")
 @dataclass
 class State:
     settings: Settings
+    child: Child  # where the scores are computed
     universe: Universe | None = None  # the universe's retained securities
     clock: MarketClock | None = None  # the universe's market clock: every fetch of one run ends on its day
     cache: history.Cache | None = None  # the closes fetched so far (`history.Cache`)
@@ -38,7 +39,12 @@ Ctx = Context[State]
 
 @node.lifespan
 async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
-    yield State(Settings.from_env(os.environ), cache=history.Cache(model.HISTORY_DAYS))
+    settings = Settings.from_env(os.environ)
+    state = State(settings, Child("scoring", settings.idle_exit_s), cache=history.Cache(HISTORY_DAYS))
+    try:
+        yield state
+    finally:
+        state.child.close()
 
 
 @node.on(t.UNIVERSE_SECURITIES)
@@ -71,23 +77,19 @@ async def rescore(req: Rescore, ctx: Ctx) -> Scores:
     benchmark, end = ctx.state.settings.benchmark, market.last_day(ctx.state.clock)
 
     async def fetch(symbol: str, start: date | None) -> History:
-        req = GetHistory(symbol=symbol, start=start, end=end, last=model.HISTORY_DAYS)
+        req = GetHistory(symbol=symbol, start=start, end=end, last=HISTORY_DAYS)
         return await ctx.call(t.UNIVERSE_HISTORY, req, timeout=60)
 
-    wanted = sorted(set(symbols) | {benchmark})
-    closes = await history.closes(wanted, fetch, ctx.state.cache, end) if symbols else pd.DataFrame()
-    if symbols and (benchmark not in closes or closes[benchmark].dropna().empty):
-        raise Rejected(f"the benchmark {benchmark} has no prices: sync it first")
-    # the handler thread: blocking here delays no keep-alive
-    results = model.score_universe(closes[symbols], closes[benchmark]) if symbols else []
-    scores = Scores(
-        scores=[
-            SecurityScore(symbol=r.symbol, status=r.status, score=r.score, parts=r.parts, stats=r.stats, days=r.days)
-            for r in results
-        ],
-        as_of=closes.index.max().date() if len(closes.index) else None,
-        benchmark=benchmark,
-        computed_at=utcnow(),
-    )
+    results: list[SecurityScore] = []
+    as_of: date | None = None
+    if symbols:
+        closes = await history.fetched(sorted(set(symbols) | {benchmark}), fetch, ctx.state.cache, end)
+        if not closes[benchmark].days:
+            raise Rejected(f"the benchmark {benchmark} has no prices: sync it first")
+        try:
+            results, as_of = await ctx.state.child.run("nodes.scoring.job:score", closes, symbols, benchmark)
+        except ChildDied as exc:
+            raise Rejected(f"{exc}; nothing was scored (the next run starts a new process)") from None
+    scores = Scores(scores=results, as_of=as_of, benchmark=benchmark, computed_at=utcnow())
     await ctx.publish(t.SCORES, scores)
     return scores
