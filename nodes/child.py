@@ -75,13 +75,14 @@ class Child:
                 self._timer = loop.call_later(self.idle_s, self._retire)
 
     def close(self) -> None:
-        """End the child now (the node stops); a call in flight raises ChildDied."""
+        """End the child now: as when idle, or killed if a call is in flight (it raises ChildDied)."""
         if self._timer is not None:
             self._timer.cancel()
         proc, self._proc = self._proc, None
         if proc is not None:
-            proc.kill()
-            _reap(proc)
+            if self._calls:
+                proc.kill()
+            _end(proc)
 
     def _call(self, target: str, args: tuple[Any, ...]) -> Any:
         with self._lock:

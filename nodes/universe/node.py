@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import partial
 
 from pydantic import ValidationError
 
 from edge import Context, Node, Rejected
+from nodes.child import Child, ChildDied
 from schemas import catalog as t
 from schemas.common import utcnow
 from schemas.universe import (
@@ -44,7 +42,7 @@ from schemas.universe import (
 )
 
 from . import bundle
-from .providers import ProviderError, fetch_in_child, provider
+from .providers import ProviderError, provider
 from .settings import Settings
 from .store import Store, UnknownSymbol
 
@@ -157,27 +155,24 @@ async def deactivate(req: SymbolRef, ctx: Ctx) -> Security:
     return await update(UpdateSecurity(symbol=req.symbol, active=False), ctx)
 
 
-Fetch = Callable[[str, date | None, date | None], "asyncio.Future[list[tuple[date, Decimal]]]"]
+Fetch = Callable[[str, date | None, date | None], Awaitable[list[tuple[date, Decimal]]]]
 
 
 @contextmanager
 def fetcher(name: str, ctx: Ctx) -> Iterator[Fetch]:
-    """`bundled` in this process; a network provider in one child process for the sync, so
-    yfinance's pandas and tradernet-sdk never stay in the node (spawned, not forked: the
-    node has threads)."""
-    loop = asyncio.get_running_loop()
+    """`bundled` in this process; a network provider in one child process for the sync
+    (`nodes/child.py`), so yfinance's pandas and tradernet-sdk never stay in the node."""
     if name == "bundled":
+        loop = asyncio.get_running_loop()
         source = provider(name, ctx.state_dir, ctx.state.settings)
         yield lambda symbol, start, end: loop.run_in_executor(None, source.fetch, symbol, start, end)
         return
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    job = partial(fetch_in_child, name, ctx.state_dir, ctx.state.settings)
+    child = Child(f"{name} provider")
+    job = ("nodes.universe.providers:fetch_in_child", name, ctx.state_dir, ctx.state.settings)
     try:
-        yield lambda symbol, start, end: loop.run_in_executor(pool, job, symbol, start, end)
-    except BaseException:  # refused or cancelled: do not wait for a fetch still in flight
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+        yield lambda symbol, start, end: child.run(*job, symbol, start, end)
+    finally:  # refused or cancelled: a fetch still in flight is not waited for
+        child.close()
 
 
 @node.command(t.UNIVERSE_SYNC)
@@ -197,7 +192,7 @@ async def sync(req: SyncPrices, ctx: Ctx) -> SyncResult:
                 results.append(one)
                 progress = SyncProgress(done=i, total=len(symbols), symbol=symbol, changed=one.changed)
                 await ctx.publish(t.SYNC_PROGRESS, progress)
-    except (BrokenExecutor, OSError, ImportError) as exc:  # the child died, or could not start
+    except (ChildDied, OSError, ImportError) as exc:  # the child died, or could not start
         done = sum(1 for r in results if r.error is None)
         raise Rejected(
             f"{name}: the provider's process failed ({type(exc).__name__}: {exc}); "

@@ -174,8 +174,9 @@ _child: dict[str, PriceProvider] = {}
 def fetch_in_child(
     name: str, state_dir: Path, settings: Settings, symbol: str, start: date | None, end: date | None
 ) -> list[tuple[date, Decimal]]:
-    """Run in a worker process: one provider per process, made on the first call and kept
-    for the others of the same sync (yfinance's cookie and crumb, one HTTP session)."""
+    """Run in the node's child process (`nodes/child.py`): one provider per process, made on
+    the first call and kept for the others of the same sync (yfinance's cookie and crumb,
+    one HTTP session)."""
     if name not in _child:
         _child[name] = provider(name, state_dir, settings)
     return _child[name].fetch(symbol, start, end)
