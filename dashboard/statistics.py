@@ -1,23 +1,26 @@
-"""The returns and risk statistics, computed in a short-lived worker process.
+"""The returns and risk statistics, computed in a child process (`nodes/child.py`).
 
 empyrical (with pandas and scipy) costs ~130 MB of RSS, more than the rest of the dashboard;
-on a 2 GB board that would be kept for figures that change a few times a day. So each
-computation runs in a fresh process that exits after it (`max_tasks_per_child=1`), and the
-dashboard keeps only the result, per input, for every tab."""
+on a 2 GB board that would be kept for figures that change a few times a day. So they are
+computed in a child process, kept while computations come (each new valuation brings one)
+and gone `IDLE_S` after the last, and the dashboard keeps only the result, per input, for
+every tab."""
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 
-from .figures import Series, Statistics, statistics
+from nodes.child import Child
 
+from .figures import Series, Statistics
+
+IDLE_S = 60.0  # seconds the child waits for the next computation
 KEPT = 8  # results kept (a few inputs: today's, yesterday's, while prices change)
 
 
 class Statistician:
     def __init__(self) -> None:
+        self._child = Child("statistics", IDLE_S)
         self._done: dict[tuple[object, ...], Statistics] = {}
         self._running: dict[tuple[object, ...], asyncio.Future[Statistics]] = {}
 
@@ -36,11 +39,9 @@ class Statistician:
             self._done.pop(next(iter(self._done)))
         return result
 
-    @staticmethod
-    async def _compute(s: Series) -> Statistics:
-        context = multiprocessing.get_context("spawn")  # a clean interpreter, not a copy of the web server
-        with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
-            return await asyncio.get_running_loop().run_in_executor(pool, statistics, s)
+    async def _compute(self, s: Series) -> Statistics:
+        result: Statistics = await self._child.run("dashboard.figures:statistics", s)
+        return result
 
 
 STATISTICIAN = Statistician()
