@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help up test test-all soak longrun replay bench lint fmt deps system-deps browser schema clean
+.PHONY: help up test test-all soak longrun replay bench lint fmt deps system-deps browser schema clean deploy-test
 
 up: deps ## the whole system on this machine (broker, every built node, the dashboard; paper mode)
 	$(BIN)/edge up
@@ -24,7 +24,7 @@ test-all: ## the suite on every Python 3.11 to 3.13 found here
 # Long runs kept out of `make test`: every test, the slow ones included, with 2,000
 # hypothesis examples per property instead of 60.
 soak: deps browser ## every test, the slow ones too, with 2,000 hypothesis examples per property
-	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o addopts=""
+	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o addopts="" -m 'not deploy'
 
 # Months of uptime in minutes, kept out of `make test`: 1,000,000 messages through real node
 # processes and a real broker, every node SIGTERMed and killed -9, the broker restarted
@@ -45,6 +45,14 @@ bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, pl
 	$(BIN)/python bench/trading.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/replay.py
+
+# The Ansible deployment for real: two Debian trixie boards booted with systemd by
+# systemd-nspawn in network namespaces, site.yml run twice, then the deployed system checked
+# (tests/test_two_boards.py; needs root; about 10 minutes, the boards' base cached in .run/cache).
+deploy-test: deps ## site.yml onto two systemd-nspawn boards, and the deployed system checked (root)
+	@deploy/local/ensure-system-deps.sh --testbed
+	$(BIN)/python -m pytest -o addopts="" -m deploy --timeout 1800 -p no:cacheprovider -v tests/test_two_boards.py; rc=$$?; \
+	  $(BIN)/python -m tests.testbed.report; exit $$rc
 
 # ruff's linter and formatter, and mypy on edge/, schemas/, nodes/ and dashboard/ (pyproject's [tool.mypy]).
 lint: deps ## ruff check, ruff format --check, mypy

@@ -6,12 +6,19 @@ set -euo pipefail
 
 want=(mosquitto mosquitto-clients)
 [[ "${1:-}" == "--browser" ]] && want+=(chromium)
+# the deployment test's boards and controller (tests/testbed/)
+[[ "${1:-}" == "--testbed" ]] && want+=(debootstrap systemd-container openssh-client iproute2 util-linux)
 
 have() {
   case "$1" in
     mosquitto) command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] ;;
     mosquitto-clients) command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null && command -v mosquitto_passwd >/dev/null ;;
     chromium) command -v chromium >/dev/null ;;
+    debootstrap) command -v debootstrap >/dev/null || [[ -x /usr/sbin/debootstrap ]] ;;
+    systemd-container) command -v systemd-nspawn >/dev/null ;;
+    openssh-client) command -v ssh >/dev/null && command -v ssh-keygen >/dev/null ;;
+    iproute2) command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] ;;
+    util-linux) command -v nsenter >/dev/null && command -v setpriv >/dev/null ;;
   esac
 }
 

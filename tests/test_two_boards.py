@@ -1,0 +1,323 @@
+"""The deployment for real: `deploy/ansible/site.yml` onto two Debian trixie boards booted with
+systemd by systemd-nspawn, each in a network namespace of its own, then the system it
+deployed, checked from outside (`make deploy-test`; the testbed is `tests/testbed/`).
+
+The tests run in file order on one testbed and build on each other (the first deploys);
+their figures go to `.run/testbed/figures.json`, which `python -m tests.testbed.report` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.testbed import lan
+from tests.testbed.bed import ANSIBLE, Testbed
+from tests.testbed.board import Board
+
+pytestmark = pytest.mark.deploy
+
+VENV = "/opt/edge-trader/venv"
+OPERATOR = "set -a; . /etc/edge-trader/operator.env; set +a; "
+FIGURES: dict[str, Any] = {}
+
+
+def placed() -> dict[str, list[str]]:
+    """Each board's node identities, from the inventory (evaluator instances as evaluator_<k>)."""
+    inventory = yaml.safe_load((ANSIBLE / "inventory/dual-board.yml").read_text())
+    out = {}
+    for group in inventory["all"]["children"].values():
+        for name, host in group["hosts"].items():
+            instances = host.get("edge_instances", {})
+            out[name] = [f"{n}_{k}" if n in instances else n for n in host["edge_nodes"] for k in instances.get(n, [0])]
+    return out
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[Testbed]:
+    missing = [tool for tool in ("debootstrap", "systemd-nspawn", "ssh", "nsenter") if not shutil.which(tool)]
+    if os.geteuid() != 0 or missing:
+        pytest.fail(f"the deployment test needs root and {missing or 'its tools'}: run it with `make deploy-test`")
+    started = time.monotonic()
+    with Testbed() as testbed:
+        yield testbed
+        FIGURES["timings_s"] = testbed.timings
+    FIGURES["total_s"] = round(time.monotonic() - started, 1)
+    path = testbed.work.parent / "testbed-figures.json"
+    path.write_text(json.dumps(FIGURES, indent=2))
+
+
+def status(board: Board) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = json.loads(board.sh(OPERATOR + f"{VENV}/bin/edge status --json --wait 3"))
+    return out
+
+
+def wait_online(board: Board, idents: list[str], timeout: float = 120) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    rows: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        rows = status(board)
+        if all(rows.get(i, {}).get("state") == "online" for i in idents):
+            return rows
+        time.sleep(2)
+    late = {i: rows.get(i, {}).get("state", "never seen") for i in idents if rows.get(i, {}).get("state") != "online"}
+    raise AssertionError(f"not online after {timeout:.0f} s: {late}")
+
+
+def everyone() -> list[str]:
+    return [ident for idents in placed().values() for ident in idents]
+
+
+# -- the playbook --------------------------------------------------------------------------------
+
+
+def test_the_first_run_deploys_both_boards(bed: Testbed) -> None:
+    run = bed.playbook()
+    FIGURES["first_run_s"] = round(run.seconds, 1)
+    FIGURES["first_run_recap"] = run.recap
+    (bed.work / "first-run.log").write_text(run.output)
+    assert run.rc == 0, run.output[-6000:]
+    assert set(run.recap) >= set(placed()), run.recap_text()
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in run.recap.values()), run.recap_text()
+
+
+def test_a_second_run_changes_nothing(bed: Testbed) -> None:
+    run = bed.playbook()
+    FIGURES["second_run_s"] = round(run.seconds, 1)
+    FIGURES["second_run_recap"] = run.recap
+    (bed.work / "second-run.log").write_text(run.output)
+    assert run.rc == 0, run.output[-6000:]
+    assert all(r["changed"] == 0 for r in run.recap.values()), "\n".join(run.changed_tasks())
+
+
+def test_every_placed_node_is_online_seen_from_the_execution_board(bed: Testbed) -> None:
+    rows = wait_online(bed.execution, everyone())
+    boards = {ident: rows[ident]["board"] for ident in everyone()}
+    for host, idents in placed().items():
+        expected = "core" if host == "trader-core" else "execution"
+        assert {boards[i] for i in idents} == {expected}, boards
+
+
+# -- the broker: TLS with verification, no anonymous access ---------------------------------------
+
+
+def test_the_execution_board_reaches_the_broker_over_verified_tls_only(bed: Testbed) -> None:
+    exe = bed.execution
+    env = dict(
+        line.split("=", 1)
+        for line in exe.sh("cat /etc/edge-trader/operator.env").splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert env["MQTT_PORT"] == "8883" and env["MQTT_CAFILE"], env
+    for unit in units(exe):
+        shown = exe.sh(f"systemctl show -p Environment {unit}")
+        assert "MQTT_PORT=8883" in shown and "MQTT_CAFILE=" in shown, (unit, shown)
+    sub = 'mosquitto_sub -h trader-core.local -p 8883 -u operator -P "$MQTT_PASS" -t trader/node/+/status -C 1 -W 10'
+    verified = exe.run(["sh", "-c", OPERATOR + sub + " --cafile $MQTT_CAFILE"], check=False)
+    assert verified.returncode == 0, verified.stderr
+    plain = exe.run(["sh", "-c", OPERATOR + sub], check=False)
+    assert plain.returncode != 0, "a plain MQTT connection to the TLS port was accepted"
+    # the system's CAs do not know the project's CA: the broker's certificate is not trusted
+    untrusted = exe.run(["sh", "-c", OPERATOR + sub + " --capath /etc/ssl/certs"], check=False)
+    assert untrusted.returncode != 0, "the broker's certificate verified against the public CAs"
+    # the plain port listens on the core board's loopback only
+    far = exe.run(["sh", "-c", "mosquitto_sub -h trader-core.local -p 1883 -t '#' -C 1 -W 5"], check=False)
+    assert far.returncode != 0
+
+
+def test_nobody_gets_in_without_a_password(bed: Testbed) -> None:
+    core = bed.core
+    for argv in (
+        "mosquitto_sub -h 127.0.0.1 -p 1883 -t 'trader/#' -C 1 -W 5",
+        "mosquitto_sub -h 127.0.0.1 -p 1883 -u operator -P wrong -t 'trader/#' -C 1 -W 5",
+        "mosquitto_sub -h trader-core.local -p 8883 --cafile /etc/mosquitto/edge/tls/ca.crt -t 'trader/#' -C 1 -W 5",
+    ):
+        done = core.run(["sh", "-c", argv], check=False)
+        assert done.returncode != 0 and "not authori" in (done.stderr + done.stdout).lower(), (argv, done.stderr)
+
+
+# -- systemd ---------------------------------------------------------------------------------------
+
+
+def units(board: Board) -> list[str]:
+    out = board.sh("systemctl list-units --all --plain --no-legend 'edge-*.service'")
+    return sorted(line.split()[0] for line in out.splitlines() if line.strip())
+
+
+def test_every_unit_restarts_logs_to_journald_and_has_a_memory_limit(bed: Testbed) -> None:
+    for host, board in bed.boards.items():
+        found = units(board)
+        assert found == sorted(f"edge-{i}.service" for i in placed()[host]), found
+        for unit in found:
+            shown = dict(
+                line.split("=", 1)
+                for line in board.sh(
+                    f"systemctl show -p MemoryMax,Restart,StandardOutput,StandardError,ActiveState,User {unit}"
+                ).splitlines()
+            )
+            assert shown["ActiveState"] == "active" and shown["Restart"] == "on-failure", (unit, shown)
+            assert shown["StandardOutput"] == "journal" and shown["StandardError"] == "journal", (unit, shown)
+            assert shown["User"] == "edge", (unit, shown)
+            assert shown["MemoryMax"].isdigit() and int(shown["MemoryMax"]) < 2**40, (unit, shown)  # set, not infinity
+            journal = board.sh(f"journalctl -u {unit} --no-pager -o cat | head -50")
+            assert journal.strip(), f"{unit}: nothing in its journal"
+
+
+def test_a_node_killed_with_kill_9_is_restarted_by_systemd(bed: Testbed) -> None:
+    exe = bed.execution
+    unit = "edge-trading.service"
+    before = dict(line.split("=", 1) for line in exe.sh(f"systemctl show -p MainPID,NRestarts {unit}").splitlines())
+    exe.sh(f"kill -9 {before['MainPID']}")
+    deadline = time.monotonic() + 60
+    after = before
+    while time.monotonic() < deadline:
+        after = dict(
+            line.split("=", 1)
+            for line in exe.sh(f"systemctl show -p MainPID,NRestarts,ActiveState {unit}").splitlines()
+        )
+        if after["ActiveState"] == "active" and after["MainPID"] not in ("0", before["MainPID"]):
+            break
+        time.sleep(1)
+    assert int(after["NRestarts"]) == int(before["NRestarts"]) + 1, after
+    rows = wait_online(exe, ["trading"])
+    assert rows["trading"]["pid"] == int(after["MainPID"]), rows["trading"]
+
+
+def test_the_lan_is_only_inside_its_namespaces(bed: Testbed) -> None:
+    host_links = lan.ip("-br", "addr").stdout
+    assert lan.SUBNET not in host_links
+    assert Path("/run/netns", lan.CONTROLLER_NS).exists()
+
+
+# -- the system at work across the boards -----------------------------------------------------------
+
+
+def edge(board: Board, *args: str, timeout: float = 120) -> Any:
+    """`edge call ...` as the operator on `board`, its reply as JSON."""
+    quoted = " ".join("'" + a.replace("'", "'\\''") + "'" for a in args)
+    out = board.sh(OPERATOR + f"{VENV}/bin/edge call {quoted} --timeout {timeout:.0f}", timeout=timeout + 30)
+    return json.loads(out)
+
+
+def wait_plan_done(board: Board, plan_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    plan: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        plan = next(p for p in edge(board, "planning", "plans", "{}")["plans"] if p["plan_id"] == plan_id)
+        if plan["status"] in ("done", "failed", "partly_done"):
+            return plan
+        time.sleep(2)
+    raise AssertionError(f"{plan_id} not done after {timeout:.0f} s: {plan.get('status')}")
+
+
+def test_a_planning_cycle_runs_across_the_boards(bed: Testbed) -> None:
+    """Deposit on the execution board's portfolio, plan on the core board, orders filled by the
+    execution board's trading node, the portfolio updated: every hop crosses the LAN."""
+    exe = bed.execution
+    before = edge(exe, "portfolio", "sync", "{}")
+    edge(exe, "portfolio", "deposit", '{"amount": "3000", "currency": "EUR"}', "--msg-id", "testbed-deposit-1")
+    result = edge(exe, "coordinator", "cycle", "{}", timeout=300)
+    assert result["plan"], result["notes"]
+    plan = wait_plan_done(exe, result["plan"]["plan_id"])
+    assert plan["status"] == "done", [
+        (s["action"]["symbol"], s["order_status"], s["order_note"]) for s in plan["steps"]
+    ]
+    orders = edge(exe, "trading", "orders", json.dumps({"plan_id": plan["plan_id"]}))["orders"]
+    assert orders and {o["status"] for o in orders} == {"filled"}, orders
+    after = edge(exe, "portfolio", "sync", "{}")
+    assert float(after["positions_base"]) > float(before["positions_base"]), (before, after)
+    FIGURES["cycle_plan_steps"] = len(plan["steps"])
+
+
+def test_a_cut_link_loses_no_command(bed: Testbed) -> None:
+    """The execution board's cable pulled for 60 s while a deposit for its portfolio is sent
+    from the core board: the broker keeps it for the portfolio's session, the node gets it
+    once the link is back, and it is booked exactly once."""
+    core, exe = bed.core, bed.execution
+    before = edge(core, "portfolio", "sync", "{}")
+    lan.cut(exe.port)
+    try:
+        pending = core.sh(
+            OPERATOR + f'nohup {VENV}/bin/edge call portfolio deposit \'{{"amount": "123", "currency": "EUR"}}\' '
+            "--msg-id testbed-cut-1 --timeout 240 > /tmp/cut-deposit.json 2>&1 & echo started"
+        )
+        assert "started" in pending
+        time.sleep(60)
+    finally:
+        lan.restore(exe.port)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not core.sh("cat /tmp/cut-deposit.json", check=False).strip():
+        time.sleep(2)
+    reply = json.loads(core.sh("cat /tmp/cut-deposit.json"))
+    assert reply, reply
+    wait_online(core, everyone())
+    # the same command again is the same deposit, not a second one
+    edge(core, "portfolio", "deposit", '{"amount": "123", "currency": "EUR"}', "--msg-id", "testbed-cut-1")
+    after = edge(core, "portfolio", "sync", "{}")
+    cash = {c["currency"]: float(c["amount"]) for c in after["cash"]}
+    cash_before = {c["currency"]: float(c["amount"]) for c in before["cash"]}
+    assert round(cash["EUR"] - cash_before["EUR"], 2) == 123.0, (cash_before, cash)
+
+
+SAMPLER = "import sys, json; sys.path.insert(0, '/usr/local/lib/testbed'); import sampler; "
+GOALS_MB = {"trader-core": 350, "trader-exec": 200}  # the whole system at rest on each board
+
+
+def at_rest(board: Board, timeout: float = 180) -> dict[str, int]:
+    """Each unit's RSS (KB) once the heavy work's children have gone (they leave after their
+    idle time): every edge unit down to its one process, or the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = json.loads(board.sh('python3 -c "' + SAMPLER + 'print(json.dumps(sampler.processes()))"'))
+        if all(n <= 1 for n in counts.values()):
+            break
+        time.sleep(5)
+    samples = [
+        json.loads(board.sh('python3 -c "' + SAMPLER + 'print(json.dumps(sampler.sample()))"')) for _ in range(3)
+    ]
+    return {unit: sorted(s.get(unit, 0) for s in samples)[1] for unit in samples[0]}
+
+
+def test_both_boards_are_thin_at_rest_and_peak_inside_their_limits(bed: Testbed) -> None:
+    report: dict[str, Any] = {}
+    for host, board in bed.boards.items():
+        rest = at_rest(board)
+        peaks = json.loads(board.sh("cat /run/testbed-peaks.json"))
+        limits = {u: int(board.sh(f"systemctl show -p MemoryMax --value {u}").strip()) for u in units(board)}
+        report[host] = {
+            "rest_mb": {u: round(kb / 1024, 1) for u, kb in sorted(rest.items())},
+            "peak_mb": {u: round(kb / 1024, 1) for u, kb in sorted(peaks["units_kb"].items())},
+            "limit_mb": {u: round(b / 2**20) for u, b in limits.items()},
+            "rest_total_mb": round(sum(rest.values()) / 1024, 1),
+            "peak_total_mb": round(peaks["total_kb"] / 1024, 1),
+        }
+    FIGURES["memory"] = report
+    short = {"trader-core": "core", "trader-exec": "execution"}
+    for host, r in report.items():
+        FIGURES[f"{short[host]}_rss_mb"] = r["rest_total_mb"]
+        FIGURES[f"{short[host]}_peak_mb"] = r["peak_total_mb"]
+    for host, r in report.items():
+        over = {
+            u: (r["peak_mb"][u], r["limit_mb"][u]) for u in r["limit_mb"] if r["peak_mb"].get(u, 0) >= r["limit_mb"][u]
+        }
+        assert not over, f"{host}: peaks at or over MemoryMax: {over}"
+    for host, r in report.items():
+        assert r["rest_total_mb"] < GOALS_MB[host], (
+            f"{host} at rest: {r['rest_total_mb']} MB (goal < {GOALS_MB[host]}): {r['rest_mb']}"
+        )
+
+
+def test_the_core_board_restarted_everything_returns_by_itself(bed: Testbed) -> None:
+    started = time.monotonic()
+    bed.core.shutdown()
+    bed.core.boot(bed.proxy_socket)
+    wait_online(bed.execution, everyone(), timeout=180)
+    FIGURES["core_reboot_to_all_online_s"] = round(time.monotonic() - started, 1)
