@@ -12,13 +12,13 @@ the days in between count as unchanged, so that the annual figures see calendar 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from schemas.optimization import Targets
 from schemas.portfolio import Summary
@@ -27,6 +27,9 @@ from .formats import day as day
 from .formats import money as money
 from .formats import percent as percent
 from .formats import quantity as quantity
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DAYS_PER_YEAR = 365  # calendar days: XIRR's convention, and the valuations are one per calendar day
 PERIODS = (("1 month", 30), ("3 months", 91), ("1 year", 365), ("All time", None))
@@ -87,7 +90,7 @@ def series(points: Sequence[tuple[date, float]], flows: Sequence[Flow]) -> Serie
 
 def deposited(s: Series) -> list[float]:
     """The net money put in so far, on each valuation day."""
-    return [float(x) for x in np.cumsum(s.flows)] if len(s) else []
+    return [float(x) for x in itertools.accumulate(s.flows)]
 
 
 def daily_returns(s: Series) -> list[tuple[date, float]]:
@@ -102,6 +105,8 @@ def daily_returns(s: Series) -> list[tuple[date, float]]:
 
 def calendar_returns(s: Series, start: int = 0) -> np.ndarray:
     """The returns after valuation `start`, one per calendar day (a gap's days are 0)."""
+    import numpy as np  # the statistics worker's (`statistics.py`): the web server never loads numpy
+
     if len(s) - start < 2:
         return np.zeros(0)
     first = s.days[start]
@@ -139,6 +144,8 @@ def _annual_log_rate(flows: Sequence[tuple[date, float]]) -> float | None:
     continuous annual rate (so that a short window's huge annual rate stays finite)."""
     if not flows:
         return None
+    import numpy as np  # the statistics worker's, as above
+
     first = min(d for d, _ in flows)
     years = np.array([(d - first).days / DAYS_PER_YEAR for d, _ in flows])
     amounts = np.array([a for _, a in flows])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge import Context, Node
+from edge import Context, Node, lean
 from edge.settings import BrokerSettings
 from schemas import catalog as t
 from schemas import topics
@@ -42,6 +42,9 @@ STATES: tuple[Topic, ...] = (
     t.SCHEDULE,
 )
 EVENTS: tuple[Topic, ...] = (t.CYCLE_PROGRESS, t.JOB_RAN, t.PRICES_CHANGED, t.SYNC_PROGRESS)
+# Loaded on first use only (`edge.lean.defer`): NiceGUI's socket.io client imports them for
+# its On Air feature, which the dashboard does not use (17 MB of RSS).
+UNUSED = ("requests", "aiohttp")
 
 
 @dataclass
@@ -71,6 +74,7 @@ class DashboardNode(Node):
         state_dir = Path(os.environ.get("EDGE_STATE_DIR") or ".run/state")
         # NiceGUI keeps the browsers' sessions in a folder it reads at import: the state folder's
         os.environ.setdefault("NICEGUI_STORAGE_PATH", str(state_dir / "dashboard-sessions"))
+        lean.defer(*UNUSED)
         from .app import serve
 
         logging.basicConfig(

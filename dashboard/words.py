@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from nodes.evaluator.objective import DEFAULT_WEIGHTS
+from nodes.evaluator.weights import DEFAULT_WEIGHTS
 from schemas.planning import Action, Alternative, CycleOutcome, Evaluation, Plan, PlanStep, WeightChange
 from schemas.trading import Order, OrderStep
 

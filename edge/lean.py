@@ -11,6 +11,10 @@ and never uses are loaded on first use instead (measured: 1.4 MB of an idle node
 Each stand-in loads the real module on first use, so behaviour is unchanged; a test
 checks that an idle node has not loaded either, and that both still work when used.
 `install()` must run before paho and pydantic are imported: `edge/__init__.py` calls it.
+
+`defer(*names)` does the same for whole packages a process's libraries import for a
+feature it does not use: the dashboard defers requests and aiohttp (~17 MB), which
+NiceGUI's socket.io client imports for its On Air feature.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ _DISABLED = ("__all__", "1", "true")
 class _OnFirstUse(types.ModuleType):
     """A module that is imported for real when one of its attributes is first read."""
 
+    package = False  # a deferred package: asking for its __path__ (to import a submodule) is a use
+
     def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__") and attr.endswith("__"):  # the import system asks for __path__ and such
-            raise AttributeError(attr)
+        if attr.startswith("__") and attr.endswith("__") and not (attr == "__path__" and self.package):
+            raise AttributeError(attr)  # the import system asks for __path__, __spec__ and such
         return getattr(_load_real(self.__name__, self), attr)
 
 
@@ -54,6 +60,14 @@ def _plugin_loader() -> types.ModuleType:
 
     loader.get_plugins = get_plugins  # type: ignore[attr-defined]
     return loader
+
+
+def defer(*names: str) -> None:
+    """Stand-ins for these modules, unless loaded already: each is imported on first use."""
+    for name in names:
+        if name not in sys.modules:
+            stand_in = sys.modules[name] = _OnFirstUse(name)
+            stand_in.package = True
 
 
 def install() -> None:

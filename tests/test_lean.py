@@ -4,6 +4,7 @@ and what it left unloaded still works when something asks for it."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -62,3 +63,36 @@ def test_every_catalog_model_builds():
             if model is not None:
                 assert model.model_rebuild(force=True) is not False, model
                 model.model_json_schema()
+
+
+DASHBOARD_PROBE = """
+import asyncio, json, sys
+from datetime import date, timedelta
+from edge import lean
+from dashboard.node import UNUSED
+lean.defer(*UNUSED)
+import dashboard.app, dashboard.pages
+from dashboard import figures
+from dashboard.statistics import STATISTICIAN
+loaded = lambda names: [m for m in names if type(sys.modules.get(m)).__name__ == "module"]
+at_start = loaded(("numpy", "pandas", "scipy", "empyrical", "requests", "aiohttp"))
+days = [date(2024, 1, 1) + timedelta(days=i) for i in range(400)]
+series = figures.Series(days, [100.0 + i % 7 for i in range(400)], [100.0] + [0.0] * 399)
+stats = asyncio.run(STATISTICIAN.of(series))
+import aiohttp.client_exceptions  # a deferred package still imports when asked for
+print(json.dumps({"at_start": at_start, "after": loaded(("numpy", "pandas", "scipy", "empyrical")),
+                  "sharpe": stats.risk.sharpe, "aiohttp": aiohttp.client_exceptions.ClientError.__name__}))
+"""
+
+
+def test_the_dashboard_loads_no_numpy_nor_the_socketio_clients_libraries():
+    """The web server never loads numpy, pandas or empyrical (the statistics come from a child
+    process, as plain floats), nor requests and aiohttp (deferred), which still work if used."""
+    env = {**os.environ, "NICEGUI_STORAGE_PATH": "/tmp/edge-lean-probe-sessions"}
+    out = subprocess.run(
+        [sys.executable, "-c", DASHBOARD_PROBE], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["at_start"] == [] and got["after"] == []
+    assert isinstance(got["sharpe"], float) and got["aiohttp"] == "ClientError"

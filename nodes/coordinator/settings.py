@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nodes.environment import real, whole
-from nodes.evaluator.objective import DEFAULT_WEIGHTS
+from nodes.evaluator.weights import DEFAULT_WEIGHTS
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ import numpy as np
 from nodes import matrix
 from schemas.planning import Problem
 
-DEFAULT_WEIGHTS = {"distance": 1.0, "return": 0.5, "risk": 0.5, "diversification": 0.1, "cost": 10.0}
+from .weights import DEFAULT_WEIGHTS as DEFAULT_WEIGHTS
 
 
 @dataclass(frozen=True)
