@@ -8,6 +8,7 @@ their figures go to `.run/testbed/figures.json`, which `python -m tests.testbed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -321,3 +322,110 @@ def test_the_core_board_restarted_everything_returns_by_itself(bed: Testbed) -> 
     bed.core.boot(bed.proxy_socket)
     wait_online(bed.execution, everyone(), timeout=180)
     FIGURES["core_reboot_to_all_online_s"] = round(time.monotonic() - started, 1)
+
+
+# -- upgrades and going back ------------------------------------------------------------------------
+
+SENDER = """set -eu
+. /etc/edge-trader/operator.env
+mqtt="-V 5 -h $MQTT_HOST -p $MQTT_PORT -u $MQTT_USER -P $MQTT_PASS"
+mosquitto_sub $mqtt -q 1 -t 'trader/reply/portfolio/deposit' -t 'trader/reply/universe/ping' -v > /root/replies.txt &
+echo $! > /root/replies.pid
+sleep 1
+n=0
+while [ ! -e /root/stop-sending ]; do
+  n=$((n + 1))
+  mosquitto_pub $mqtt -q 1 -t trader/cmd/portfolio/deposit -m '{"amount": "1", "currency": "EUR", "note": "upgrade"}' \
+    -D publish user-property msg-id "upgrade-$n"
+  mosquitto_pub $mqtt -q 1 -t trader/cmd/universe/ping -m "{\\"echo\\": \\"upgrade-$n\\"}"
+  echo $n > /root/sent.txt
+  sleep 1
+done
+"""
+
+
+def release(board: Board) -> str:
+    return board.sh("readlink /opt/edge-trader/current").strip().rstrip("/").rsplit("/", 1)[-1]
+
+
+def newer_checkout(bed: Testbed) -> Path:
+    """This checkout with one more commit: a newer release for the boards."""
+    src = bed.work / "newer"
+    bed.sh_local(["git", "clone", "--quiet", str(Path(__file__).parents[1]), str(src)])
+    (src / "edge/__init__.py").write_text((src / "edge/__init__.py").read_text() + "# the testbed's newer commit\n")
+    git = ["git", "-C", str(src), "-c", "user.name=testbed", "-c", "user.email=testbed@localhost"]
+    bed.sh_local([*git, "commit", "--quiet", "-am", "testbed: a newer commit"])
+    return src
+
+
+def down_intervals(board: Board, since: float) -> dict[str, list[tuple[float, float]]]:
+    """When each edge unit was not running, from systemd's own journal lines (Stopping ... Started)."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    stopping: dict[str, float] = {}
+    lines = board.sh(f"journalctl _PID=1 -o short-unix --no-pager --since @{since:.0f}")
+    for line in lines.splitlines():
+        at, _, text = line.partition(" ")
+        words = text.split()
+        unit = next((w for w in words if w.startswith("edge-") and w.endswith(".service")), None)
+        if unit is None or not at.replace(".", "").isdigit():
+            continue
+        if "Stopping" in text:
+            stopping[unit] = float(at)
+        elif "Started" in text and unit in stopping:
+            out.setdefault(unit, []).append((stopping.pop(unit), float(at)))
+    return out
+
+
+def test_an_upgrade_restarts_one_node_at_a_time_and_loses_no_command(bed: Testbed) -> None:
+    core = bed.core
+    first = {host: release(b) for host, b in bed.boards.items()}
+    before = edge(core, "portfolio", "sync", "{}")
+    core.sh("rm -f /root/stop-sending /root/replies.txt /root/sent.txt")
+    core.sh(f"nohup sh -c {json.dumps(SENDER)} > /root/sender.log 2>&1 &")
+    started = time.time()
+    run = bed.playbook(src=newer_checkout(bed))
+    (bed.work / "upgrade-run.log").write_text(run.output)
+    FIGURES["upgrade_run_s"] = round(run.seconds, 1)
+    core.sh("touch /root/stop-sending")
+    assert run.rc == 0, run.output[-6000:]
+    sent = int(core.sh("sleep 2; cat /root/sent.txt"))
+    deadline = time.monotonic() + 120
+    replies: list[str] = []
+    while time.monotonic() < deadline:
+        replies = core.sh("cat /root/replies.txt").splitlines()
+        if len(replies) >= 2 * sent:
+            break
+        time.sleep(2)
+    core.sh("kill $(cat /root/replies.pid)", check=False)
+    deposits = [r for r in replies if r.startswith("trader/reply/portfolio/deposit")]
+    pings = [r for r in replies if r.startswith("trader/reply/universe/ping")]
+    assert len(deposits) == sent and len(pings) == sent, (sent, len(deposits), len(pings))
+    after = edge(core, "portfolio", "sync", "{}")
+    eur = {c["currency"]: float(c["amount"]) for c in after["cash"]}["EUR"]
+    eur_before = {c["currency"]: float(c["amount"]) for c in before["cash"]}["EUR"]
+    assert round(eur - eur_before, 2) == sent, (eur_before, eur, sent)
+    # every node runs the new release, and was down alone
+    second = {host: release(b) for host, b in bed.boards.items()}
+    assert all(second[h] != first[h] for h in first), (first, second)
+    intervals = sorted(
+        (start, end, unit) for b in bed.boards.values() for unit, spans in down_intervals(b, started).items()
+        for start, end in spans
+    )  # fmt: skip
+    restarted = {unit for _, _, unit in intervals}
+    assert restarted == {f"edge-{i}.service" for i in everyone()}, restarted
+    for (_, end, unit), (start, _, other) in itertools.pairwise(intervals):
+        assert start >= end, f"{unit} and {other} were down at the same time"
+    wait_online(core, everyone())
+    FIGURES["upgrade_commands_sent"] = sent
+    FIGURES["releases"] = {"first": first, "upgraded": second}
+
+
+def test_one_variable_puts_the_previous_release_back(bed: Testbed) -> None:
+    upgraded = {host: release(b) for host, b in bed.boards.items()}
+    run = bed.playbook("-e", "edge_rollback=true")
+    (bed.work / "rollback-run.log").write_text(run.output)
+    assert run.rc == 0, run.output[-6000:]
+    back = {host: release(b) for host, b in bed.boards.items()}
+    assert back == FIGURES["releases"]["first"] and back != upgraded, (back, upgraded)
+    wait_online(bed.execution, everyone())
+    FIGURES["rollback_run_s"] = round(run.seconds, 1)

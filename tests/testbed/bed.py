@@ -145,6 +145,10 @@ class Testbed:
         )  # fmt: skip
         return Playbook(done.returncode, done.stdout + done.stderr, time.monotonic() - started)
 
+    def sh_local(self, argv: Sequence[str]) -> str:
+        """A command on the controller, outside the LAN (git, say)."""
+        return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
     def on_controller(self, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             lan.in_namespace(lan.CONTROLLER_NS, argv), capture_output=True, text=True, timeout=timeout
