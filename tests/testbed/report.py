@@ -6,9 +6,12 @@ last line one JSON object of the figures (`core_rss_mb`, `execution_rss_mb`, `co
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from tests.testbed import lan
 
 FIGURES = Path(__file__).resolve().parents[2] / ".run/testbed-figures.json"
 KEYS = ("core_rss_mb", "execution_rss_mb", "core_peak_mb", "execution_peak_mb", "first_run_s", "second_run_s",
@@ -18,6 +21,12 @@ KEYS = ("core_rss_mb", "execution_rss_mb", "core_peak_mb", "execution_peak_mb", 
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def leftovers() -> list[str]:
+    """What a testbed left behind on this machine: there should be nothing."""
+    nspawn = subprocess.run(["pgrep", "-f", "systemd-nspawn .*testbed"], capture_output=True, text=True).stdout.split()
+    return [f"namespace {ns}" for ns in lan.namespaces()] + [f"nspawn process {pid}" for pid in nspawn]
 
 
 def main(path: Path = FIGURES) -> int:
@@ -42,8 +51,10 @@ def main(path: Path = FIGURES) -> int:
             print(f"\n{run.replace('_', ' ')} of site.yml: {f.get(run + '_s')} s; {recap}")
     if "timings_s" in f:
         print("testbed: " + ", ".join(f"{k} {v} s" for k, v in f["timings_s"].items()))
-    print(json.dumps({k: f[k] for k in KEYS if k in f} | {"timings_s": f.get("timings_s", {})}))
-    return 0
+    left = leftovers()
+    print("left behind: " + (", ".join(left) if left else "nothing (namespaces and nspawn processes gone)"))
+    print(json.dumps({k: f[k] for k in KEYS if k in f} | {"timings_s": f.get("timings_s", {}), "left_behind": left}))
+    return 1 if left else 0
 
 
 if __name__ == "__main__":
