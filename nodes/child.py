@@ -26,6 +26,7 @@ import asyncio
 import builtins
 import contextlib
 import importlib
+import logging
 import os
 import pickle
 import signal
@@ -36,6 +37,7 @@ import threading
 import traceback
 from typing import IO, Any
 
+log = logging.getLogger(__name__)
 HEADER = struct.Struct("<Q")  # each pickle goes with its length
 START = "from nodes.child import serve; serve()"
 
@@ -54,6 +56,7 @@ class Child:
         self._lock = threading.Lock()  # one call at a time, and no retirement during one
         self._calls = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._warming: asyncio.Future[Any] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -74,10 +77,18 @@ class Child:
             if not self._calls:
                 self._timer = loop.call_later(self.idle_s, self._retire)
 
+    def warm(self, module: str) -> None:
+        """Start the child and import `module` in it now, in the background (a node that has
+        work at start: its first run does not wait for pandas to load); it ends as when idle."""
+        self._warming = asyncio.ensure_future(self.run("nodes.child:load", module))
+        self._warming.add_done_callback(_log_failure)
+
     def close(self) -> None:
         """End the child now: as when idle, or killed if a call is in flight (it raises ChildDied)."""
         if self._timer is not None:
             self._timer.cancel()
+        if self._warming is not None:
+            self._warming.cancel()
         proc, self._proc = self._proc, None
         if proc is not None:
             if self._calls:
@@ -116,6 +127,11 @@ class Child:
             self._lock.release()
         if proc is not None:
             threading.Thread(target=_end, args=(proc,), name=f"{self.name}-end", daemon=True).start()
+
+
+def _log_failure(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("a child's warm-up failed: %s", done.exception())
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:
@@ -163,6 +179,11 @@ def _receive(pipe: IO[bytes]) -> bytes | None:
 
 
 # -- in the child --------------------------------------------------------------------------
+
+
+def load(module: str) -> None:
+    """Import a module (`Child.warm`)."""
+    importlib.import_module(module)
 
 
 def serve() -> None:
