@@ -37,7 +37,7 @@ longrun: deps ## months of uptime in minutes: 1,000,000 messages, nodes and brok
 replay: deps ## the nodes over 2010-01..2024-11 monthly; the report, plots and last-line JSON (edge replay)
 	$(BIN)/edge replay --from 2010-01 --to 2024-11 --every month
 
-bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, planner.py, trading.py, dashboard.py, replay.py
+bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, planner.py, trading.py, dashboard.py, replay.py, rest.py
 	$(BIN)/python bench/rpc.py
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/optimization.py
@@ -45,6 +45,7 @@ bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, pl
 	$(BIN)/python bench/trading.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/rest.py
 
 # The Ansible deployment for real: two Debian trixie boards booted with systemd by
 # systemd-nspawn in network namespaces, site.yml run twice, then the deployed system checked
@@ -52,7 +53,7 @@ bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, pl
 deploy-test: deps ## site.yml onto two systemd-nspawn boards, and the deployed system checked (root)
 	@deploy/local/ensure-system-deps.sh --testbed
 	$(BIN)/python -m pytest -o addopts="" -m deploy --timeout 1800 -p no:cacheprovider -v tests/test_two_boards.py; rc=$$?; \
-	  $(BIN)/python -m tests.testbed.report; exit $$rc
+	  $(BIN)/python -m tests.testbed.report || rc=1; exit $$rc
 
 # ruff's linter and formatter, and mypy on edge/, schemas/, nodes/ and dashboard/ (pyproject's [tool.mypy]).
 lint: deps ## ruff check, ruff format --check, mypy

@@ -7,7 +7,9 @@ In one run:
   `bench/scoring.py`), against the same run's bare PyPortfolioOpt max Sharpe on the same
   inputs (the least any mean-variance answer costs) as the baseline;
 - the RSS of the optimization node, a real process on a real broker, after it computed
-  the bundled universe's targets from the universe node's prices;
+  the bundled universe's targets from the universe node's prices, and of its child
+  process (`nodes/child.py`: PyPortfolioOpt, cvxpy and pandas until a minute after the
+  last run);
 - paper orders through the broker (a caller -> MQTT v5 request -> the trading node's
   limits, outbox and paper account -> reply), one after another, against direct calls
   of the paper adapter (`PaperBroker.place`) in this process, on the same kind of file.
@@ -34,7 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.scoring import rss_mb, synthetic  # noqa: E402
+from bench.scoring import children_rss_mb, rss_mb, synthetic  # noqa: E402
 from edge import Client  # noqa: E402
 from edge.broker import DevBroker  # noqa: E402
 from nodes.brokers.base import OrderSpec  # noqa: E402
@@ -117,7 +119,11 @@ async def optimization_rss(tmp: Path) -> dict[str, float]:
                 await done.wait()
         ready = time.perf_counter() - started
         await asyncio.sleep(1.0)
-        return {"optimization_rss_mb": round(rss_mb(procs[1].pid), 1), "first_targets_s": round(ready, 2)}
+        return {
+            "optimization_rss_mb": round(rss_mb(procs[1].pid), 1),
+            "optimization_child_rss_mb": round(children_rss_mb(procs[1].pid), 1),
+            "first_targets_s": round(ready, 2),
+        }
     finally:
         _stop(procs)
         broker.stop()
@@ -220,7 +226,8 @@ def main() -> None:
         )
     print(
         f"optimization node RSS after the bundled targets  {rss['optimization_rss_mb']:6.1f} MB "
-        f"(first targets {rss['first_targets_s']:.1f} s after start, with the universe's first sync)"
+        f"(its child until a minute after the last run: {rss['optimization_child_rss_mb']:.1f} MB; "
+        f"first targets {rss['first_targets_s']:.1f} s after start, with the universe's first sync)"
     )
     print(
         f"paper orders: through the broker {via:8.1f}/s   direct adapter calls {direct:8.1f}/s   "

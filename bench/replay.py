@@ -21,7 +21,8 @@ rates as the paper broker does.
    `scores_and_targets`, `deposit`, `cycle_and_orders`, `account`): each phase's sum over
    the steps and its share of the steps' time, and the p50/p95 step time. Each process's
    CPU seconds over the drive (`/proc/<pid>/task/*/schedstat`) say which node did the
-   work, its `VmHWM` just before the system stops its peak RSS.
+   work, its `VmHWM` just before the system stops its peak RSS (each with its child
+   processes alive then: scoring's and optimisation's children do their work).
 2. **in-process**: the same decision functions in this process, no broker, no messages,
    no SQLite. Per step, as the nodes ask for them: each symbol's last `HISTORY_DAYS`
    (scoring) or `lookback + 1` (optimisation) closes up to the day, from
@@ -133,8 +134,8 @@ class NodesRun:
     startup_s: float  # broker start to every node online
     drive_s: float  # the steps, from the first clock move to the last account
     stop_s: float
-    cpu_s: dict[str, float]  # per process, over the drive
-    peak_rss_mb: dict[str, float]  # per process, VmHWM just before the stop
+    cpu_s: dict[str, float]  # per process with its children (`family`), over the drive
+    peak_rss_mb: dict[str, float]  # per process with its children, VmHWM just before the stop
 
 
 def proc_status_mb(pid: int, key: str) -> float:
@@ -144,6 +145,17 @@ def proc_status_mb(pid: int, key: str) -> float:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def family(pid: int) -> list[int]:
+    """A process and its children, theirs too (a node's child process: `nodes/child.py`;
+    each thread lists the children it started)."""
+    kids: list[str] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                kids += (task / "children").read_text().split()
+    return [pid, *(p for k in kids for p in family(int(k)))]
 
 
 def cpu_s(pid: int) -> float:
@@ -170,12 +182,12 @@ def through_nodes(days: list[date], end: date, env: dict[str, str], progress: dr
         pids = {c.placement.ident: c.proc.pid for c in system.launcher.children if c.proc is not None}
         if system.launcher.broker.proc is not None:
             pids["mosquitto"] = system.launcher.broker.proc.pid
-        cpu0 = {name: cpu_s(pid) for name, pid in pids.items()}
+        cpu0 = {p: cpu_s(p) for pid in pids.values() for p in family(pid)}
         began = time.perf_counter()
         asyncio.run(driver.drive(operator, days, system, ledger, progress))
         drive_s = time.perf_counter() - began
-        used = {name: cpu_s(pid) - cpu0[name] for name, pid in pids.items()}
-        peak = {name: proc_status_mb(pid, "VmHWM") for name, pid in pids.items()}
+        used = {name: sum(cpu_s(p) - cpu0.get(p, 0.0) for p in family(pid)) for name, pid in pids.items()}
+        peak = {name: sum(proc_status_mb(p, "VmHWM") for p in family(pid)) for name, pid in pids.items()}
         began = time.perf_counter()
     stop_s = time.perf_counter() - began
     return NodesRun(ledger.steps, startup_s, drive_s, stop_s, used, peak)

@@ -8,7 +8,9 @@ In one run:
   bundled real returns (each synthetic security is a real stock's daily returns, with a
   random start shift and a small random drift added, so the statistics are realistic);
 - the RSS of the universe and the scoring nodes, as real processes on a real broker,
-  after the universe's full sync of the bundled data and the scoring of it.
+  after the universe's full sync of the bundled data and the scoring of it, and of the
+  scoring node's child process (`nodes/child.py`), which holds pandas, pandas-ta and
+  empyrical until it ends, a minute after the last run.
 
 The last line is one JSON object of the figures. `--quick` for a short run.
 """
@@ -87,6 +89,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def children_rss_mb(pid: int) -> float:
+    """The RSS of a process's children (a node's child process at work; each thread lists
+    the children it started)."""
+    kids = [k for task in Path(f"/proc/{pid}/task").iterdir() for k in (task / "children").read_text().split()]
+    return sum(rss_mb(int(k)) for k in kids)
+
+
 async def node_rss(tmp: Path) -> dict[str, float]:
     """Start a broker, the universe and the scoring nodes as processes; wait for the full
     sync and the scores; read their RSS."""
@@ -123,6 +132,7 @@ async def node_rss(tmp: Path) -> dict[str, float]:
         return {
             "universe_rss_mb": round(rss_mb(procs["universe"].pid), 1),
             "scoring_rss_mb": round(rss_mb(procs["scoring"].pid), 1),
+            "scoring_child_rss_mb": round(children_rss_mb(procs["scoring"].pid), 1),
             "sync_and_score_s": round(ready_s, 2),
         }
     finally:
@@ -153,7 +163,8 @@ def main() -> None:
     print(f"{'bundled: 19 stocks, 2000-2024':34} {fast_b:12.3f} {slow_b:8.3f} {slow_b / fast_b:7.2f}x")
     print(f"{'synthetic: 500 securities, 20 y':34} {fast_500:12.3f} {slow_500:8.3f} {slow_500 / fast_500:7.2f}x")
     print(f"universe node RSS after the full sync   {rss['universe_rss_mb']:6.1f} MB (no pandas in that process)")
-    print(f"scoring node RSS after scoring          {rss['scoring_rss_mb']:6.1f} MB")
+    print(f"scoring node RSS after scoring          {rss['scoring_rss_mb']:6.1f} MB", end=" ")
+    print(f"(its child until a minute after the last run: {rss['scoring_child_rss_mb']:.1f} MB)")
     print(f"first start to 20 scores (sync + score) {rss['sync_and_score_s']:6.2f} s")
     print(
         json.dumps(
