@@ -11,6 +11,9 @@
 - `edge_unbuilt`: the placed nodes that are not built yet (for a message).
 - `edge_extras`: the project's extras a board installs: the ones asked for, and those its
   nodes need (`dashboard` where the dashboard runs).
+- `edge_unit_inputs`: what a unit runs, as one line of checksums (the current release's
+  record, its unit file, its node's env file, the CA): the edge_nodes role restarts a unit
+  when it differs from the line it was last started with.
 """
 
 from __future__ import annotations
@@ -81,6 +84,24 @@ def edge_unbuilt(nodes: Iterable[str] | None, src: str) -> list[str]:
     return [str(n) for n in nodes or [] if not is_built(str(n), src)]
 
 
+def edge_unit_inputs(
+    unit: Mapping[str, Any],
+    release: str,
+    unit_files: Mapping[str, str],
+    inputs: Mapping[str, str],
+    ca: str = "",
+) -> str:
+    """`release=<sha1> unit=<sha1> env=<sha1> ca=<sha1>` (`-` for a file that is not there)."""
+    node, name = str(unit["node"]), str(unit["unit"])
+    parts = {
+        "release": release,
+        "unit": unit_files.get(name),
+        "env": inputs.get(f"{node}.env"),
+        "ca": ca,
+    }
+    return " ".join(f"{k}={v or '-'}" for k, v in parts.items())
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -88,4 +109,5 @@ class FilterModule:
             "edge_units": edge_units,
             "edge_unbuilt": edge_unbuilt,
             "edge_extras": edge_extras,
+            "edge_unit_inputs": edge_unit_inputs,
         }
