@@ -1,7 +1,7 @@
 """The dashboard under Ansible: a systemd unit like every node's, on the board whose
 inventory places it, listening on that board's LAN address behind its login, with a
 password made and kept on the controller and given in its 0600 env file; the board that
-runs it installs the project's `dashboard` extra.
+runs it installs the project's `dashboard` extra (in its release's venv).
 
 `deploy/ansible/site.yml --tags config` runs for real against both inventories, as in
 `tests/test_deploy.py` (whose helpers it uses), on a stand-in checkout where the dashboard
@@ -36,6 +36,7 @@ from tests.test_deploy import (
     _extra_vars,
     _free_port,
     parse_unit,
+    prepare_hosts,
     unit_env,
 )
 
@@ -63,9 +64,7 @@ def rendered() -> Iterator[Rendered]:
     deployments = {}
     for name, path in INVENTORIES.items():
         d = Deployment(name, base / name, _free_port(), _free_port())
-        for host in inventory.load(path):
-            d.host(host.name).mkdir(parents=True, mode=0o755)
-        d.root.chmod(0o755)
+        prepare_hosts(d, path)
         d.extra_vars = _extra_vars(d, src)
         if name == "dual-board":
             d.extra_vars["edge_dashboard_host"] = DASHBOARD_HOST_DUAL
@@ -111,7 +110,7 @@ def test_the_dashboard_is_a_unit_on_the_board_that_runs_it(rendered: Rendered, n
         text = unit_path.read_text()
         unit = parse_unit(text)
         env = unit_env(unit)
-        assert unit["ExecStart"] == [f"{sys.prefix}/bin/python -m edge.run dashboard"]
+        assert unit["ExecStart"] == [f"{d.host(host.name)}/home/current/venv/bin/python -m edge.run dashboard"]
         assert unit["Restart"] == ["on-failure"] and unit["WantedBy"] == ["edge-trader.target"]
         assert unit["User"] == ["edge"] and unit["ReadWritePaths"] == [env["EDGE_STATE_DIR"]]
         expected_host = DASHBOARD_HOST_DUAL if name == "dual-board" else _default_route_address()
@@ -157,11 +156,19 @@ def test_the_board_that_runs_the_dashboard_installs_its_extra() -> None:
         for host in inventory.load(INVENTORIES[name]):
             needs = edge_filters.edge_extras([], host.vars["edge_nodes"])
             assert needs == (["dashboard"] if "dashboard" in host.vars["edge_nodes"] else [])
-    # the pip task installs exactly those extras, and again when they change
-    tasks = yaml.safe_load((ANSIBLE_DIR / "roles" / "edge_common" / "tasks" / "main.yml").read_text())
-    pip = next(t for t in tasks if t["name"] == "Common | pip install the project")
-    assert pip["vars"]["_edge_extras"] == "{{ edge_pip_extras | edge_extras(edge_nodes) }}"
-    assert "_edge_extras" in pip["ansible.builtin.command"]["argv"][-1]
-    assert "_edge_extras_installed" in pip["when"]
+    # a release records the extras it was installed with; the pip task installs exactly those
+    # the board needs, and again, into the same release, when they change
+    tasks = yaml.safe_load((ANSIBLE_DIR / "roles" / "edge_release" / "tasks" / "deploy.yml").read_text())
+    wanted = next(t for t in tasks if t["name"] == "Release | what this board needs of it")
+    assert wanted["ansible.builtin.set_fact"]["_edge_release_wanted"]["extras"] == (
+        "{{ edge_release_pip_extras | edge_extras(edge_nodes) }}"
+    )
+    state = next(t for t in tasks if t["name"] == "Release | built here already?")
+    assert "_edge_release_wanted.extras" in state["ansible.builtin.set_fact"]["_edge_release_state"]
+    pip = next(t for t in tasks if t["name"] == "Release | pip install the project with the extras this board needs")
+    assert pip["vars"]["_extras"] == "{{ _edge_release_wanted.extras }}"
+    assert "_extras" in pip["ansible.builtin.command"]["argv"] and "'extras'" in pip["when"]
+    record = next(t for t in tasks if t["name"] == "Release | complete (its record, written last)")
+    assert "_edge_release_wanted" in record["ansible.builtin.copy"]["content"]
     extra = (REPO_ROOT / "pyproject.toml").read_text()
     assert "dashboard = [" in extra  # the extra the role installs exists

@@ -10,19 +10,37 @@ checkout they deploy is a stand-in in which only some nodes are built, so that t
 
 Then `mosquitto` runs with the rendered configuration: a node logs in with its generated
 password, anonymous and wrong passwords are refused, TLS works with the generated CA under
-Python 3.13's strict X.509 checks, the ACL is in force, and the optional execution broker
-(mosquitto/execution.conf) bridges to it both ways.
+Python 3.13's strict X.509 checks, the ACL is in force, the optional execution broker
+(mosquitto/execution.conf) bridges to it both ways, and `edge-node-restart` (what the
+deployment restarts a node with) waits until the node's retained status says it is online
+from the process systemd runs (systemctl is a stand-in).
 
-Needs ansible-core (a dev dependency, installed by `make test`) and mosquitto.
+Releases: each host's `edge_home` holds stand-in releases (their venv is this interpreter's),
+`current` among them; the units run `current/venv/bin/python`. Going to a release already on
+the boards (`--tags release -e edge_release_id=...`), pruning the old ones, a second run that
+changes nothing, and `edge_rollback=true` (both ways, and refused with nothing to go back to)
+run for real on those folders. Slow tests (`make soak`, or `pytest -m slow`): a release built
+for real from a stand-in git checkout (shipped, its venv made, a stand-in project pip
+installed offline, byte-compiled; built once; a changed tree is the next release), and the
+restarts with a stand-in systemctl (one node at a time, each online before the next, only
+what changed, a node that never comes online stops the deployment, and the next run resumes
+from it). Building the real project's release needs the boards' network: the two-board
+testbed does it.
+
+The roles pass ansible-lint's production profile (deploy/ansible/.ansible-lint).
+
+Needs ansible-core and ansible-lint (dev dependencies, installed by `make test`), mosquitto and git.
 """
 
 from __future__ import annotations
 
 import contextlib
 import grp
+import itertools
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -65,7 +83,7 @@ def _tool(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-PLAYBOOK, INVENTORY_CLI = _tool("ansible-playbook"), _tool("ansible-inventory")
+PLAYBOOK, INVENTORY_CLI, LINT = _tool("ansible-playbook"), _tool("ansible-inventory"), _tool("ansible-lint")
 EDGE_CLI = Path(sys.prefix) / "bin" / "edge"
 # The interpreter Ansible runs its modules with (the boards': the system Python, which is
 # also quicker to start than a pyenv build); never discovered, which can pick a pyenv shim.
@@ -174,7 +192,7 @@ def _extra_vars(d: Deployment, src: Path) -> dict[str, Any]:
         "edge_systemd": False,
         "edge_controller_src": str(src),
         "edge_credentials_dir": str(d.credentials),
-        "edge_venv": sys.prefix,
+        "edge_home": f"{per_host}/home",
         "edge_etc_dir": f"{per_host}/etc",
         "edge_systemd_dir": f"{per_host}/systemd",
         "edge_state_dir": f"{per_host}/state",
@@ -188,6 +206,44 @@ def _extra_vars(d: Deployment, src: Path) -> dict[str, Any]:
         "edge_broker_tls_bind": "127.0.0.1",
         "edge_node_env": NODE_ENV,
     }
+
+
+RELEASE = "r0000000000a1"  # the stand-in release every host runs in the rendering tests
+
+
+def host_extras(host: inventory.Host) -> list[str]:
+    """The project's extras a host's release has (the role's rule, edge_filters.edge_extras)."""
+    return ["dashboard"] if "dashboard" in host.vars.get("edge_nodes", []) else []
+
+
+def fake_release(home: Path, name: str, extras: list[str], *, age_s: float = 0.0) -> Path:
+    """A complete release as the edge_release role leaves it, but whose venv is this interpreter's."""
+    release = home / "releases" / name
+    (release / "src").mkdir(parents=True)
+    (release / "venv").symlink_to(sys.prefix)
+    (release / ".edge-release").write_text(json.dumps({"release": name, "extras": extras}, indent=4) + "\n")
+    if age_s:
+        then = time.time() - age_s
+        os.utime(release, (then, then))
+    return release
+
+
+def link(home: Path, which: str, name: str) -> None:
+    """`current` or `previous` -> releases/<name>, as the role makes them (relative)."""
+    path = home / which
+    if path.is_symlink():
+        path.unlink()
+    path.symlink_to(f"releases/{name}")
+
+
+def prepare_hosts(d: Deployment, path: Path) -> None:
+    """Each host's folder, with a stand-in release made current."""
+    for host in inventory.load(path):
+        d.host(host.name).mkdir(parents=True, mode=0o755)
+        home = d.host(host.name) / "home"
+        fake_release(home, RELEASE, host_extras(host))
+        link(home, "current", RELEASE)
+    d.root.chmod(0o755)
 
 
 @dataclass
@@ -214,9 +270,7 @@ def world() -> Iterator[World]:
     deployments: dict[str, Deployment] = {}
     for name, path in INVENTORIES.items():
         d = Deployment(name, base / name, _free_port(), _free_port())
-        for host in inventory.load(path):
-            d.host(host.name).mkdir(parents=True, mode=0o755)
-        d.root.chmod(0o755)
+        prepare_hosts(d, path)
         d.extra_vars = _extra_vars(d, src)
         (d.root / "vars.json").write_text(json.dumps(d.extra_vars))
         d.render = ansible.start(PLAYBOOK, "-i", path, "site.yml", "--tags", "config", "-e", f"@{d.root / 'vars.json'}")
@@ -297,7 +351,8 @@ def test_units_per_placed_and_built_node(deployment: Deployment) -> None:
             assert unit["Restart"] == ["on-failure"]
             assert unit["MemoryMax"] == ["600M" if p.node == "evaluator" else "300M"]
             assert unit["StandardOutput"] == ["journal"] and unit["StandardError"] == ["journal"]
-            assert unit["ExecStart"] == [f"{sys.prefix}/bin/python -m edge.run {p.node}"]
+            # the current release's venv, whichever release that is
+            assert unit["ExecStart"] == [f"{d.host(p_host)}/home/current/venv/bin/python -m edge.run {p.node}"]
             assert unit["User"] == ["edge"]
             assert unit["WantedBy"] == ["edge-trader.target"]
             after = unit["After"][0].split()
@@ -662,3 +717,495 @@ def test_second_run_changes_nothing(world: World) -> None:
     )
     recap = [ln for ln in out.splitlines() if "changed=" in ln and "unreachable=" in ln]
     assert recap and all(" changed=0 " in ln for ln in recap), "\n".join(recap)
+
+
+# -- the roles pass ansible-lint's production profile ------------------------------------------------
+def test_ansible_lint_production_profile(tmp_path: Path) -> None:
+    assert LINT is not None, "ansible-lint is not installed (a dev dependency: make test installs it)"
+    assert "profile: production" in (ANSIBLE_DIR / ".ansible-lint").read_text()
+    res = subprocess.run(
+        [LINT, "--profile", "production", "--offline", "--nocolor", "-f", "pep8"],
+        cwd=ANSIBLE_DIR,
+        env={**os.environ, "ANSIBLE_HOME": str(tmp_path / ".ansible"), "NO_COLOR": "1"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "Profile 'production' was required, and it passed" in out, out[-6000:]
+
+
+# -- releases -----------------------------------------------------------------------------------------
+RELEASE_NAME = ANSIBLE_DIR / "roles" / "edge_release" / "files" / "release_name.py"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_release_name_is_the_commit_and_a_hash_of_changes(tmp_path: Path) -> None:
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+
+    def name() -> subprocess.CompletedProcess[str]:
+        return name_of(repo)
+
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "a.py").write_text("a = 1\n")
+    (repo / ".gitignore").write_text("ignored/\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert name().stdout.strip() == head and len(head) == 12
+    (repo / "ignored").mkdir()
+    (repo / "ignored" / "x").write_text("not part of it")
+    assert name().stdout.strip() == head, "ignored files do not make a tree dirty"
+    (repo / "a.py").write_text("a = 2\n")
+    first = name().stdout.strip()
+    assert first.startswith(f"{head}-dirty-") and len(first) == len(head) + 15
+    assert name().stdout.strip() == first, "the same changes, the same name"
+    (repo / "b.py").write_text("b = 1\n")  # an untracked file is shipped, so it counts
+    second = name().stdout.strip()
+    assert second.startswith(f"{head}-dirty-") and second != first
+    (repo / "b.py").write_text("b = 2\n")
+    assert name().stdout.strip() not in (first, second)
+    not_git = name_of(tmp_path / "plain")
+    assert not_git.returncode == 3 and "edge_release_id" in not_git.stderr
+
+
+def name_of(path: Path) -> subprocess.CompletedProcess[str]:
+    path.mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, str(RELEASE_NAME), str(path)], capture_output=True, text=True, timeout=30)
+
+
+def links(home: Path) -> tuple[str, str]:
+    """The releases `current` and `previous` point to ('' when missing)."""
+
+    def target(which: str) -> str:
+        path = home / which
+        return os.readlink(path).removeprefix("releases/") if path.is_symlink() else ""
+
+    return target("current"), target("previous")
+
+
+def recap(out: str) -> dict[str, str]:
+    return {ln.split()[0]: ln for ln in out.splitlines() if "changed=" in ln and "unreachable=" in ln}
+
+
+@pytest.mark.timeout(300)
+def test_releases_upgrade_prune_and_rollback(world: World) -> None:
+    """Going to a release already on the boards, pruning, and edge_rollback, on both boards."""
+    path = INVENTORIES["dual-board"]
+    hosts = inventory.load(path)
+    d = Deployment("releases", world.base / "releases", 0, 0)
+    for host in hosts:
+        home = d.host(host.name) / "home"
+        for k, name in enumerate(("r1", "r2", "r3", "r4", "r5")):  # r1 the oldest
+            fake_release(home, name, host_extras(host), age_s=3600 * (5 - k))
+        link(home, "current", "r2")
+        link(home, "previous", "r1")
+    d.extra_vars = _extra_vars(d, world.base / "src")
+    (d.root / "vars.json").write_text(json.dumps(d.extra_vars))
+    homes = {h.name: d.host(h.name) / "home" for h in hosts}
+
+    def start(*extra: str) -> Run:
+        return world.ansible.start(
+            PLAYBOOK, "-i", path, "site.yml", "--tags", "release", "-e", f"@{d.root / 'vars.json'}", *extra
+        )
+
+    def run(*extra: str) -> Run:
+        return start(*extra).wait()
+
+    def releases(home: Path) -> list[str]:
+        return sorted(p.name for p in (home / "releases").iterdir())
+
+    # to r4, already on the boards (nothing shipped): r2 becomes previous; of the others only
+    # the newest, r5, stays (3 kept: current, previous, and one more)
+    run("-e", "edge_release_id=r4", "-e", "edge_release_keep=3").check()
+    for host, home in homes.items():
+        assert links(home) == ("r4", "r2"), host
+        assert releases(home) == ["r2", "r4", "r5"], host
+        assert (home / "current" / "venv" / "bin" / "python").exists()
+    # the same again: nothing changes, on either board
+    again = recap(run("-e", "edge_release_id=r4", "-e", "edge_release_keep=3").check())
+    assert set(again) == set(homes) and all(" changed=0 " in ln for ln in again.values()), "\n".join(again.values())
+
+    # back: previous and current swap on every board (the two links, nothing else)
+    rolled = recap(run("-e", "edge_rollback=true").check())
+    for host, home in homes.items():
+        assert links(home) == ("r2", "r4"), host
+        assert " changed=2 " in rolled[host], rolled[host]
+        assert releases(home) == ["r2", "r4", "r5"], "a rollback removes no release"
+
+    # a rollback with nothing to go back to on one board changes no board, and says why; nor
+    # does one given a release name (going back ships nothing). Both refused, side by side.
+    (homes["trader-exec"] / "previous").unlink()
+    refused = start("-e", "edge_rollback=true")
+    named = start("-e", "edge_rollback=true", "-e", "edge_release_id=r5")
+    refused.wait()
+    named.wait()
+    assert refused.proc.returncode != 0
+    assert "trader-exec: nothing to go back to" in refused.out, refused.out[-3000:]
+    assert named.proc.returncode != 0 and "do not set edge_release_id" in named.out, named.out[-3000:]
+    assert links(homes["trader-core"]) == ("r2", "r4") and links(homes["trader-exec"]) == ("r2", "")
+
+
+# -- edge-node-restart: a node is waited for until it is online, from the process systemd runs --------
+FAKE_SYSTEMCTL = """#!/bin/sh
+# stands in for systemctl: the unit is active, its main process $FAKE_PID
+echo "$*" >> "$FAKE_LOG"
+case "$*" in
+  *--property=ActiveState*) echo active ;;
+  *--property=MainPID*) echo "$FAKE_PID" ;;
+esac
+"""
+
+
+def test_edge_node_restart_waits_for_the_node_online(core_broker: Deployment, tmp_path: Path) -> None:
+    d = core_broker
+    script = d.host("trader-core") / "home" / "bin" / "edge-node-restart"
+    assert stat.S_IMODE(script.stat().st_mode) == 0o755
+    assert subprocess.run(["sh", "-n", str(script)], capture_output=True, timeout=10).returncode == 0
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool, text in (("systemctl", FAKE_SYSTEMCTL), ("journalctl", "#!/bin/sh\necho 'the journal'\n")):
+        (fake / tool).write_text(text)
+        (fake / tool).chmod(0o755)
+    log = tmp_path / "systemctl.log"
+
+    def restart(action: str, ident: str, pid: int, timeout: int) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "FAKE_PID": str(pid), "FAKE_LOG": str(log)}
+        return subprocess.run(
+            [str(script), action, ident, str(timeout)], env=env, capture_output=True, text=True, timeout=timeout + 30
+        )
+
+    pub = _publisher(d.port, "universe", d.password("universe"))
+    try:
+        status = {"node": "universe", "state": "online", "incarnation": 7, "pid": 4242}
+        pub.publish("trader/node/universe/status", json.dumps(status).encode(), qos=1, retain=True).wait_for_publish(5)
+        ok = restart("restart", "universe", 4242, 20)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "edge-universe.service: active and online (pid 4242)" in ok.stdout
+        calls = log.read_text()
+        assert "reset-failed edge-universe.service" in calls and "restart edge-universe.service" in calls
+        assert d.password("operator") not in calls
+        # an online status from another process (the one before the restart) does not count
+        started = time.monotonic()
+        late = restart("wait", "universe", 4243, 2)
+        assert late.returncode == 1 and time.monotonic() - started >= 2
+        assert "edge-universe.service: not online after 2s (systemd: active, main pid 4243)" in late.stderr, late.stderr
+        assert '"pid": 4242' in late.stderr and "the journal" in late.stderr
+        # nor an offline one from this process
+        gone = {**status, "state": "offline", "pid": 4244}
+        pub.publish("trader/node/universe/status", json.dumps(gone).encode(), qos=1, retain=True).wait_for_publish(5)
+        assert restart("wait", "universe", 4244, 2).returncode == 1
+        assert restart("frobnicate", "universe", 1, 1).returncode == 2
+        assert restart("wait", "../x", 1, 1).returncode == 2
+    finally:
+        pub.publish("trader/node/universe/status", b"", qos=1, retain=True).wait_for_publish(5)
+        pub.disconnect()
+        pub.loop_stop()
+
+
+# -- a release built for real: shipped, its venv made, the project pip installed (offline) ---------------
+# A stand-in project whose build backend is in its tree and needs nothing (`requires = []`),
+# so that `pip install --no-index --editable` works without a network, on any Python.
+STANDIN_BACKEND = """
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = "standin", "0.1.0"
+
+
+def get_requires_for_build_editable(config_settings=None):
+    return []
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    here = os.path.dirname(os.path.abspath(__file__))
+    return _wheel(wheel_directory, {"standin.pth": (here + "\\n").encode()})
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    return _wheel(wheel_directory, {})
+
+
+def _wheel(directory, files):
+    info = f"{NAME}-{VERSION}.dist-info"
+    files = {
+        **files,
+        f"{info}/METADATA": (
+            f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\nProvides-Extra: dashboard\\n"
+        ).encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: standin\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    name = f"{NAME}-{VERSION}-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(os.path.join(directory, name), "w") as z:
+        for path, data in files.items():
+            z.writestr(path, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{path},sha256={digest},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        z.writestr(f"{info}/RECORD", "\\n".join(record) + "\\n")
+    return name
+"""
+STANDIN_PYPROJECT = """[build-system]
+requires = []
+build-backend = "backend"
+backend-path = ["."]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+@pytest.mark.timeout(400)
+def test_a_release_is_built_once_and_a_new_commit_is_the_next_one(world: World) -> None:
+    path = INVENTORIES["single-board"]
+    src = world.base / "standin"
+    (src / "nodes" / "universe").mkdir(parents=True)
+    (src / "nodes" / "universe" / "node.py").write_text("")
+    (src / "hello.py").write_text("WHO = 'first'\n")
+    (src / "backend.py").write_text(STANDIN_BACKEND)
+    (src / "pyproject.toml").write_text(STANDIN_PYPROJECT)
+    (src / ".gitignore").write_text(".run/\n")
+    (src / ".run").mkdir()
+    (src / ".run" / "big").write_text("never shipped")
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    d = Deployment("built", world.base / "built", 0, 0)
+    d.host("trader-core").mkdir(parents=True)
+    d.extra_vars = {**_extra_vars(d, src), "edge_release_pip_args": ["--no-index"]}
+    (d.root / "vars.json").write_text(json.dumps(d.extra_vars))
+    home = d.host("trader-core") / "home"
+
+    def run() -> str:
+        return (
+            world.ansible.start(PLAYBOOK, "-i", path, "site.yml", "--tags", "release", "-e", f"@{d.root / 'vars.json'}")
+            .wait()
+            .check()
+        )
+
+    def hello() -> str:
+        python = home / "current" / "venv" / "bin" / "python"
+        res = subprocess.run([str(python), "-c", "import hello; print(hello.WHO)"], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    run()
+    release = home / "releases" / commit
+    assert links(home) == (commit, "")
+    assert json.loads((release / ".edge-release").read_text()) == {"release": commit, "extras": ["dashboard"]}
+    assert (release / "src" / "hello.py").exists() and not (release / "src" / ".git").exists()
+    assert not (release / "src" / ".run").exists(), "excluded paths are not shipped"
+    assert list((release / "src" / "__pycache__").glob("hello.*.pyc")), "byte-compiled"
+    assert stat.S_IMODE((release / "src" / "hello.py").stat().st_mode) == 0o644
+    assert hello() == "first"
+    # nothing changed: nothing shipped, nothing reported changed
+    (again,) = recap(run()).values()
+    assert " changed=0 " in again, again
+
+    # a change not committed yet is another release; the one before becomes previous
+    (src / "hello.py").write_text("WHO = 'second'\n")
+    run()
+    current, previous = links(home)
+    assert current.startswith(f"{commit}-dirty-") and previous == commit
+    assert hello() == "second"
+    assert (home / "releases" / commit / "src" / "hello.py").read_text() == "WHO = 'first'\n", "a release never changes"
+
+
+# -- restarts: one node at a time, each online before the next, and only what changed -------------------
+# systemctl stands in for systemd (units, their state, a main pid per start); a started node
+# "comes online" by publishing its retained status with that pid, as a node does, unless it
+# is listed in $FAKE_STATE/broken.
+FAKE_SYSTEMD = r"""
+import json, os, subprocess, sys
+from pathlib import Path
+
+state = Path(os.environ["FAKE_STATE"])
+args = [a for a in sys.argv[1:] if not a.startswith("--no-") and a != "-l"]
+with open(state / "log", "a") as log:
+    log.write(" ".join(args) + "\n")
+props = {a.split("=", 1)[1] for a in args if a.startswith("--property=")}
+words = [a for a in args if not a.startswith("--")]
+verb, unit = (words + ["", ""])[:2]
+
+
+def get(name, default=""):
+    path = state / f"{unit}.{name}"
+    return path.read_text() if path.exists() else default
+
+
+def put(name, value):
+    (state / f"{unit}.{name}").write_text(value)
+
+
+def online(ident):
+    node = ident.rsplit("_", 1)[0] if ident.rsplit("_", 1)[-1].isdigit() else ident
+    env = dict(
+        line.split("=", 1)
+        for line in (Path(os.environ["FAKE_ETC"]) / "nodes" / f"{node}.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    status = {"node": ident, "state": "online", "pid": int(get("pid", "0"))}
+    subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", os.environ["FAKE_PORT"], "-u", env["MQTT_USER"],
+         "-P", env["MQTT_PASS"], "-t", f"trader/node/{ident}/status", "-r", "-q", "1", "-m", json.dumps(status)],
+        check=True,
+    )
+
+
+known = unit.startswith("edge-") or unit == "mosquitto.service"
+if verb == "show":
+    values = {
+        "LoadState": "loaded" if known else "not-found",
+        "ActiveState": get("active", "inactive"),
+        "MainPID": get("pid", "0") if get("active") == "active" else "0",
+        "UnitFileState": "enabled" if get("enabled") else "disabled",
+    }
+    for key, value in values.items():
+        if props:
+            if key in props:
+                print(value)
+        else:
+            print(f"{key}={value}")
+elif verb == "is-enabled":
+    print("enabled" if get("enabled") else "disabled")
+    sys.exit(0 if get("enabled") else 1)
+elif verb in ("enable", "disable"):
+    put("enabled", "1" if verb == "enable" else "")
+elif verb in ("start", "restart"):
+    if verb == "restart" or get("active") != "active":
+        counter = state / "pids"
+        pid = int(counter.read_text()) + 1 if counter.exists() else 1000
+        counter.write_text(str(pid))
+        put("pid", str(pid))
+        put("active", "active")
+        ident = unit.removeprefix("edge-").removesuffix(".service")
+        broken = (state / "broken").read_text().split() if (state / "broken").exists() else []
+        if unit.endswith(".service") and unit.startswith("edge-") and ident not in broken:
+            online(ident)
+elif verb == "stop":
+    put("active", "inactive")
+"""
+
+
+NODE_START = re.compile(r"^(re)?start edge-\S+[.]service$")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(500)
+def test_restarts_go_one_node_at_a_time_and_only_for_what_changed(core_broker: Deployment, tmp_path: Path) -> None:
+    d = core_broker
+    host = d.host("trader-core")
+    home = host / "home"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text(f"#!{sys.executable}\n{FAKE_SYSTEMD}")
+    (fake / "journalctl").write_text("#!/bin/sh\necho 'the journal'\n")
+    for tool in ("systemctl", "journalctl"):
+        (fake / tool).chmod(0o755)
+    state = tmp_path / "systemd"
+    state.mkdir()
+    log = state / "log"
+    env = {
+        "PATH": f"{fake}:{os.environ['PATH']}",
+        "FAKE_STATE": str(state),
+        "FAKE_ETC": str(host / "etc"),
+        "FAKE_PORT": str(d.port),
+    }
+    ansible = Ansible(tmp_path)
+    ansible.env.update(env)
+    # in the inventory's order, the order they are restarted in
+    placed = [p for p in inventory.placements(INVENTORIES[d.name]) if p.host == "trader-core" and p.node in BUILT]
+    idents = [p.ident for p in placed]
+    units = [f"edge-{ident}.service" for ident in idents]
+    assert len(units) >= 3 and set(units) == {f.name for f in (host / "systemd").glob("edge-*.service")}
+
+    def run(*extra: str) -> Run:
+        log.write_text("")
+        return ansible.start(
+            PLAYBOOK, "-i", INVENTORIES[d.name], "site.yml", "--tags", "config",
+            "-e", f"@{d.root / 'vars.json'}", "-e", "edge_systemd=true", "-e", "edge_nodes_online_timeout=4", *extra,
+        ).wait()  # fmt: skip
+
+    def restarted() -> list[str]:
+        lines = log.read_text().splitlines()
+        return [ln.split()[1] for ln in lines if NODE_START.match(ln)]
+
+    def started() -> dict[str, Any]:
+        out: dict[str, Any] = json.loads((home / "started.json").read_text())
+        return out
+
+    def online_order() -> list[str]:
+        """Each (re)started unit, and whether the previous one was waited for (asked for its pid) first."""
+        lines = log.read_text().splitlines()
+        marks = [i for i, ln in enumerate(lines) if NODE_START.match(ln)]
+        for before, after in itertools.pairwise(marks):
+            unit = lines[before].split()[1]
+            between = lines[before + 1 : after]
+            assert f"show --property=MainPID --value {unit}" in between, f"{unit} was not waited for"
+        return [lines[i].split()[1] for i in marks]
+
+    pub = _publisher(d.port, "operator", d.password("operator"))
+    try:
+        # a first deployment: every unit started, one after the other, each online before the next
+        run().check()
+        assert online_order() == units
+        assert set(started()) == set(units) and {v["release"] for v in started().values()} == {RELEASE}
+        # nothing changed: nothing restarted, nothing reported changed
+        (again,) = recap(run().check()).values()
+        assert " changed=0 " in again and restarted() == [], again + log.read_text()
+
+        # another release: every unit restarted, one at a time; the second one never comes online,
+        # so the deployment stops there, saying why, and the ones after it are left alone
+        fake_release(home, "r0000000000b2", host_extras(inventory.load(INVENTORIES[d.name])[0]))
+        link(home, "previous", RELEASE)
+        link(home, "current", "r0000000000b2")
+        (state / "broken").write_text(idents[1])
+        failed = run()
+        assert failed.proc.returncode != 0
+        assert f"{units[1]}: not online after 4s" in failed.out, failed.out[-4000:]
+        assert restarted() == units[:2]
+        assert started()[units[0]]["release"] == "r0000000000b2"
+        assert all(started()[u]["release"] == RELEASE for u in units[1:])
+        # mended: the next run restarts the unit that failed and those after it, not the first
+        (state / "broken").write_text("")
+        run().check()
+        assert online_order() == units[1:]
+        assert {v["release"] for v in started().values()} == {"r0000000000b2"}
+
+    finally:
+        link(home, "current", RELEASE)
+        (home / "previous").unlink(missing_ok=True)
+        (home / "started.json").unlink(missing_ok=True)
+        for ident in idents:
+            pub.publish(f"trader/node/{ident}/status", b"", qos=1, retain=True)
+        pub.disconnect()
+        pub.loop_stop()
+
+
+def test_what_a_unit_runs_is_its_release_unit_env_file_and_ca() -> None:
+    sys.path.insert(0, str(ANSIBLE_DIR / "filter_plugins"))
+    try:
+        import edge_filters
+    finally:
+        sys.path.pop(0)
+    unit = {"node": "evaluator", "ident": "evaluator_2", "unit": "edge-evaluator_2.service"}
+    units = {"edge-evaluator_2.service": "u1", "edge-trading.service": "u2"}
+    inputs = {"evaluator.env": "e1", "trading.env": "e2", "ca.crt": "c1"}
+    line = edge_filters.edge_unit_inputs(unit, "r1", units, inputs, "c1")
+    assert line == "release=r1 unit=u1 env=e1 ca=c1"
+    # any of them changing changes the line (a restart); nothing else does
+    assert edge_filters.edge_unit_inputs(unit, "r2", units, inputs, "c1") != line
+    assert edge_filters.edge_unit_inputs(unit, "r1", {**units, "edge-evaluator_2.service": "u9"}, inputs, "c1") != line
+    assert edge_filters.edge_unit_inputs(unit, "r1", units, {**inputs, "evaluator.env": "e9"}, "c1") != line
+    assert edge_filters.edge_unit_inputs(unit, "r1", units, inputs, "c9") != line
+    assert edge_filters.edge_unit_inputs(unit, "r1", {**units, "edge-trading.service": "u9"}, inputs, "c1") == line
+    assert edge_filters.edge_unit_inputs(unit, "", {}, {}, "") == "release=- unit=- env=- ca=-"
