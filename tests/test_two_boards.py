@@ -26,7 +26,7 @@ from tests.testbed.board import Board
 
 pytestmark = pytest.mark.deploy
 
-VENV = "/opt/edge-trader/venv"
+VENV = "/opt/edge-trader/current/venv"
 OPERATOR = "set -a; . /etc/edge-trader/operator.env; set +a; "
 FIGURES: dict[str, Any] = {}
 
