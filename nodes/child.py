@@ -56,7 +56,7 @@ class Child:
         self._lock = threading.Lock()  # one call at a time, and no retirement during one
         self._calls = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._warming: asyncio.Future[Any] | None = None
+        self._background: set[asyncio.Future[Any]] = set()  # `soon`'s calls, until done
 
     @property
     def pid(self) -> int | None:
@@ -80,15 +80,21 @@ class Child:
     def warm(self, module: str) -> None:
         """Start the child and import `module` in it now, in the background (a node that has
         work at start: its first run does not wait for pandas to load); it ends as when idle."""
-        self._warming = asyncio.ensure_future(self.run("nodes.child:load", module))
-        self._warming.add_done_callback(_log_failure)
+        self.soon("nodes.child:load", module)
+
+    def soon(self, target: str, *args: Any) -> None:
+        """`run` in the background, its result dropped (a failure is logged)."""
+        call = asyncio.ensure_future(self.run(target, *args))
+        self._background.add(call)
+        call.add_done_callback(self._background.discard)
+        call.add_done_callback(_log_failure)
 
     def close(self) -> None:
         """End the child now: as when idle, or killed if a call is in flight (it raises ChildDied)."""
         if self._timer is not None:
             self._timer.cancel()
-        if self._warming is not None:
-            self._warming.cancel()
+        for call in self._background:
+            call.cancel()
         proc, self._proc = self._proc, None
         if proc is not None:
             if self._calls:
@@ -131,7 +137,7 @@ class Child:
 
 def _log_failure(done: asyncio.Future[Any]) -> None:
     if not done.cancelled() and done.exception() is not None:
-        log.warning("a child's warm-up failed: %s", done.exception())
+        log.warning("a call in the background failed: %s", done.exception())
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:

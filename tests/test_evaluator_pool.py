@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nodes.evaluator import answer
-from nodes.evaluator import node as evaluator_node
+from nodes.evaluator import answer, job
 from nodes.evaluator import objective as o
 from nodes.evaluator.settings import Settings
 from nodes.generator.search import Space
@@ -31,13 +30,13 @@ def test_a_batch_split_over_processes_scores_the_same():
         weights=dict(o.DEFAULT_WEIGHTS),
     )
     seqs = o.pad([list(rng.choice(a, size=int(rng.integers(1, 6)), replace=False)) for _ in range(3000)])
-    state = evaluator_node.State(Settings(processes=2, parallel_min=1000))
     try:
-        pooled, parts = evaluator_node._scores(state, arrays, seqs)
-        assert parts == {} and state.pool is not None  # it did use the pool
+        pooled, parts = job._scores(Settings(processes=2, parallel_min=1000), arrays, seqs)
+        assert parts == {} and job._pool is not None  # it did use the pool
     finally:
-        if state.pool is not None:
-            state.pool.terminate()
+        if job._pool is not None:
+            job._pool.terminate()
+            job._pool = None
     single, _ = o.score_batch(arrays, seqs)
     np.testing.assert_array_equal(pooled, single)
 

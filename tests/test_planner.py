@@ -10,6 +10,7 @@ import signal
 from datetime import date
 from decimal import Decimal
 
+import psutil
 import pytest
 
 from edge import Client
@@ -270,3 +271,38 @@ async def test_bad_input_on_the_planners_commands(run_node, connect, world, node
         reply = await operator.request(operator.topics.command(node_name, verb), json.dumps(payload).encode())
         text = reply.payload.decode()
         assert reply.user["status"] == "error" and f'"kind":"{kind}"' in text and says in text, text
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    return [c for c in psutil.Process(pid).children() if c.status() != psutil.STATUS_ZOMBIE]
+
+
+async def test_a_worker_holds_no_numpy_between_cycles_and_its_child_may_die(run_node, connect, spawn, world, probe):
+    """The growing and scoring run in the worker's child process (`nodes/evaluator/job.py`),
+    which ends when idle; one killed in a cycle is replaced, and the plan is the same."""
+    operator = await connect("operator")
+    async with run_node(opportunity), run_node(generator), run_node(coordinator), run_node(planning):
+        worker = await spawn("evaluator", "evaluator", instance=1, extra_env={**ENV, "EVALUATOR_IDLE_EXIT_S": "3"})
+        first = await _cycle(operator, beam_width=1000, batch_size=200)
+        assert first.plan is not None and first.evaluation.workers == ["evaluator_1"]
+        (child,) = _children(worker.pid)
+        maps = [m.path for m in psutil.Process(worker.pid).memory_maps()]
+        assert not any("/numpy/" in path or "openblas" in path for path in maps), worker.output()
+        for _ in range(100):  # idle: the child ends
+            if not _children(worker.pid):
+                break
+            await asyncio.sleep(0.1)
+        assert not _children(worker.pid) and not psutil.pid_exists(child.pid)
+
+        again = await _cycle(operator, beam_width=1000, batch_size=200)  # a new child reads the problem
+        (child,) = _children(worker.pid)
+        child.send_signal(signal.SIGSTOP)  # held when the next cycle begins, then killed
+        task = asyncio.ensure_future(_cycle(operator, beam_width=1000, batch_size=200))
+        await asyncio.sleep(1.0)
+        child.kill()
+        killed = await task
+        assert [c.pid for c in _children(worker.pid)] != [child.pid]  # a new child did the cycle's work
+        for result in (again, killed):
+            assert [s.action for s in result.plan.steps] == [s.action for s in first.plan.steps]
+            assert result.evaluation.score == first.evaluation.score
+        assert worker.proc.poll() is None

@@ -14,6 +14,10 @@ The cycle's problem (holdings, prices, targets, expected returns, covariance, ac
 the search space) is the coordinator's retained `state/coordinator/problem`, read beside
 the batch queue, so a worker that joins in the middle of a cycle has it at once.
 
+The growing and the scoring (numpy) run in a child process (`job.py`, `nodes/child.py`) that
+the first problem of a cycle starts and that ends `EVALUATOR_IDLE_EXIT_S` (60) seconds after
+the last batch: a worker holds no numpy between cycles a day apart.
+
 Settings: `EVALUATOR_*` (`settings.py`).
 """
 
@@ -25,32 +29,25 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
 
 from edge import Context, Node, Rejected
-from nodes import matrix
-from nodes.generator import search
+from nodes.child import Child, ChildDied
 from schemas import catalog as t
 from schemas.planning import Batch, BatchResult, Problem
 
-from . import answer, objective
 from .settings import Settings
 
 node = Node("evaluator", prefetch=2)
 KEEP_CYCLES = 3
-
-Found = tuple[objective.Arrays, search.Space]
+JOB = "nodes.evaluator.job"
 
 
 @dataclass
 class State:
     settings: Settings
-    # the last KEEP_CYCLES cycles' problems, oldest first; the error if one cannot be read
-    problems: OrderedDict[str, Found | ValueError] = field(default_factory=OrderedDict)
+    child: Child  # where batches are grown and scored
+    problems: OrderedDict[str, Problem] = field(default_factory=OrderedDict)  # the last KEEP_CYCLES, oldest first
     arrived: asyncio.Event = field(default_factory=asyncio.Event)  # a problem came
-    pool: Any = None  # multiprocess's Pool, started for the first large batch
 
 
 Ctx = Context[State]
@@ -58,25 +55,25 @@ Ctx = Context[State]
 
 @node.lifespan
 async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
-    state = State(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    state = State(settings, Child("evaluator", settings.idle_exit_s))
 
     def on_problem(problem: Problem) -> None:
         problems = state.problems
-        try:
-            problems[problem.cycle_id] = (objective.arrays(problem), search.Space.of(problem.space))
-        except ValueError as exc:  # a covariance of the wrong size: the batches will say so
-            problems[problem.cycle_id] = exc
+        problems[problem.cycle_id] = problem
         while len(problems) > KEEP_CYCLES:
             problems.popitem(last=False)
         state.arrived.set()
+        state.child.soon(f"{JOB}:prepare", problem)  # the child starts and reads it while the batches come
 
     await ctx.listen(t.COORDINATOR_PROBLEM, on_problem)
-    yield state
-    if state.pool is not None:
-        state.pool.terminate()
+    try:
+        yield state
+    finally:
+        state.child.close()
 
 
-async def _problem(state: State, cycle_id: str) -> Found:
+async def _problem(state: State, cycle_id: str) -> Problem:
     deadline = time.monotonic() + state.settings.problem_wait_s
     while cycle_id not in state.problems:
         left = deadline - time.monotonic()
@@ -88,45 +85,23 @@ async def _problem(state: State, cycle_id: str) -> Found:
                 await state.arrived.wait()
         except TimeoutError:
             pass
-    found = state.problems[cycle_id]
-    if isinstance(found, Exception):
-        raise Rejected(f"cycle {cycle_id}: its problem cannot be read: {found}")
-    return found
-
-
-def _score_chunk(args: tuple[objective.Arrays, np.ndarray]) -> np.ndarray:
-    arrays, seqs = args
-    return objective.score_rows(arrays, seqs)[0]
-
-
-def _scores(state: State, arrays: objective.Arrays, seqs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    procs = state.settings.processes
-    if procs > 1 and len(seqs) >= state.settings.parallel_min:
-        if state.pool is None:
-            import multiprocess  # dill pickles what the stdlib cannot
-
-            # spawned, not forked: this process has threads (the network loop, the handlers)
-            state.pool = multiprocess.get_context("spawn").Pool(procs)
-        chunks = np.array_split(seqs, procs)
-        scores = np.concatenate(state.pool.map(_score_chunk, [(arrays, c) for c in chunks]))
-        return scores, {}
-    return objective.score_rows(arrays, seqs)
+    return state.problems[cycle_id]
 
 
 @node.on(t.EVALUATOR_BATCH)
 async def evaluate(batch: Batch, ctx: Ctx) -> None:
     started = time.perf_counter()
+    state = ctx.state
     try:
-        prefixes = matrix.decode_rows(batch.rows_b64, batch.count, batch.width)
+        try:
+            evaluated, best, beam = await state.child.run(f"{JOB}:evaluate", batch, state.settings, None)
+        except LookupError:  # the child has not read this cycle's problem: it comes with the batch
+            problem = await _problem(state, batch.cycle_id)
+            evaluated, best, beam = await state.child.run(f"{JOB}:evaluate", batch, state.settings, problem)
     except ValueError as exc:
-        raise Rejected(f"batch {batch.batch}: {exc}") from None
-    arrays, space = await _problem(ctx.state, batch.cycle_id)
-    try:
-        seqs, parent = search.expand(space, prefixes)
-    except ValueError as exc:
+        raise Rejected(str(exc)) from None
+    except ChildDied as exc:
         raise Rejected(f"batch {batch.batch} of cycle {batch.cycle_id}: {exc}") from None
-    scores, parts = _scores(ctx.state, arrays, seqs)
-    best, beam = answer.answer(batch, space, arrays, seqs, parent, scores, parts)
     # not waiting for the broker's acknowledgement: a lost result is a late one, sent again
     await ctx.send(
         t.EVALUATOR_RESULT,
@@ -135,7 +110,7 @@ async def evaluate(batch: Batch, ctx: Ctx) -> None:
             round=batch.round,
             batch=batch.batch,
             worker=ctx.name,
-            evaluated=len(seqs),
+            evaluated=evaluated,
             best=best,
             beam=beam,
             seconds=time.perf_counter() - started,
