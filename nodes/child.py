@@ -39,6 +39,7 @@ from typing import IO, Any
 
 log = logging.getLogger(__name__)
 HEADER = struct.Struct("<Q")  # each pickle goes with its length
+WARM_WAIT_S = 5.0  # how long a starting node waits for its child to load (`Child.warm`)
 START = "from nodes.child import serve; serve()"
 
 
@@ -77,17 +78,20 @@ class Child:
             if not self._calls:
                 self._timer = loop.call_later(self.idle_s, self._retire)
 
-    def warm(self, module: str) -> None:
-        """Start the child and import `module` in it now, in the background (a node that has
-        work at start: its first run does not wait for pandas to load); it ends as when idle."""
-        self.soon("nodes.child:load", module)
+    async def warm(self, module: str, wait: float = WARM_WAIT_S) -> None:
+        """Start the child and import `module` in it, waiting for that up to `wait` seconds
+        (a node starting: its first run, which comes at once, then does not wait for pandas
+        to load, and a replay's first step neither); it goes on in the background after
+        that, and the child ends as when idle. A failure is logged (the first run meets it)."""
+        await asyncio.wait({self.soon("nodes.child:load", module)}, timeout=wait)
 
-    def soon(self, target: str, *args: Any) -> None:
+    def soon(self, target: str, *args: Any) -> asyncio.Future[Any]:
         """`run` in the background, its result dropped (a failure is logged)."""
         call = asyncio.ensure_future(self.run(target, *args))
         self._background.add(call)
         call.add_done_callback(self._background.discard)
         call.add_done_callback(_log_failure)
+        return call
 
     def close(self) -> None:
         """End the child now: as when idle, or killed if a call is in flight (it raises ChildDied)."""

@@ -90,11 +90,7 @@ async def test_closing_ends_a_busy_child():
 async def test_a_warmed_child_serves_the_first_call():
     child = Child("test", idle_s=5.0)
     try:
-        child.warm("tests.jobs")
-        for _ in range(50):
-            if child.pid is not None:
-                break
-            await asyncio.sleep(0.1)
+        await child.warm("tests.jobs", wait=10.0)
         warmed = child.pid
         assert warmed is not None and await child.run("tests.jobs:pid") == warmed
     finally:

@@ -67,6 +67,7 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
         state.child.soon(f"{JOB}:prepare", problem)  # the child starts and reads it while the batches come
 
     await ctx.listen(t.COORDINATOR_PROBLEM, on_problem)
+    await state.child.warm(JOB)  # a replay's cycle comes in seconds; on a board it ends idle
     try:
         yield state
     finally:

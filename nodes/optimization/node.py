@@ -44,7 +44,7 @@ async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     idle_s = real(os.environ, "OPT_IDLE_EXIT_S", 60.0, least=0.0)  # seconds the child waits for the next run
     cache = history.Cache(settings.lookback + 1)  # the window's returns need a close before it
     state = State(settings, Child("optimization", idle_s), cache=cache)
-    state.child.warm("nodes.optimization.job")  # a run comes at once (the universe's retained securities)
+    await state.child.warm("nodes.optimization.job")  # a run comes at once (the universe's retained securities)
     try:
         yield state
     finally:

@@ -41,7 +41,7 @@ Ctx = Context[State]
 async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     settings = Settings.from_env(os.environ)
     state = State(settings, Child("scoring", settings.idle_exit_s), cache=history.Cache(HISTORY_DAYS))
-    state.child.warm("nodes.scoring.job")  # a run comes at once (the universe's retained securities)
+    await state.child.warm("nodes.scoring.job")  # a run comes at once (the universe's retained securities)
     try:
         yield state
     finally:
