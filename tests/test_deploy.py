@@ -70,6 +70,7 @@ from schemas.topics import Topics
 ANSIBLE_DIR = REPO_ROOT / "deploy" / "ansible"
 INVENTORIES = {name: ANSIBLE_DIR / "inventory" / f"{name}.yml" for name in ("single-board", "dual-board")}
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MEMORY_MAX = {"scoring": "320M", "optimization": "352M", "dashboard": "384M", "universe": "288M"}  # role defaults
 BUILT = ("universe", "evaluator", "trading")  # the stand-in checkout's built nodes
 EXPECTED_HOSTS = {
     "single-board": {"core": ["trader-core"], "execution": []},
@@ -349,7 +350,7 @@ def test_units_per_placed_and_built_node(deployment: Deployment) -> None:
             unit = parse_unit((units_dir / name).read_text())
             env = unit_env(unit)
             assert unit["Restart"] == ["on-failure"]
-            assert unit["MemoryMax"] == ["600M" if p.node == "evaluator" else "300M"]
+            assert unit["MemoryMax"] == [MEMORY_MAX.get(p.node, "128M")]
             assert unit["StandardOutput"] == ["journal"] and unit["StandardError"] == ["journal"]
             # the current release's venv, whichever release that is
             assert unit["ExecStart"] == [f"{d.host(p_host)}/home/current/venv/bin/python -m edge.run {p.node}"]

@@ -381,7 +381,8 @@ def test_an_upgrade_restarts_one_node_at_a_time_and_loses_no_command(bed: Testbe
     first = {host: release(b) for host, b in bed.boards.items()}
     before = edge(core, "portfolio", "sync", "{}")
     core.sh("rm -f /root/stop-sending /root/replies.txt /root/sent.txt")
-    core.sh(f"nohup sh -c {json.dumps(SENDER)} > /root/sender.log 2>&1 &")
+    (core.root / "root/sender.sh").write_text(SENDER)
+    core.sh("nohup sh /root/sender.sh > /root/sender.log 2>&1 &")
     started = time.time()
     run = bed.playbook(src=newer_checkout(bed))
     (bed.work / "upgrade-run.log").write_text(run.output)

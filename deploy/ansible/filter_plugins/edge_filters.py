@@ -55,7 +55,7 @@ def edge_units(
     instances: Mapping[str, Any] | None,
     src: str,
     memory_max: Mapping[str, Any] | None = None,
-    memory_default: str = "300M",
+    memory_default: str = "128M",
 ) -> list[dict[str, Any]]:
     memory_max = memory_max or {}
     instances = instances or {}
