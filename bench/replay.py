@@ -32,7 +32,7 @@ rates as the paper broker does.
    the reversal memory kept in a dict; `generator.searchspace.space`, `cycle.problem`
    and the coordinator's `Beam`, whose batches are answered here by the evaluator's own
    steps (`matrix.decode_rows`, `search.expand`, `objective.score_rows`,
-   `answer.answer`: what `nodes/evaluator/node.py` does with a `Batch`), then
+   `answer.answer`: what `nodes/evaluator/job.py` does with a `Batch`), then
    `Beam.verdict` and `cycle.explained`; the chosen actions in their order through
    `trading.limits.check` and filled at the day's close moved 0.1 % against the trader
    with the fee schedule's fee (as `nodes/brokers/paper.py`); deposits of 10,000 at the
@@ -481,7 +481,7 @@ class InProcess:
 
 
 def evaluate(batch: Batch, problem: Problem, arrays: objective.Arrays, space: search.Space) -> BatchResult:
-    """What `nodes/evaluator/node.py`'s `evaluate` does with a batch, without the messages:
+    """What `nodes/evaluator/job.py`'s `evaluate` does with a batch, without the messages:
     decode the prefixes, grow them, score them, answer with the batch's share of the beam."""
     started = time.perf_counter()
     prefixes = matrix.decode_rows(batch.rows_b64, batch.count, batch.width)
