@@ -42,7 +42,8 @@ def main(path: Path = FIGURES) -> int:
                 (unit, f"{m['rest_mb'].get(unit, 0):.1f}", f"{m['peak_mb'].get(unit, 0):.1f}", str(limit or "-"))
             )
         rows.append(("all of the board", f"{m['rest_total_mb']:.1f}", f"{m['peak_total_mb']:.1f}", ""))
-        print(f"\n{host}\n{table(rows)}")
+        verdict = "met" if m["rest_total_mb"] < m["goal_mb"] else "NOT met"
+        print(f"\n{host}\n{table(rows)}\nat rest: {m['rest_total_mb']:.1f} MB, goal < {m['goal_mb']} MB: {verdict}")
     for run in ("first_run", "second_run"):
         if f"{run}_recap" in f:
             recap = ", ".join(
