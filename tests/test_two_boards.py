@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.testbed import lan
-from tests.testbed.bed import ANSIBLE, Testbed
+from tests.testbed.bed import ANSIBLE, Playbook, Testbed
 from tests.testbed.board import Board
 
 pytestmark = pytest.mark.deploy
@@ -80,22 +80,25 @@ def everyone() -> list[str]:
 # -- the playbook --------------------------------------------------------------------------------
 
 
-def test_the_first_run_deploys_both_boards(bed: Testbed) -> None:
-    run = bed.playbook()
-    FIGURES["first_run_s"] = round(run.seconds, 1)
-    FIGURES["first_run_recap"] = run.recap
-    (bed.work / "first-run.log").write_text(run.output)
+def deploy(bed: Testbed, name: str, *args: str, src: Path | None = None) -> Playbook:
+    """`site.yml` run from the controller; its time and recap kept as figures, its output in
+    `.run/testbed/<name>.log`; it must succeed."""
+    run = bed.playbook(*args) if src is None else bed.playbook(*args, src=src)
+    FIGURES[f"{name}_s"] = round(run.seconds, 1)
+    FIGURES[f"{name}_recap"] = run.recap
+    (bed.work / f"{name}.log").write_text(run.output)
     assert run.rc == 0, run.output[-6000:]
+    return run
+
+
+def test_the_first_run_deploys_both_boards(bed: Testbed) -> None:
+    run = deploy(bed, "first_run")
     assert set(run.recap) >= set(placed()), run.recap_text()
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in run.recap.values()), run.recap_text()
 
 
 def test_a_second_run_changes_nothing(bed: Testbed) -> None:
-    run = bed.playbook()
-    FIGURES["second_run_s"] = round(run.seconds, 1)
-    FIGURES["second_run_recap"] = run.recap
-    (bed.work / "second-run.log").write_text(run.output)
-    assert run.rc == 0, run.output[-6000:]
+    run = deploy(bed, "second_run")
     assert all(r["changed"] == 0 for r in run.recap.values()), "\n".join(run.changed_tasks())
 
 
@@ -385,11 +388,10 @@ def test_an_upgrade_restarts_one_node_at_a_time_and_loses_no_command(bed: Testbe
     (core.root / "root/sender.sh").write_text(SENDER)
     core.sh("nohup sh /root/sender.sh > /root/sender.log 2>&1 &")
     started = time.time()
-    run = bed.playbook(src=newer_checkout(bed))
-    (bed.work / "upgrade-run.log").write_text(run.output)
-    FIGURES["upgrade_run_s"] = round(run.seconds, 1)
-    core.sh("touch /root/stop-sending")
-    assert run.rc == 0, run.output[-6000:]
+    try:
+        deploy(bed, "upgrade_run", src=newer_checkout(bed))
+    finally:
+        core.sh("touch /root/stop-sending")
     sent = int(core.sh("sleep 2; cat /root/sent.txt"))
     deadline = time.monotonic() + 120
     replies: list[str] = []
@@ -424,10 +426,7 @@ def test_an_upgrade_restarts_one_node_at_a_time_and_loses_no_command(bed: Testbe
 
 def test_one_variable_puts_the_previous_release_back(bed: Testbed) -> None:
     upgraded = {host: release(b) for host, b in bed.boards.items()}
-    run = bed.playbook("-e", "edge_rollback=true")
-    (bed.work / "rollback-run.log").write_text(run.output)
-    assert run.rc == 0, run.output[-6000:]
+    deploy(bed, "rollback_run", "-e", "edge_rollback=true")
     back = {host: release(b) for host, b in bed.boards.items()}
     assert back == FIGURES["releases"]["first"] and back != upgraded, (back, upgraded)
     wait_online(bed.execution, everyone())
-    FIGURES["rollback_run_s"] = round(run.seconds, 1)

@@ -14,8 +14,10 @@ from typing import Any
 from tests.testbed import lan
 
 FIGURES = Path(__file__).resolve().parents[2] / ".run/testbed-figures.json"
-KEYS = ("core_rss_mb", "execution_rss_mb", "core_peak_mb", "execution_peak_mb", "first_run_s", "second_run_s",
-        "core_reboot_to_all_online_s", "total_s")  # fmt: skip
+KEYS = (
+    "core_rss_mb", "execution_rss_mb", "core_peak_mb", "execution_peak_mb", "first_run_s", "second_run_s",
+    "upgrade_run_s", "rollback_run_s", "core_reboot_to_all_online_s", "total_s",
+)  # fmt: skip
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
