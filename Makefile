@@ -49,10 +49,12 @@ bench: deps browser ## benchmarks: bench/rpc.py, scoring.py, optimization.py, pl
 
 # The Ansible deployment for real: two Debian trixie boards booted with systemd by
 # systemd-nspawn in network namespaces, site.yml run twice, then the deployed system checked
-# (tests/test_two_boards.py; needs root; about 10 minutes, the boards' base cached in .run/cache).
+# (tests/test_two_boards.py; needs root; about 20 minutes, the boards' base cached in .run/cache),
+# and the slower install checks: the project in a clean venv without the dev tools, releases.
 deploy-test: deps ## site.yml onto two systemd-nspawn boards, and the deployed system checked (root)
 	@deploy/local/ensure-system-deps.sh --testbed
-	$(BIN)/python -m pytest -o addopts="" -m deploy --timeout 1800 -p no:cacheprovider -v tests/test_two_boards.py; rc=$$?; \
+	$(BIN)/python -m pytest -o addopts="" -m deploy --timeout 1800 -p no:cacheprovider -v \
+	  tests/test_runtime_dependencies.py tests/test_deploy.py tests/test_two_boards.py; rc=$$?; \
 	  $(BIN)/python -m tests.testbed.report || rc=1; exit $$rc
 
 # ruff's linter and formatter, and mypy on edge/, schemas/, nodes/ and dashboard/ (pyproject's [tool.mypy]).

@@ -792,6 +792,8 @@ def recap(out: str) -> dict[str, str]:
     return {ln.split()[0]: ln for ln in out.splitlines() if "changed=" in ln and "unreachable=" in ln}
 
 
+# About a minute: in `make deploy-test` (the two real boards upgrade and go back there too).
+@pytest.mark.deploy
 @pytest.mark.timeout(300)
 def test_releases_upgrade_prune_and_rollback(world: World) -> None:
     """Going to a release already on the boards, pruning, and edge_rollback, on both boards."""

@@ -83,6 +83,8 @@ def _copy(to: Path) -> Path:
     return to
 
 
+# About a minute of pip: in `make deploy-test`, beside the boards that install the project so.
+@pytest.mark.deploy
 @pytest.mark.timeout(600)
 def test_a_clean_install_without_the_dev_tools_runs_every_node(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
