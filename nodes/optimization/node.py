@@ -16,7 +16,6 @@ from edge import Context, Node, Rejected
 from nodes import clock as market
 from nodes import history
 from nodes.child import Child, ChildDied
-from nodes.environment import real
 from schemas import catalog as t
 from schemas.optimization import Optimize, Targets
 from schemas.universe import GetHistory, History, MarketClock, PricesChanged, Universe
@@ -41,9 +40,8 @@ Ctx = Context[State]
 @node.lifespan
 async def lifespan(ctx: Ctx) -> AsyncIterator[State]:
     settings = Settings.from_env(os.environ)
-    idle_s = real(os.environ, "OPT_IDLE_EXIT_S", 60.0, least=0.0)  # seconds the child waits for the next run
     cache = history.Cache(settings.lookback + 1)  # the window's returns need a close before it
-    state = State(settings, Child("optimization", idle_s), cache=cache)
+    state = State(settings, Child("optimization", settings.idle_exit_s), cache=cache)
     await state.child.warm("nodes.optimization.job")  # a run comes at once (the universe's retained securities)
     try:
         yield state

@@ -10,6 +10,7 @@ uses it is in `model.py`; a request may override `returns_model` and `blend`).
 | `OPT_RISK_FREE`     | `0.02`  | annual risk-free rate for the Sharpe ratio           |
 | `OPT_LOOKBACK_DAYS` | `756`   | trading days of history used (3 years)               |
 | `OPT_MIN_DAYS`      | `252`   | fewer closes than this in the window: excluded       |
+| `OPT_IDLE_EXIT_S`   | `60`    | seconds the child process that optimises waits for the next run |
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Settings:
     lookback: int = 756
     min_days: int = 252
     ema_span: int = 500
+    idle_exit_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -41,6 +43,7 @@ class Settings:
             risk_free_rate=real(env, "OPT_RISK_FREE", 0.02),
             lookback=whole(env, "OPT_LOOKBACK_DAYS", 756),
             min_days=whole(env, "OPT_MIN_DAYS", 252),
+            idle_exit_s=real(env, "OPT_IDLE_EXIT_S", 60.0, least=0.0),
         )
         if s.returns_model not in ("mean", "ema"):
             raise ValueError(f"OPT_RETURNS={s.returns_model!r}: use mean or ema")
