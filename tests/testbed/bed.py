@@ -33,6 +33,8 @@ RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
 
 
 class Testbed:
+    __test__ = False  # a fixture's class, not a test class (pytest collects names starting with Test)
+
     def __init__(self, work: Path = REPO / ".run/testbed", cache: Path = REPO / ".run/cache") -> None:
         self.work = work
         self.cache = cache
