@@ -151,6 +151,11 @@ def test_nobody_gets_in_without_a_password(bed: Testbed) -> None:
 # -- systemd ---------------------------------------------------------------------------------------
 
 
+def shown(board: Board, unit: str, properties: str) -> dict[str, str]:
+    """`systemctl show -p <properties> <unit>` as a dict."""
+    return dict(line.split("=", 1) for line in board.sh(f"systemctl show -p {properties} {unit}").splitlines())
+
+
 def units(board: Board) -> list[str]:
     out = board.sh("systemctl list-units --all --plain --no-legend 'edge-*.service'")
     return sorted(line.split()[0] for line in out.splitlines() if line.strip())
@@ -161,16 +166,11 @@ def test_every_unit_restarts_logs_to_journald_and_has_a_memory_limit(bed: Testbe
         found = units(board)
         assert found == sorted(f"edge-{i}.service" for i in placed()[host]), found
         for unit in found:
-            shown = dict(
-                line.split("=", 1)
-                for line in board.sh(
-                    f"systemctl show -p MemoryMax,Restart,StandardOutput,StandardError,ActiveState,User {unit}"
-                ).splitlines()
-            )
-            assert shown["ActiveState"] == "active" and shown["Restart"] == "on-failure", (unit, shown)
-            assert shown["StandardOutput"] == "journal" and shown["StandardError"] == "journal", (unit, shown)
-            assert shown["User"] == "edge", (unit, shown)
-            assert shown["MemoryMax"].isdigit() and int(shown["MemoryMax"]) < 2**40, (unit, shown)  # set, not infinity
+            says = shown(board, unit, "MemoryMax,Restart,StandardOutput,StandardError,ActiveState,User")
+            assert says["ActiveState"] == "active" and says["Restart"] == "on-failure", (unit, says)
+            assert says["StandardOutput"] == "journal" and says["StandardError"] == "journal", (unit, says)
+            assert says["User"] == "edge", (unit, says)
+            assert says["MemoryMax"].isdigit() and int(says["MemoryMax"]) < 2**40, (unit, says)  # set, not infinity
             journal = board.sh(f"journalctl -u {unit} --no-pager -o cat | head -50")
             assert journal.strip(), f"{unit}: nothing in its journal"
 
@@ -178,15 +178,12 @@ def test_every_unit_restarts_logs_to_journald_and_has_a_memory_limit(bed: Testbe
 def test_a_node_killed_with_kill_9_is_restarted_by_systemd(bed: Testbed) -> None:
     exe = bed.execution
     unit = "edge-trading.service"
-    before = dict(line.split("=", 1) for line in exe.sh(f"systemctl show -p MainPID,NRestarts {unit}").splitlines())
+    before = shown(exe, unit, "MainPID,NRestarts")
     exe.sh(f"kill -9 {before['MainPID']}")
     deadline = time.monotonic() + 60
     after = before
     while time.monotonic() < deadline:
-        after = dict(
-            line.split("=", 1)
-            for line in exe.sh(f"systemctl show -p MainPID,NRestarts,ActiveState {unit}").splitlines()
-        )
+        after = shown(exe, unit, "MainPID,NRestarts,ActiveState")
         if after["ActiveState"] == "active" and after["MainPID"] not in ("0", before["MainPID"]):
             break
         time.sleep(1)

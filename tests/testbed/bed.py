@@ -151,11 +151,6 @@ class Testbed:
         """A command on the controller, outside the LAN (git, say)."""
         return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
-    def on_controller(self, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            lan.in_namespace(lan.CONTROLLER_NS, argv), capture_output=True, text=True, timeout=timeout
-        )
-
 
 class Playbook:
     def __init__(self, rc: int, output: str, seconds: float) -> None:

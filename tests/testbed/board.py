@@ -178,10 +178,8 @@ class Board:
 
     # -- inside ---------------------------------------------------------------------------------
 
-    def run(
-        self, argv: Sequence[str], check: bool = True, timeout: float = 120, user: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """A command on the board, as root (or `user`), in all of its namespaces."""
+    def run(self, argv: Sequence[str], check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """A command on the board, as root, in all of its namespaces."""
         prefix = [
             "nsenter",
             "-t",
@@ -193,8 +191,6 @@ class Board:
             "LANG=C.UTF-8",
             "HOME=/root",
         ]
-        if user:
-            prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
         done = subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise AssertionError(f"{self.name}: {' '.join(argv)} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
