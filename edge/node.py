@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import logging
 import os
-import signal
 import typing
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -231,27 +231,20 @@ class Node:
 
     def main(self) -> None:
         """Run from the environment until SIGTERM or SIGINT (what the launcher and systemd use)."""
-        logging.basicConfig(
-            level=os.environ.get("EDGE_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        from . import process
+
         instance = os.environ.get("EDGE_INSTANCE")
-        if os.environ.get("EDGE_HEARTBEAT_S"):  # the longrun test compresses months into minutes
-            self.heartbeat_s = float(os.environ["EDGE_HEARTBEAT_S"])
+        process.main([process.Hosted(self, int(instance) if instance else None)])
 
-        async def amain() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            await self.run(
-                BrokerSettings.from_env(),
-                board=os.environ.get("EDGE_BOARD", ""),
-                instance=int(instance) if instance else None,
-                state_dir=Path(os.environ["EDGE_STATE_DIR"]) if os.environ.get("EDGE_STATE_DIR") else None,
-                stop=stop,
-            )
-
-        asyncio.run(amain())
+    def replica(self) -> Node:
+        """The same handlers as a Node of its own, to run beside this one in one process
+        (a second worker of a pool): a Node runs once at a time."""
+        twin = copy.copy(self)
+        twin._runtime = None
+        twin.scalable, twin.events, twin.mirrors = dict(self.scalable), dict(self.events), dict(self.mirrors)
+        twin.commands = dict(self.commands)
+        twin.command(PING)(twin._ping)  # answers with its own incarnation
+        return twin
 
     async def _ping(self, req: rt.Ping, ctx: Context[Any]) -> rt.Pong:
         return rt.Pong(node=ctx.name, incarnation=self.incarnation, echo=req.echo, at=utcnow())

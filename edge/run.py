@@ -1,15 +1,20 @@
-"""`python -m edge.run NODE`: run one node from the environment (launcher and systemd).
+"""`python -m edge.run NODE [NODE ...]`: run one node, or several in one process
+(`edge/process.py`), from the environment (launcher and systemd).
 
 NODE is a node's name (`universe` runs `nodes.universe.node:node`; a node with a package of
-its own at the top, `dashboard`, runs `dashboard.node:node`) or `module:attr`.
+its own at the top, `dashboard`, runs `dashboard.node:node`), an instance of a worker pool
+(`evaluator_2`), or `module:attr` (`module:attr@2` for an instance). A single NODE without
+one takes its instance from `EDGE_INSTANCE`.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
+from . import process
 from .node import Node
 
 
@@ -26,11 +31,21 @@ def load_node(spec: str) -> Node:
     return node
 
 
+def load(spec: str, instance: int | None = None) -> tuple[Node, int | None]:
+    """A NODE argument: the node, and its instance (`evaluator_2`, `module:attr@2`, else `instance`)."""
+    if ":" in spec:
+        spec, _, numbered = spec.partition("@")
+        return load_node(spec), int(numbered) if numbered else instance
+    name, numbered = process.split_ident(spec)
+    return load_node(name), numbered if numbered is not None else instance
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        sys.exit("usage: python -m edge.run NODE|module:attr")
-    load_node(args[0]).main()
+    if not args:
+        sys.exit("usage: python -m edge.run NODE [NODE ...]   (NODE: name, name_<k>, module:attr[@k])")
+    instance = os.environ.get("EDGE_INSTANCE") if len(args) == 1 else None
+    process.main(process.hosted([load(spec, int(instance) if instance else None) for spec in args]))
 
 
 if __name__ == "__main__":

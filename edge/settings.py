@@ -1,9 +1,11 @@
 """Where the broker is and who we are to it.
 
 Settings come from the environment (`MQTT_HOST`, `MQTT_PORT`, `MQTT_USER`, `MQTT_PASS`,
-`MQTT_CAFILE`, `EDGE_ROOT`, `MQTT_KEEPALIVE`, `MQTT_NODELAY`), as the launcher and systemd units set them, or from the
-file the local broker writes (`.run/broker.json`) so that the CLI finds a broker that
-`make up` started from the same checkout without any flag.
+`MQTT_CAFILE`, `EDGE_ROOT`, `MQTT_KEEPALIVE`, `MQTT_NODELAY`; a node hosted with others
+in one process has its own `MQTT_USER_<NODE>` and `MQTT_PASS_<NODE>`, `edge/process.py`),
+as the launcher and systemd units set them, or from the file the local broker writes
+(`.run/broker.json`) so that the CLI finds a broker that `make up` started from the same
+checkout without any flag.
 """
 
 from __future__ import annotations
@@ -40,25 +42,31 @@ class BrokerSettings:
         return replace(self, user=user, password=password)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> BrokerSettings:
+    def from_env(cls, env: dict[str, str] | None = None, *, node: str | None = None) -> BrokerSettings:
+        """`node`: whose user and password, when one process hosts several nodes:
+        `MQTT_USER_<NODE>` and `MQTT_PASS_<NODE>` (its name in capitals) before `MQTT_USER`
+        and `MQTT_PASS`."""
         env = dict(os.environ if env is None else env)
+        own = f"_{node.upper()}" if node else ""
         return cls(
             host=env.get("MQTT_HOST", cls.host),
             port=int(env.get("MQTT_PORT", cls.port)),
-            user=env.get("MQTT_USER") or None,
-            password=env.get("MQTT_PASS") or None,
+            user=env.get(f"MQTT_USER{own}") or env.get("MQTT_USER") or None,
+            password=env.get(f"MQTT_PASS{own}") or env.get("MQTT_PASS") or None,
             cafile=env.get("MQTT_CAFILE") or None,
             root=env.get("EDGE_ROOT", DEFAULT_ROOT),
             keepalive=int(env.get("MQTT_KEEPALIVE", cls.keepalive)),
             nodelay=env.get("MQTT_NODELAY", "1") not in ("0", "false", "no"),
         )
 
-    def to_env(self) -> dict[str, str]:
+    def to_env(self, *, node: str | None = None) -> dict[str, str]:
+        """The variables `from_env` reads; with `node`, the user's as that node's own."""
+        own = f"_{node.upper()}" if node else ""
         env = {"MQTT_HOST": self.host, "MQTT_PORT": str(self.port), "EDGE_ROOT": self.root}
         if self.user:
-            env["MQTT_USER"] = self.user
+            env[f"MQTT_USER{own}"] = self.user
         if self.password:
-            env["MQTT_PASS"] = self.password
+            env[f"MQTT_PASS{own}"] = self.password
         if self.cafile:
             env["MQTT_CAFILE"] = self.cafile
         return env
