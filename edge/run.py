@@ -34,8 +34,8 @@ def load_node(spec: str) -> Node:
 def load(spec: str, instance: int | None = None) -> tuple[Node, int | None]:
     """A NODE argument: the node, and its instance (`evaluator_2`, `module:attr@2`, else `instance`)."""
     if ":" in spec:
-        spec, _, numbered = spec.partition("@")
-        return load_node(spec), int(numbered) if numbered else instance
+        module, _, number = spec.partition("@")
+        return load_node(module), int(number) if number else instance
     name, numbered = process.split_ident(spec)
     return load_node(name), numbered if numbered is not None else instance
 
