@@ -4,12 +4,17 @@ The inventory (`deploy/ansible/inventory/*.yml`) is the one source of truth: Ans
 renders a systemd unit per node from it, and the local launcher starts the same
 nodes as child processes. A host's `edge_nodes` lists its nodes; `edge_instances`
 gives the instance numbers of nodes that run as several workers (`evaluator: [1, 2]`);
-`edge_node_modules` may point a node at another module (tests use it).
+`edge_process_groups` names groups of nodes, light at rest, that share one process and one
+systemd unit (`planner: [generator, opportunity, planning, scheduler]`, `evaluators:
+[evaluator_2, evaluator_3]`: `edge/process.py` says what they share and what not); every
+other node runs in a process of its own. `edge_node_modules` may point a node at another
+module (tests use it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,7 @@ from .settings import REPO_ROOT
 
 INVENTORY_DIR = REPO_ROOT / "deploy" / "ansible" / "inventory"
 DEFAULT_INVENTORY = INVENTORY_DIR / "single-board.yml"
+_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 @dataclass(frozen=True)
@@ -28,10 +34,23 @@ class Placement:
     host: str
     instance: int | None = None
     module: str | None = None  # `module:attr` of the Node; default `nodes.<node>.node:node`
+    group: str | None = None  # the process group it shares a process with (edge_process_groups)
 
     @property
     def ident(self) -> str:
         return self.node if self.instance is None else f"{self.node}_{self.instance}"
+
+    @property
+    def process(self) -> str:
+        """The name of the process (and of its systemd unit, `edge-<process>.service`)."""
+        return self.group or self.ident
+
+    @property
+    def spec(self) -> str:
+        """How `python -m edge.run` names it beside others in one process."""
+        if self.module is None:
+            return self.ident
+        return self.module if self.instance is None else f"{self.module}@{self.instance}"
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,25 @@ class Host:
                 Placement(node, self.board, self.name, None if k is None else int(k), modules.get(node))
                 for k in numbers
             ]
+        group_of = self.groups_of_idents({p.ident for p in out}, {p.node for p in out})
+        return [replace(p, group=group_of.get(p.ident)) for p in out]
+
+    def groups_of_idents(self, placed: set[str], nodes: set[str]) -> dict[str, str]:
+        """`edge_process_groups` as ident -> group, checked: each member placed on this host
+        and in one group only, each name free (not a node's), each group of two or more."""
+        out: dict[str, str] = {}
+        for group, members in (self.vars.get("edge_process_groups") or {}).items():
+            where = f"{self.name}: edge_process_groups.{group}"
+            if not _NAME.match(str(group)) or group in placed | nodes:
+                raise ValueError(f"{where}: a group needs a name of its own ([a-z][a-z0-9-]*, not a node's)")
+            if not isinstance(members, list) or len(members) < 2:
+                raise ValueError(f"{where}: list two or more of the nodes placed here")
+            for ident in map(str, members):
+                if ident not in placed:
+                    raise ValueError(f"{where}: {ident} is not placed on this host ({', '.join(sorted(placed))})")
+                if ident in out:
+                    raise ValueError(f"{where}: {ident} is in {out[ident]} already")
+                out[ident] = str(group)
         return out
 
 
@@ -82,6 +120,14 @@ def placements(path: Path | str = DEFAULT_INVENTORY, board: str | None = None) -
     for host in load(path):
         if board is None or board in host.groups or board == host.name or board == host.board:
             out += host.placements()
+    return out
+
+
+def processes(placements: list[Placement]) -> dict[str, list[Placement]]:
+    """The placements by the process that runs them (in placement order)."""
+    out: dict[str, list[Placement]] = {}
+    for p in placements:
+        out.setdefault(p.process, []).append(p)
     return out
 
 
