@@ -179,7 +179,7 @@ def through_nodes(days: list[date], end: date, env: dict[str, str], progress: dr
         operator = system.start()
         startup_s = time.perf_counter() - began
         assert system.launcher is not None and system.launcher.broker is not None
-        pids = {c.placement.ident: c.proc.pid for c in system.launcher.children if c.proc is not None}
+        pids = {c.name: c.proc.pid for c in system.launcher.children if c.proc is not None}
         if system.launcher.broker.proc is not None:
             pids["mosquitto"] = system.launcher.broker.proc.pid
         cpu0 = {p: cpu_s(p) for pid in pids.values() for p in family(pid)}

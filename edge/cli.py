@@ -462,7 +462,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         up = Up(
             mode=args.mode,
             broker=op,
-            online=[c.placement.ident for c in launcher.children if c.placement.ident not in late],
+            online=[i for c in launcher.children for i in c.idents if i not in late],
             late=late,
             skipped=skipped,
             seconds=time.monotonic() - began,

@@ -54,8 +54,10 @@ def die_with_parent() -> None:
 
 @dataclass
 class Child:
-    placement: inventory.Placement
-    spec: str
+    """One process of the board: one node, or a group of them (`edge_process_groups`)."""
+
+    placements: list[inventory.Placement]
+    specs: list[str]
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
@@ -63,10 +65,18 @@ class Child:
     next_start: float = 0.0
     started_at: float = 0.0
 
+    @property
+    def name(self) -> str:
+        return self.placements[0].process
+
+    @property
+    def idents(self) -> list[str]:
+        return [p.ident for p in self.placements]
+
     def start(self) -> None:
         logf = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.run", self.spec],
+            [sys.executable, "-m", "edge.run", *self.specs],
             env=self.env,
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
@@ -160,27 +170,35 @@ class Launcher:
         return self.external.as_user(node, self.passwords[node])
 
     def start_nodes(self) -> list[str]:
-        """Start every built node; returns the names of placed nodes not built yet."""
+        """Start every built node, one process per process group or node; returns the
+        idents of placed nodes not built yet."""
         skipped: list[str] = []
         logs = self.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for p in self.placements:
-            spec = p.module
-            if spec is None and not inventory.is_built(p.node):
-                skipped.append(p.ident)
+        for name, group in inventory.processes(self.placements).items():
+            built = [p for p in group if p.module is not None or inventory.is_built(p.node)]
+            skipped += [p.ident for p in group if p not in built]
+            if not built:
                 continue
             env = {
                 **os.environ,
                 **self.env,
-                **self.node_settings(p.node).to_env(),
-                "EDGE_BOARD": p.board,
+                "EDGE_BOARD": built[0].board,
                 "EDGE_STATE_DIR": str(self.run_dir / "state"),
                 "EDGE_MODE": self.mode,
                 "PYTHONUNBUFFERED": "1",
             }
-            if p.instance is not None:
-                env["EDGE_INSTANCE"] = str(p.instance)
-            child = Child(p, spec or p.node, env, logs / f"{p.ident}.log")
+            if len(built) == 1:  # as the tests start one node: MQTT_USER, EDGE_INSTANCE
+                p = built[0]
+                env |= self.node_settings(p.node).to_env()
+                if p.instance is not None:
+                    env["EDGE_INSTANCE"] = str(p.instance)
+                specs = [p.module or p.node]
+            else:
+                for p in built:
+                    env |= self.node_settings(p.node).to_env(node=p.node)
+                specs = [p.spec for p in built]
+            child = Child(built, specs, env, logs / f"{name}.log")
             child.start()
             self.children.append(child)
         return skipped
@@ -208,9 +226,7 @@ class Launcher:
 
         def missing() -> list[str]:
             return [
-                c.placement.ident
-                for c in self.children
-                if c.proc is None or online.get(c.placement.ident) != c.proc.pid
+                ident for c in self.children for ident in c.idents if c.proc is None or online.get(ident) != c.proc.pid
             ]
 
         deadline = time.monotonic() + timeout
@@ -232,9 +248,7 @@ class Launcher:
                 if now - child.started_at > 60:
                     child.restarts, delay = 0, 1.0
                 child.next_start = now + delay
-                log.warning(
-                    "%s exited (%s); restarting in %.0f s (log: %s)", child.placement.ident, code, delay, child.log_path
-                )
+                log.warning("%s exited (%s); restarting in %.0f s (log: %s)", child.name, code, delay, child.log_path)
             elif now >= child.next_start:
                 child.restarts += 1
                 child.next_start = 0.0
@@ -253,7 +267,7 @@ class Launcher:
             try:
                 child.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in time; killing it", child.placement.ident)
+                log.warning("%s did not stop in time; killing it", child.name)
                 child.proc.kill()
                 child.proc.wait()
         if self.broker is not None:

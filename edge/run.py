@@ -44,8 +44,17 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         sys.exit("usage: python -m edge.run NODE [NODE ...]   (NODE: name, name_<k>, module:attr[@k])")
-    instance = os.environ.get("EDGE_INSTANCE") if len(args) == 1 else None
-    process.main(process.hosted([load(spec, int(instance) if instance else None) for spec in args]))
+    if len(args) == 1:  # a node alone runs its own main (the dashboard's serves the web app too)
+        node, instance = load(args[0])
+        if instance is not None:
+            os.environ["EDGE_INSTANCE"] = str(instance)
+        node.main()
+        return
+    nodes = [load(spec) for spec in args]
+    alone = [n.name for n, _ in nodes if type(n).main is not Node.main]
+    if alone:
+        sys.exit(f"edge.run: {', '.join(alone)} runs a main of its own: give it a process of its own")
+    process.main(process.hosted(nodes))
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ class System:
         assert self.launcher is not None
         dead = [c for c in self.launcher.children if not c.alive()]
         if dead:
-            names = ", ".join(f"{c.placement.ident} ({c.log_path})" for c in dead)
+            names = ", ".join(f"{c.name} ({c.log_path})" for c in dead)
             raise RuntimeError(f"replay: a node stopped: {names}")
 
     def stop(self) -> None:

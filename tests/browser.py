@@ -48,7 +48,7 @@ class System:
         return self.launcher.broker.settings(user)
 
     def child(self, ident: str) -> Any:
-        return next(c for c in self.launcher.children if c.placement.ident == ident)
+        return next(c for c in self.launcher.children if ident in c.idents)
 
 
 async def online(settings: BrokerSettings, idents: set[str], timeout: float = 90) -> dict[str, NodeStatus]:
@@ -87,7 +87,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         launcher.start_broker()
         skipped = launcher.start_nodes()
         assert skipped == [], f"placed but not built: {skipped}"
-        idents = {c.placement.ident for c in launcher.children}
+        idents = {i for c in launcher.children for i in c.idents}
         assert launcher.broker is not None
         asyncio.run(online(launcher.broker.settings("operator"), idents))
         yield System(launcher, f"http://127.0.0.1:{port}", "test-password")

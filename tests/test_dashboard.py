@@ -31,8 +31,8 @@ async def test_no_page_without_a_login(system, chromium):  # noqa: F811
 async def test_the_system_page_shows_every_node_and_a_killed_one_goes_offline(system, chromium):  # noqa: F811
     page = await logged_in(chromium, system, "/system")
     table = page.locator("#nodes")
-    for child in system.launcher.children:
-        await table.locator(f"tr:has-text('{child.placement.ident}') >> text=online").wait_for(timeout=15000)
+    for ident in (i for c in system.launcher.children for i in c.idents):
+        await table.locator(f"tr:has-text('{ident}') >> text=online").wait_for(timeout=15000)
     await shot(page, "system")
     victim = system.child("generator")
     victim.proc.send_signal(signal.SIGKILL)

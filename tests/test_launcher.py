@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 import yaml
 
 from edge import Client, inventory
@@ -110,7 +111,7 @@ async def test_launcher_starts_supervises_and_stops_a_board(tmp_path):
         online = await _until_online(got, {"counter", "echo_1", "echo_2"})
         assert online["echo_2"].board == "execution"
         # a node that dies is restarted
-        victim = next(c for c in launcher.children if c.placement.ident == "counter")
+        victim = next(c for c in launcher.children if c.idents == ["counter"])
         old_pid = victim.proc.pid
         victim.proc.send_signal(signal.SIGKILL)
         deadline = time.monotonic() + 20
@@ -132,6 +133,63 @@ async def test_launcher_starts_supervises_and_stops_a_board(tmp_path):
         await asyncio.to_thread(launcher.stop)
     assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in pids)
     assert LocalBroker.load(tmp_path / "run") is None and launcher.broker.proc is None
+
+
+def grouped_inventory() -> dict:
+    doc = json.loads(json.dumps(INVENTORY))
+    doc["all"]["children"]["execution"]["hosts"]["board-b"]["edge_process_groups"] = {"echoes": ["echo_1", "echo_2"]}
+    return doc
+
+
+def test_process_groups_come_from_the_inventory(tmp_path):
+    placed = inventory.placements(write_inventory(tmp_path, grouped_inventory()))
+    assert {k: [p.ident for p in v] for k, v in inventory.processes(placed).items()} == {
+        "counter": ["counter"],
+        "notyet": ["notyet"],
+        "echoes": ["echo_1", "echo_2"],
+    }
+    assert [p.spec for p in placed if p.group] == ["tests.nodes.echo:node@1", "tests.nodes.echo:node@2"]
+    for groups, why in [
+        ({"echo": ["echo_1", "echo_2"]}, "a name of its own"),
+        ({"echo_1": ["echo_1", "echo_2"]}, "a name of its own"),
+        ({"Echoes": ["echo_1", "echo_2"]}, "a name of its own"),
+        ({"echoes": ["echo_1"]}, "two or more"),
+        ({"echoes": ["echo_1", "echo"]}, "echo is not placed on this host"),
+        ({"echoes": ["echo_1", "counter"]}, "counter is not placed on this host"),
+        ({"a": ["echo_1", "echo_2"], "b": ["echo_2", "echo_1"]}, "echo_2 is in a already"),
+    ]:
+        doc = grouped_inventory()
+        doc["all"]["children"]["execution"]["hosts"]["board-b"]["edge_process_groups"] = groups
+        with pytest.raises(ValueError, match=why):
+            inventory.placements(write_inventory(tmp_path, doc))
+
+
+async def test_a_process_group_runs_as_one_child_and_restarts_as_one(tmp_path):
+    placed = inventory.placements(write_inventory(tmp_path, grouped_inventory()))
+    launcher = Launcher(placed, run_dir=tmp_path / "run", catalog=FULL_CATALOG)
+    launcher.start_broker()
+    try:
+        got = await _statuses(launcher)
+        launcher.start_nodes()
+        assert [c.name for c in launcher.children] == ["counter", "echoes"]
+        online = await _until_online(got, {"counter", "echo_1", "echo_2"})
+        group = launcher.children[1]
+        assert online["echo_1"].pid == online["echo_2"].pid == group.proc.pid != online["counter"].pid
+        assert (tmp_path / "run" / "logs" / "echoes.log").exists()
+        old_pid = group.proc.pid
+        group.proc.send_signal(signal.SIGKILL)
+        back: dict[str, int] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(back) < 2:
+            launcher.supervise_once()
+            with contextlib.suppress(TimeoutError):
+                s = NodeStatus.model_validate_json((await got.next(0.3)).payload)
+                if s.node.startswith("echo_") and s.state == "online" and s.pid != old_pid:
+                    back[s.node] = s.pid
+        assert set(back) == {"echo_1", "echo_2"} and len(set(back.values())) == 1, back
+        await got.client.close()  # type: ignore[attr-defined]
+    finally:
+        await asyncio.to_thread(launcher.stop)
 
 
 def test_nodes_die_with_a_killed_launcher(tmp_path):

@@ -139,3 +139,15 @@ def test_a_hosted_node_uses_its_own_credentials_before_the_shared_ones():
     assert BrokerSettings.from_env(env).user == "shared"
     own = BrokerSettings(user="echo", password="e").to_env(node="echo")
     assert own["MQTT_USER_ECHO"] == "echo" and "MQTT_USER" not in own
+
+
+def test_a_node_with_a_main_of_its_own_is_not_hosted_with_others():
+    """The dashboard's main also serves the web app: it cannot share a process."""
+    run = subprocess.run(
+        [sys.executable, "-m", "edge.run", "dashboard", "tests.nodes.counter:node"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
+    assert run.returncode != 0 and "dashboard runs a main of its own" in run.stderr, run.stderr
