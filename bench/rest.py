@@ -1,18 +1,21 @@
-"""Memory at rest: every node's RSS once the system has run its first planning cycle and
-gone idle, summed per board of the two-board placement.
+"""Memory at rest: every node process's RSS once the system has run its first planning
+cycle and gone idle, summed per board of the two-board placement.
 
 `python bench/rest.py [--settle 90]` starts the whole system as `edge up` does (a fresh
 run folder, paper mode, the bundled prices), with every node of the two boards on this
-machine (`deploy/ansible/inventory/dual-board.yml`: the evaluators 1, 2 and 3), waits for
-the scheduler's first planning cycle (60 s after start) to end, then `--settle` seconds more
-(past the computing nodes' idle exit), and reads each node's heartbeat RSS. Beside it, the
-RSS of each node's child processes at that moment (a child still alive at rest is memory
-the board pays too) and the broker's. RSS counts shared pages (libpython, the libraries)
-in every process, so the sums overstate what a board uses: they are the figure the targets
-are set in (core < 350 MB, execution < 200 MB, the broker apart).
+machine in the boards' processes (`deploy/ansible/inventory/dual-board.yml`: the evaluators
+1, 2 and 3; the planner's four nodes in one process, the execution board's two evaluators
+in another), waits for the scheduler's first planning cycle (60 s after start) to end, then
+`--settle` seconds more (past the computing nodes' idle exit), and reads each process's RSS
+from a heartbeat of one of its nodes. Beside it, the RSS of each process's children at that
+moment (a child still alive at rest is memory the board pays too) and the broker's, which
+the core board's sum includes. RSS counts shared pages (libpython, the libraries) in every
+process, so the sums overstate what a board uses: they are the figure the targets are set
+in (core < 350 MB, execution < 200 MB; `make deploy-test` measures the same on the boards).
 
-The last line is one JSON object: `rss_mb` per node, `children_mb` per node, `boards`
-(each board's sum of its nodes' RSS, children included), `broker_mb`, `cycle`.
+The last line is one JSON object: `rss_mb` per process, `children_mb` per process, `boards`
+(each board's sum of its processes' RSS, children included, the broker on core),
+`broker_mb`, `cycle`.
 """
 
 from __future__ import annotations
@@ -46,10 +49,14 @@ TARGETS = {"core": 350.0, "execution": 200.0}
 
 
 def one_machine(path: Path) -> dict[str, str]:
-    """Write an inventory with every node of the two boards on one host; each node's board."""
-    boards = {p.ident: p.board for p in inventory.placements(DUAL)}
-    nodes = list(dict.fromkeys(p.node for p in inventory.placements(DUAL)))
-    instances = sorted(p.instance for p in inventory.placements(DUAL) if p.node == "evaluator" and p.instance)
+    """Write an inventory with every node of the two boards on one host, in the boards'
+    processes (their `edge_process_groups`); each process's board."""
+    placed = inventory.placements(DUAL)
+    boards = {p.process: p.board for p in placed}
+    nodes = list(dict.fromkeys(p.node for p in placed))
+    instances = sorted(p.instance for p in placed if p.node == "evaluator" and p.instance)
+    processes = inventory.processes(placed).items()
+    groups = {name: [p.ident for p in members] for name, members in processes if len(members) > 1}
     host = {
         "ansible_host": "127.0.0.1",
         "ansible_connection": "local",
@@ -57,6 +64,7 @@ def one_machine(path: Path) -> dict[str, str]:
         "edge_runs_broker": True,
         "edge_nodes": nodes,
         "edge_instances": {"evaluator": instances},
+        "edge_process_groups": groups,
     }
     doc = {
         "all": {
@@ -149,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         assert broker is not None
         rows = asyncio.run(collect_status(broker.settings(), wait=6.0))
         broker_mb = round(rss_mb(broker.pid), 1)
+        process_of = {p.ident: p.process for p in inventory.placements(tmp / "inventory.yml")}
         rss, children, kids = {}, {}, {}
-        for name, row in rows.items():
+        for ident, row in rows.items():  # the nodes of one process report its RSS: counted once
+            name = process_of.get(ident, ident)
             beat = row["heartbeat"] or {}
             rss[name] = round(float(beat.get("rss_mb", 0.0)), 1)
             pids = descendants(row["pid"]) if row["pid"] else []
@@ -160,15 +170,16 @@ def main(argv: list[str] | None = None) -> int:
         os.killpg(up.pid, signal.SIGINT)
         up.wait(60)
     sums = {
-        b: round(sum(rss[n] + children[n] for n in rss if boards.get(n) == b), 1) for b in sorted(set(boards.values()))
+        b: round(sum(rss[n] + children[n] for n in rss if boards.get(n) == b) + (broker_mb if b == "core" else 0), 1)
+        for b in sorted(set(boards.values()))
     }
-    print(f"\n{'node':<14} {'board':<10} {'RSS MB':>8} {'children MB':>12}")
+    print(f"\n{'process':<14} {'board':<10} {'RSS MB':>8} {'children MB':>12}")
     for name in sorted(rss, key=lambda n: (boards.get(n, ""), n)):
         row = f"{name:<14} {boards.get(name, '?'):<10} {rss[name]:>8.1f} {children[name]:>12.1f}"
         print(f"{row}  {'; '.join(kids[name])}")
     for b, total in sums.items():
         print(f"{b} board: {total:.1f} MB (target < {TARGETS.get(b, 0):.0f})")
-    print(f"broker (mosquitto): {broker_mb:.1f} MB")
+    print(f"broker (mosquitto, in the core board's sum): {broker_mb:.1f} MB")
     print(json.dumps({"rss_mb": rss, "children_mb": children, "boards": sums, "broker_mb": broker_mb, "cycle": cycle}))
     if not args.keep:
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
