@@ -85,8 +85,8 @@ async def serve(nodes: list[Hosted], env: Mapping[str, str], stop: asyncio.Event
     }
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     failed = None if stop.is_set() else next(iter(done))
-    if failed is not None:
-        why = failed.exception() or RuntimeError("it returned without being asked to stop")
+    if failed is not None and len(tasks) > 1:
+        why = failed.exception() or "it returned without being asked to stop"
         log.error("%s ended (%s): stopping the other nodes of this process", tasks[failed], why)
     stop.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
