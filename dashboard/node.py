@@ -80,7 +80,8 @@ class DashboardNode(Node):
         logging.basicConfig(
             level=os.environ.get("EDGE_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-        serve(self, BrokerSettings.from_env(), Settings.from_env(os.environ, state_dir), state_dir)
+        # its own MQTT_USER_DASHBOARD and MQTT_PASS_DASHBOARD (the deployment's env file), else MQTT_USER
+        serve(self, BrokerSettings.from_env(node=self.name), Settings.from_env(os.environ, state_dir), state_dir)
 
 
 node = DashboardNode("dashboard")
