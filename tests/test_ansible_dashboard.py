@@ -120,8 +120,8 @@ def test_the_dashboard_is_a_unit_on_the_board_that_runs_it(rendered: Rendered, n
         (envfile,) = unit["EnvironmentFile"]
         assert stat.S_IMODE(Path(envfile).stat().st_mode) == 0o600
         assert _env_file(envfile) == {
-            "MQTT_USER": "dashboard",
-            "MQTT_PASS": d.password("dashboard"),
+            "MQTT_USER_DASHBOARD": "dashboard",
+            "MQTT_PASS_DASHBOARD": d.password("dashboard"),
             "DASHBOARD_PASSWORD": password,
         }
         assert password != d.password("dashboard")
@@ -129,7 +129,8 @@ def test_the_dashboard_is_a_unit_on_the_board_that_runs_it(rendered: Rendered, n
         for other in units.glob("edge-*.service"):
             if other.name != "edge-dashboard.service":
                 assert "DASHBOARD_" not in other.read_text()
-                assert "DASHBOARD_" not in Path(parse_unit(other.read_text())["EnvironmentFile"][0]).read_text()
+                for envfile in parse_unit(other.read_text())["EnvironmentFile"]:
+                    assert "DASHBOARD_" not in Path(envfile).read_text()
     if shutil.which("systemd-analyze"):
         unit_file = d.host("trader-core") / "systemd" / "edge-dashboard.service"
         res = subprocess.run(

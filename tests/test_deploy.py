@@ -4,16 +4,20 @@ Both inventories go through `deploy/ansible/site.yml` itself (`--tags config`, e
 local connection, every path under a temporary folder, `edge_systemd=false` so that no
 service is touched): the controller's credentials (passwords, CA, broker certificate), the
 broker's files (mosquitto.conf from mosquitto/core.conf, password file hashed by
-mosquitto_passwd, ACL from `edge acl`) and one systemd unit per placed and built node. The
-checkout they deploy is a stand-in in which only some nodes are built, so that the rule
-"placed but not built: no unit" is exercised whatever the real nodes/ holds.
+mosquitto_passwd, ACL from `edge acl`) and one systemd unit per process of placed and built
+nodes (a node's own, or a process group's from `edge_process_groups`, as edge.inventory
+plans them), with an env file per node. The checkout they deploy is a stand-in in which only
+some nodes are built, so that the rule "placed but not built: no unit" is exercised whatever
+the real nodes/ holds (the planner group has no member built: no unit). A board that goes
+from a unit per node to a process group loses the per-node units; bad groups are refused as
+edge.inventory refuses them.
 
 Then `mosquitto` runs with the rendered configuration: a node logs in with its generated
 password, anonymous and wrong passwords are refused, TLS works with the generated CA under
 Python 3.13's strict X.509 checks, the ACL is in force, the optional execution broker
 (mosquitto/execution.conf) bridges to it both ways, and `edge-node-restart` (what the
-deployment restarts a node with) waits until the node's retained status says it is online
-from the process systemd runs (systemctl is a stand-in).
+deployment restarts a unit with) waits until the retained status of every node of the unit
+says it is online from the process systemd runs (systemctl is a stand-in).
 
 Releases: each host's `edge_home` holds stand-in releases (their venv is this interpreter's),
 `current` among them; the units run `current/venv/bin/python`. Going to a release already on
@@ -22,10 +26,10 @@ changes nothing, and `edge_rollback=true` (both ways, and refused with nothing t
 run for real on those folders. Slow tests (`make soak`, or `pytest -m slow`): a release built
 for real from a stand-in git checkout (shipped, its venv made, a stand-in project pip
 installed offline, byte-compiled; built once; a changed tree is the next release), and the
-restarts with a stand-in systemctl (one node at a time, each online before the next, only
-what changed, a node that never comes online stops the deployment, and the next run resumes
-from it). Building the real project's release needs the boards' network: the two-board
-testbed does it.
+restarts with a stand-in systemctl (one unit at a time, each online before the next, only
+what changed, a group's node that never comes online stops the deployment, and the next run
+resumes from it; units no longer placed stop before the new ones start). Building the real
+project's release needs the boards' network: the two-board testbed does it.
 
 The roles pass ansible-lint's production profile (deploy/ansible/.ansible-lint).
 
@@ -70,7 +74,14 @@ from schemas.topics import Topics
 ANSIBLE_DIR = REPO_ROOT / "deploy" / "ansible"
 INVENTORIES = {name: ANSIBLE_DIR / "inventory" / f"{name}.yml" for name in ("single-board", "dual-board")}
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-MEMORY_MAX = {"scoring": "320M", "optimization": "352M", "dashboard": "384M", "universe": "288M"}  # role defaults
+MEMORY_MAX = {  # role defaults
+    "scoring": "320M",
+    "optimization": "352M",
+    "dashboard": "384M",
+    "universe": "288M",
+    "planner": "160M",
+    "evaluators": "224M",
+}
 BUILT = ("universe", "evaluator", "trading")  # the stand-in checkout's built nodes
 EXPECTED_HOSTS = {
     "single-board": {"core": ["trader-core"], "execution": []},
@@ -220,7 +231,8 @@ def host_extras(host: inventory.Host) -> list[str]:
 def fake_release(home: Path, name: str, extras: list[str], *, age_s: float = 0.0) -> Path:
     """A complete release as the edge_release role leaves it, but whose venv is this interpreter's."""
     release = home / "releases" / name
-    (release / "src").mkdir(parents=True)
+    (release / "src" / "edge").mkdir(parents=True)
+    (release / "src" / "edge" / "process.py").write_text("")  # it runs process groups (edge_rollback checks)
     (release / "venv").symlink_to(sys.prefix)
     (release / ".edge-release").write_text(json.dumps({"release": name, "extras": extras}, indent=4) + "\n")
     if age_s:
@@ -333,34 +345,65 @@ def unit_env(unit: dict[str, list[str]]) -> dict[str, str]:
     return dict(v.split("=", 1) for v in unit.get("Environment", []))
 
 
-def test_units_per_placed_and_built_node(deployment: Deployment) -> None:
+def unit_processes(path: Path, host: str) -> dict[str, list[inventory.Placement]]:
+    """The host's processes (`Placement.process`) and their built members, those with a unit."""
+    placed = [p for p in inventory.placements(path) if p.host == host]
+    out = {name: [p for p in group if p.node in BUILT] for name, group in inventory.processes(placed).items()}
+    return {name: group for name, group in out.items() if group}
+
+
+def memory_max(name: str, group: list[inventory.Placement]) -> str:
+    """The role's rule: the process's name, a node's own unit falls back to its node's, then 128M."""
+    alone = [p.ident for p in group] == [name]
+    return MEMORY_MAX.get(name) or (MEMORY_MAX.get(group[0].node) if alone else None) or "128M"
+
+
+def env_file(path: Path | str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in Path(path).read_text().splitlines() if line and not line.startswith("#"))
+
+
+def node_creds(d: Deployment, node: str) -> dict[str, str]:
+    """What a node's env file holds: its user and password under its own names, its settings."""
+    return {f"MQTT_USER_{node.upper()}": node, f"MQTT_PASS_{node.upper()}": d.password(node), **NODE_ENV.get(node, {})}
+
+
+def test_one_unit_per_process_of_built_nodes(deployment: Deployment) -> None:
     d = deployment
     runs_broker = {h.name: bool(h.vars.get("edge_runs_broker")) for h in inventory.load(INVENTORIES[d.name])}
     seen_boards = set()
     for p_host, is_broker in runs_broker.items():
         placements = [p for p in inventory.placements(INVENTORIES[d.name]) if p.host == p_host]
-        expected = {f"edge-{p.ident}.service": p for p in placements if p.node in BUILT}
+        processes = unit_processes(INVENTORIES[d.name], p_host)
+        expected = {f"edge-{name}.service": (name, group) for name, group in processes.items()}
         units_dir = d.host(p_host) / "systemd"
         found = {f.name for f in units_dir.glob("edge-*.service")}
         assert found == set(expected), f"{p_host}: units {sorted(found)}, expected {sorted(expected)}"
-        assert not any(p.node not in BUILT and (units_dir / f"edge-{p.ident}.service").exists() for p in placements)
+        # a group whose members are all unbuilt has no unit (the planner here), nor has an unbuilt node
+        assert not any((units_dir / f"edge-{p.process}.service").exists() for p in placements if p.node not in BUILT)
         assert (units_dir / "edge-trader.target").exists()
-        for name, p in expected.items():
-            seen_boards.add(p.board)
-            unit = parse_unit((units_dir / name).read_text())
+        # one env file per node that runs here, whatever process it is in
+        nodes = {p.node for group in processes.values() for p in group}
+        assert {f.stem for f in (d.host(p_host) / "etc" / "nodes").glob("*.env")} == nodes
+        for unit_name, (name, group) in expected.items():
+            seen_boards.add(group[0].board)
+            idents = [p.ident for p in group]
+            unit = parse_unit((units_dir / unit_name).read_text())
             env = unit_env(unit)
             assert unit["Restart"] == ["on-failure"]
-            assert unit["MemoryMax"] == [MEMORY_MAX.get(p.node, "128M")]
+            assert unit["MemoryMax"] == [memory_max(name, group)]
             assert unit["StandardOutput"] == ["journal"] and unit["StandardError"] == ["journal"]
-            # the current release's venv, whichever release that is
-            assert unit["ExecStart"] == [f"{d.host(p_host)}/home/current/venv/bin/python -m edge.run {p.node}"]
+            assert unit["SyslogIdentifier"] == [f"edge-{name}"]
+            # the current release's venv, whichever release that is; every ident it hosts
+            python = f"{d.host(p_host)}/home/current/venv/bin/python"
+            assert unit["ExecStart"] == [f"{python} -m edge.run {' '.join(idents)}"]
+            assert unit["X-EdgeNodes"] == [" ".join(idents)]
             assert unit["User"] == ["edge"]
             assert unit["WantedBy"] == ["edge-trader.target"]
             after = unit["After"][0].split()
             assert "network-online.target" in after
             assert ("mosquitto.service" in after) == is_broker
-            assert env["EDGE_BOARD"] == p.board and env["EDGE_ROOT"] == "trader" and env["EDGE_MODE"] == "paper"
-            assert env.get("EDGE_INSTANCE") == (None if p.instance is None else str(p.instance))
+            assert env["EDGE_BOARD"] == group[0].board and env["EDGE_ROOT"] == "trader" and env["EDGE_MODE"] == "paper"
+            assert "EDGE_INSTANCE" not in env, "instances are named in ExecStart (evaluator_2)"
             if is_broker:  # the broker's own board: loopback, no TLS
                 assert (env["MQTT_HOST"], env["MQTT_PORT"]) == ("127.0.0.1", str(d.port))
                 assert "MQTT_CAFILE" not in env
@@ -368,16 +411,39 @@ def test_units_per_placed_and_built_node(deployment: Deployment) -> None:
                 assert (env["MQTT_HOST"], env["MQTT_PORT"]) == ("trader-core.local", str(d.tls_port))
                 cafile = Path(env["MQTT_CAFILE"])
                 assert cafile.read_bytes() == (d.credentials / "tls" / "ca.crt").read_bytes()
-            # the credentials: root-only file, the node's own user and the controller's password
-            (envfile,) = unit["EnvironmentFile"]
-            assert stat.S_IMODE(Path(envfile).stat().st_mode) == 0o600
-            creds = dict(
-                line.split("=", 1)
-                for line in Path(envfile).read_text().splitlines()
-                if line and not line.startswith("#")
-            )
-            assert creds == {"MQTT_USER": p.node, "MQTT_PASS": d.password(p.node), **NODE_ENV.get(p.node, {})}
+            # the credentials: a root-only file per node of the unit, each node's own user and the
+            # controller's password under names of its own, so that several load into one process
+            unit_nodes = list(dict.fromkeys(p.node for p in group))
+            assert unit["EnvironmentFile"] == [f"{d.host(p_host)}/etc/nodes/{n}.env" for n in unit_nodes]
+            for node, envfile in zip(unit_nodes, unit["EnvironmentFile"], strict=True):
+                assert stat.S_IMODE(Path(envfile).stat().st_mode) == 0o600
+                assert env_file(envfile) == node_creds(d, node)
     assert seen_boards == ({"core"} if d.name == "single-board" else {"core", "execution"})
+
+
+def test_a_process_group_is_one_unit_of_its_built_members(deployment: Deployment) -> None:
+    """The evaluator workers of a board (edge_process_groups: evaluators) run in one unit."""
+    d = deployment
+    for host in inventory.load(INVENTORIES[d.name]):
+        groups = host.vars.get("edge_process_groups") or {}
+        for group, members in groups.items():
+            unit_file = d.host(host.name) / "systemd" / f"edge-{group}.service"
+            built = [m for m in members if m.rsplit("_", 1)[0] in BUILT]
+            if not built:
+                assert not unit_file.exists(), f"{group}: no member built, no unit"
+                continue
+            unit = parse_unit(unit_file.read_text())
+            assert unit["X-EdgeNodes"] == [" ".join(built)] and unit["ExecStart"][0].endswith(" ".join(built))
+            for member in built:
+                assert not (d.host(host.name) / "systemd" / f"edge-{member}.service").exists()
+    evaluators = {
+        "single-board": ("trader-core", "evaluator_1 evaluator_2"),
+        "dual-board": ("trader-exec", "evaluator_2 evaluator_3"),
+    }
+    host, idents = evaluators[d.name]
+    text = (d.host(host) / "systemd" / "edge-evaluators.service").read_text()
+    assert f"\nX-EdgeNodes={idents}\n" in text.split("[Service]")[0], "in the [Unit] section"
+    assert "MemoryMax=224M" in text and "Description=edge trader evaluators: " in text
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
@@ -851,8 +917,17 @@ def test_releases_upgrade_prune_and_rollback(world: World) -> None:
     assert named.proc.returncode != 0 and "do not set edge_release_id" in named.out, named.out[-3000:]
     assert links(homes["trader-core"]) == ("r2", "r4") and links(homes["trader-exec"]) == ("r2", "")
 
+    # nor a rollback to a release from before process groups (it reads neither several nodes per
+    # unit nor MQTT_USER_<NODE>): the way back to it is its commit, deployed
+    link(homes["trader-exec"], "previous", "r4")
+    (homes["trader-core"] / "releases" / "r4" / "src" / "edge" / "process.py").unlink()
+    old = start("-e", "edge_rollback=true").wait()
+    assert old.proc.returncode != 0
+    assert "trader-core: the previous release r4 predates process groups" in old.out, old.out[-3000:]
+    assert all(links(home) == ("r2", "r4") for home in homes.values())
 
-# -- edge-node-restart: a node is waited for until it is online, from the process systemd runs --------
+
+# -- edge-node-restart: a unit is waited for until its nodes are online, from the process systemd runs ---
 FAKE_SYSTEMCTL = """#!/bin/sh
 # stands in for systemctl: the unit is active, its main process $FAKE_PID
 echo "$*" >> "$FAKE_LOG"
@@ -875,10 +950,10 @@ def test_edge_node_restart_waits_for_the_node_online(core_broker: Deployment, tm
         (fake / tool).chmod(0o755)
     log = tmp_path / "systemctl.log"
 
-    def restart(action: str, ident: str, pid: int, timeout: int) -> subprocess.CompletedProcess[str]:
+    def restart(action: str, name: str, pid: int, timeout: int) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "FAKE_PID": str(pid), "FAKE_LOG": str(log)}
         return subprocess.run(
-            [str(script), action, ident, str(timeout)], env=env, capture_output=True, text=True, timeout=timeout + 30
+            [str(script), action, name, str(timeout)], env=env, capture_output=True, text=True, timeout=timeout + 30
         )
 
     pub = _publisher(d.port, "universe", d.password("universe"))
@@ -887,7 +962,7 @@ def test_edge_node_restart_waits_for_the_node_online(core_broker: Deployment, tm
         pub.publish("trader/node/universe/status", json.dumps(status).encode(), qos=1, retain=True).wait_for_publish(5)
         ok = restart("restart", "universe", 4242, 20)
         assert ok.returncode == 0, ok.stdout + ok.stderr
-        assert "edge-universe.service: active and online (pid 4242)" in ok.stdout
+        assert "edge-universe.service: active and online (pid 4242: universe)" in ok.stdout
         calls = log.read_text()
         assert "reset-failed edge-universe.service" in calls and "restart edge-universe.service" in calls
         assert d.password("operator") not in calls
@@ -895,7 +970,9 @@ def test_edge_node_restart_waits_for_the_node_online(core_broker: Deployment, tm
         started = time.monotonic()
         late = restart("wait", "universe", 4243, 2)
         assert late.returncode == 1 and time.monotonic() - started >= 2
-        assert "edge-universe.service: not online after 2s (systemd: active, main pid 4243)" in late.stderr, late.stderr
+        assert "edge-universe.service: not online after 2s: universe (systemd: active, main pid 4243)" in late.stderr, (
+            late.stderr
+        )
         assert '"pid": 4242' in late.stderr and "the journal" in late.stderr
         # nor an offline one from this process
         gone = {**status, "state": "offline", "pid": 4244}
@@ -903,8 +980,57 @@ def test_edge_node_restart_waits_for_the_node_online(core_broker: Deployment, tm
         assert restart("wait", "universe", 4244, 2).returncode == 1
         assert restart("frobnicate", "universe", 1, 1).returncode == 2
         assert restart("wait", "../x", 1, 1).returncode == 2
+        nothing = restart("wait", "nothing", 1, 1)
+        assert nothing.returncode == 1 and "no unit" in nothing.stderr and "edge-nothing.service" in nothing.stderr
     finally:
         pub.publish("trader/node/universe/status", b"", qos=1, retain=True).wait_for_publish(5)
+        pub.disconnect()
+        pub.loop_stop()
+
+
+def test_edge_node_restart_waits_for_every_node_of_a_group(core_broker: Deployment, tmp_path: Path) -> None:
+    """A process group's unit (edge-evaluators.service: evaluator_1 evaluator_2, from its X-EdgeNodes
+    line) is online once each of its nodes is, from the unit's main process."""
+    d = core_broker
+    script = d.host("trader-core") / "home" / "bin" / "edge-node-restart"
+    unit = parse_unit((d.host("trader-core") / "systemd" / "edge-evaluators.service").read_text())
+    assert unit["X-EdgeNodes"] == ["evaluator_1 evaluator_2"]
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool, text in (("systemctl", FAKE_SYSTEMCTL), ("journalctl", "#!/bin/sh\necho 'the journal'\n")):
+        (fake / tool).write_text(text)
+        (fake / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "FAKE_PID": "5151", "FAKE_LOG": str(tmp_path / "log")}
+
+    def wait(timeout: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), "wait", "evaluators", str(timeout)], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    def status(ident: str, pid: int) -> None:
+        body = {"node": ident, "state": "online", "incarnation": 1, "pid": pid}
+        pub.publish(f"trader/node/{ident}/status", json.dumps(body).encode(), qos=1, retain=True).wait_for_publish(5)
+
+    pub = _publisher(d.port, "evaluator", d.password("evaluator"))
+    try:
+        # one of the two online: not yet, and the report names the one that is not
+        status("evaluator_1", 5151)
+        one = wait(2)
+        assert one.returncode == 1
+        assert "edge-evaluators.service: not online after 2s: evaluator_2 (systemd: active" in one.stderr, one.stderr
+        assert "no status seen on trader/node/evaluator_2/status" in one.stderr
+        assert "trader/node/evaluator_1/status" not in one.stderr, "the one online is not reported"
+        # the other one online, but from another process: still not
+        status("evaluator_2", 4000)
+        assert wait(2).returncode == 1
+        # both from the unit's main process: online
+        status("evaluator_2", 5151)
+        both = wait(10)
+        assert both.returncode == 0, both.stdout + both.stderr
+        assert "edge-evaluators.service: active and online (pid 5151: evaluator_1 evaluator_2)" in both.stdout
+    finally:
+        for ident in ("evaluator_1", "evaluator_2"):
+            pub.publish(f"trader/node/{ident}/status", b"", qos=1, retain=True).wait_for_publish(5)
         pub.disconnect()
         pub.loop_stop()
 
@@ -1023,10 +1149,10 @@ def test_a_release_is_built_once_and_a_new_commit_is_the_next_one(world: World) 
     assert (home / "releases" / commit / "src" / "hello.py").read_text() == "WHO = 'first'\n", "a release never changes"
 
 
-# -- restarts: one node at a time, each online before the next, and only what changed -------------------
-# systemctl stands in for systemd (units, their state, a main pid per start); a started node
-# "comes online" by publishing its retained status with that pid, as a node does, unless it
-# is listed in $FAKE_STATE/broken.
+# -- restarts: one unit at a time, each online before the next, and only what changed -------------------
+# systemctl stands in for systemd (units, their state, a main pid per start); each node of a
+# started unit (its X-EdgeNodes line) "comes online" by publishing its retained status with
+# that pid, as a node does, unless it is listed in $FAKE_STATE/broken.
 FAKE_SYSTEMD = r"""
 import json, os, subprocess, sys
 from pathlib import Path
@@ -1056,10 +1182,11 @@ def online(ident):
         for line in (Path(os.environ["FAKE_ETC"]) / "nodes" / f"{node}.env").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     )
+    user, password = env[f"MQTT_USER_{node.upper()}"], env[f"MQTT_PASS_{node.upper()}"]
     status = {"node": ident, "state": "online", "pid": int(get("pid", "0"))}
     subprocess.run(
-        ["mosquitto_pub", "-h", "127.0.0.1", "-p", os.environ["FAKE_PORT"], "-u", env["MQTT_USER"],
-         "-P", env["MQTT_PASS"], "-t", f"trader/node/{ident}/status", "-r", "-q", "1", "-m", json.dumps(status)],
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", os.environ["FAKE_PORT"], "-u", user,
+         "-P", password, "-t", f"trader/node/{ident}/status", "-r", "-q", "1", "-m", json.dumps(status)],
         check=True,
     )
 
@@ -1090,10 +1217,13 @@ elif verb in ("start", "restart"):
         counter.write_text(str(pid))
         put("pid", str(pid))
         put("active", "active")
-        ident = unit.removeprefix("edge-").removesuffix(".service")
         broken = (state / "broken").read_text().split() if (state / "broken").exists() else []
-        if unit.endswith(".service") and unit.startswith("edge-") and ident not in broken:
-            online(ident)
+        if unit.endswith(".service") and unit.startswith("edge-"):
+            text = (Path(os.environ["FAKE_UNITS"]) / unit).read_text()
+            hosted = next(ln.split("=", 1)[1] for ln in text.splitlines() if ln.startswith("X-EdgeNodes="))
+            for ident in hosted.split():
+                if ident not in broken:
+                    online(ident)
 elif verb == "stop":
     put("active", "inactive")
 """
@@ -1104,7 +1234,7 @@ NODE_START = re.compile(r"^(re)?start edge-\S+[.]service$")
 
 @pytest.mark.slow
 @pytest.mark.timeout(500)
-def test_restarts_go_one_node_at_a_time_and_only_for_what_changed(core_broker: Deployment, tmp_path: Path) -> None:
+def test_restarts_go_one_unit_at_a_time_and_only_for_what_changed(core_broker: Deployment, tmp_path: Path) -> None:
     d = core_broker
     host = d.host("trader-core")
     home = host / "home"
@@ -1121,15 +1251,19 @@ def test_restarts_go_one_node_at_a_time_and_only_for_what_changed(core_broker: D
         "PATH": f"{fake}:{os.environ['PATH']}",
         "FAKE_STATE": str(state),
         "FAKE_ETC": str(host / "etc"),
+        "FAKE_UNITS": str(host / "systemd"),
         "FAKE_PORT": str(d.port),
     }
     ansible = Ansible(tmp_path)
     ansible.env.update(env)
-    # in the inventory's order, the order they are restarted in
-    placed = [p for p in inventory.placements(INVENTORIES[d.name]) if p.host == "trader-core" and p.node in BUILT]
-    idents = [p.ident for p in placed]
-    units = [f"edge-{ident}.service" for ident in idents]
+    # one per process, in the inventory's order, the order they are restarted in
+    processes = unit_processes(INVENTORIES[d.name], "trader-core")
+    idents = [p.ident for group in processes.values() for p in group]
+    units = [f"edge-{name}.service" for name in processes]
     assert len(units) >= 3 and set(units) == {f.name for f in (host / "systemd").glob("edge-*.service")}
+    # the evaluators' group fails below: one of its two nodes never comes online
+    group = units.index("edge-evaluators.service")
+    assert group >= 1 and len(processes["evaluators"]) == 2
 
     def run(*extra: str) -> Run:
         log.write_text("")
@@ -1166,23 +1300,47 @@ def test_restarts_go_one_node_at_a_time_and_only_for_what_changed(core_broker: D
         (again,) = recap(run().check()).values()
         assert " changed=0 " in again and restarted() == [], again + log.read_text()
 
-        # another release: every unit restarted, one at a time; the second one never comes online,
-        # so the deployment stops there, saying why, and the ones after it are left alone
+        # another release: every unit restarted, one at a time; one node of the evaluators' group
+        # never comes online, so the deployment stops at that unit, saying why, and the ones after
+        # it are left alone
         fake_release(home, "r0000000000b2", host_extras(inventory.load(INVENTORIES[d.name])[0]))
         link(home, "previous", RELEASE)
         link(home, "current", "r0000000000b2")
-        (state / "broken").write_text(idents[1])
+        broken = processes["evaluators"][1].ident
+        (state / "broken").write_text(broken)
         failed = run()
         assert failed.proc.returncode != 0
-        assert f"{units[1]}: not online after 4s" in failed.out, failed.out[-4000:]
-        assert restarted() == units[:2]
-        assert started()[units[0]]["release"] == "r0000000000b2"
-        assert all(started()[u]["release"] == RELEASE for u in units[1:])
-        # mended: the next run restarts the unit that failed and those after it, not the first
+        assert f"{units[group]}: not online after 4s: {broken}" in failed.out, failed.out[-4000:]
+        assert restarted() == units[: group + 1]
+        assert all(started()[u]["release"] == "r0000000000b2" for u in units[:group])
+        assert all(started()[u]["release"] == RELEASE for u in units[group:])
+        # mended: the next run restarts the unit that failed and those after it, not the ones before
         (state / "broken").write_text("")
         run().check()
-        assert online_order() == units[1:]
+        assert online_order() == units[group:]
         assert {v["release"] for v in started().values()} == {"r0000000000b2"}
+
+        # a change to the env file of one node of a group restarts that group's unit, and only it
+        env = dict(json.loads((d.root / "vars.json").read_text())["edge_node_env"])
+        run("-e", json.dumps({"edge_node_env": {**env, "evaluator": {"EVALUATOR_PROCESSES": "1"}}})).check()
+        assert restarted() == [units[group]]
+
+        # the evaluators go back to a unit each: the group's unit is stopped, disabled and removed
+        # before the first of theirs starts; then grouped again, the other way round
+        singles = [f"edge-{p.ident}.service" for p in processes["evaluators"]]
+        for extra, gone, new in (
+            ('{"edge_process_groups": {}}', [units[group]], singles),
+            ("{}", singles, [units[group]]),
+        ):
+            run("-e", extra).check()
+            lines = log.read_text().splitlines()
+            first_start = min(i for i, ln in enumerate(lines) if NODE_START.match(ln) and ln.split()[1] in new)
+            for unit in gone:
+                assert f"stop {unit}" in lines[:first_start] and f"disable {unit}" in lines[:first_start], unit
+                assert not (host / "systemd" / unit).exists()
+            assert all(f"start {unit}" in lines or f"restart {unit}" in lines for unit in new)
+            on_board = {f.name for f in (host / "systemd").glob("edge-*.service")}
+            assert on_board == set(started()) and set(new) <= on_board and not set(gone) & on_board
 
     finally:
         link(home, "current", RELEASE)
@@ -1194,15 +1352,21 @@ def test_restarts_go_one_node_at_a_time_and_only_for_what_changed(core_broker: D
         pub.loop_stop()
 
 
-def test_what_a_unit_runs_is_its_release_unit_env_file_and_ca() -> None:
+def edge_filters_module() -> Any:
+    """deploy/ansible/filter_plugins/edge_filters.py, as Ansible loads it (on its own)."""
     sys.path.insert(0, str(ANSIBLE_DIR / "filter_plugins"))
     try:
         import edge_filters
     finally:
         sys.path.pop(0)
-    unit = {"node": "evaluator", "ident": "evaluator_2", "unit": "edge-evaluator_2.service"}
-    units = {"edge-evaluator_2.service": "u1", "edge-trading.service": "u2"}
-    inputs = {"evaluator.env": "e1", "trading.env": "e2", "ca.crt": "c1"}
+    return edge_filters
+
+
+def test_what_a_unit_runs_is_its_release_unit_env_files_and_ca() -> None:
+    edge_filters = edge_filters_module()
+    unit = {"name": "evaluator_2", "nodes": ["evaluator"], "unit": "edge-evaluator_2.service"}
+    units = {"edge-evaluator_2.service": "u1", "edge-trading.service": "u2", "edge-planner.service": "u3"}
+    inputs = {"evaluator.env": "e1", "trading.env": "e2", "planning.env": "e3", "scheduler.env": "e4", "ca.crt": "c1"}
     line = edge_filters.edge_unit_inputs(unit, "r1", units, inputs, "c1")
     assert line == "release=r1 unit=u1 env=e1 ca=c1"
     # any of them changing changes the line (a restart); nothing else does
@@ -1212,3 +1376,182 @@ def test_what_a_unit_runs_is_its_release_unit_env_file_and_ca() -> None:
     assert edge_filters.edge_unit_inputs(unit, "r1", units, inputs, "c9") != line
     assert edge_filters.edge_unit_inputs(unit, "r1", {**units, "edge-trading.service": "u9"}, inputs, "c1") == line
     assert edge_filters.edge_unit_inputs(unit, "", {}, {}, "") == "release=- unit=- env=- ca=-"
+    # a process group's: the env file of each of its nodes, any of them changing restarts it
+    planner = {"name": "planner", "nodes": ["planning", "scheduler"], "unit": "edge-planner.service"}
+    group = edge_filters.edge_unit_inputs(planner, "r1", units, inputs, "c1")
+    assert group == "release=r1 unit=u3 env=e3,e4 ca=c1"
+    assert edge_filters.edge_unit_inputs(planner, "r1", units, {**inputs, "scheduler.env": "e9"}, "c1") != group
+    assert edge_filters.edge_unit_inputs(planner, "r1", units, {**inputs, "trading.env": "e9"}, "c1") == group
+    assert edge_filters.edge_unit_inputs(planner, "r1", units, {}, "c1") == "release=r1 unit=u3 env=-,- ca=c1"
+
+
+def test_units_are_the_processes_of_edge_inventory(tmp_path: Path) -> None:
+    """edge_units plans the processes edge.inventory (and so `edge up`) runs, of built nodes only."""
+    edge_filters = edge_filters_module()
+    every = tmp_path / "every"
+    for name in ("single-board", "dual-board"):
+        for host in inventory.load(INVENTORIES[name]):
+            for node in host.vars.get("edge_nodes", []):
+                (every / "nodes" / node).mkdir(parents=True, exist_ok=True)
+                (every / "nodes" / node / "node.py").write_text("")
+    for name, path in INVENTORIES.items():
+        for host in inventory.load(path):
+            v = host.vars
+            units = edge_filters.edge_units(
+                v.get("edge_nodes"), v.get("edge_instances"), v.get("edge_process_groups"), str(every), MEMORY_MAX
+            )
+            processes = inventory.processes(host.placements())
+            assert [(u["name"], u["idents"]) for u in units] == [
+                (process, [p.ident for p in group]) for process, group in processes.items()
+            ], (name, host.name)
+            for u in units:
+                assert u["unit"] == f"edge-{u['name']}.service"
+                assert u["nodes"] == list(dict.fromkeys(p.node for p in processes[u["name"]]))
+                assert u["memory_max"] == memory_max(u["name"], processes[u["name"]])
+                assert u["instance"] == (processes[u["name"]][0].instance if len(u["idents"]) == 1 else None)
+    # only built nodes: a group's unbuilt members are left out, a group with none built goes
+    some = tmp_path / "some"
+    for node in ("planning", "universe", "evaluator"):
+        (some / "nodes" / node).mkdir(parents=True)
+        (some / "nodes" / node / "node.py").write_text("")
+    units = edge_filters.edge_units(
+        ["universe", "generator", "planning", "scheduler", "coordinator", "evaluator"],
+        {"evaluator": [4, 5, 6]},
+        {
+            "planner": ["generator", "planning", "scheduler"],
+            "pool": ["evaluator_5", "evaluator_6"],
+            "idle": ["coordinator", "evaluator_4"],
+        },
+        str(some),
+        {"evaluator": "200M", "pool": "300M"},
+    )
+    assert [(u["unit"], u["idents"], u["memory_max"], u["instance"]) for u in units] == [
+        ("edge-universe.service", ["universe"], "128M", None),
+        ("edge-planner.service", ["planning"], "128M", None),
+        ("edge-idle.service", ["evaluator_4"], "128M", 4),  # coordinator is not built
+        ("edge-pool.service", ["evaluator_5", "evaluator_6"], "300M", None),
+    ]
+    alone = edge_filters.edge_units(["evaluator"], {"evaluator": [7]}, {}, str(some), {"evaluator": "200M"})
+    assert [(u["unit"], u["memory_max"], u["instance"]) for u in alone] == [("edge-evaluator_7.service", "200M", 7)]
+    assert (
+        edge_filters.edge_units(["generator", "scheduler"], None, {"planner": ["generator", "scheduler"]}, str(some))
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("groups", "says"),
+    [
+        ({"universe": ["planning", "trading"]}, "edge_process_groups.universe: a group needs a name of its own"),
+        ({"evaluator_1": ["planning", "trading"]}, "edge_process_groups.evaluator_1: a group needs a name of its own"),
+        ({"Big": ["planning", "trading"]}, "edge_process_groups.Big: a group needs a name of its own"),
+        ({"one": ["planning"]}, "edge_process_groups.one: list two or more of the nodes placed here"),
+        ({"one": "planning"}, "edge_process_groups.one: list two or more of the nodes placed here"),
+        ({"far": ["planning", "optimization"]}, "edge_process_groups.far: optimization is not placed on this host"),
+        ({"pool": ["evaluator", "planning"]}, "edge_process_groups.pool: evaluator is not placed on this host"),
+        (
+            {"a": ["planning", "trading"], "b": ["trading", "universe"]},
+            "edge_process_groups.b: trading is in a already",
+        ),
+    ],
+)
+def test_bad_process_groups_are_refused_as_edge_inventory_refuses_them(groups: dict[str, Any], says: str) -> None:
+    edge_filters = edge_filters_module()
+    nodes, instances = ["universe", "planning", "trading", "evaluator"], {"evaluator": [1, 2]}
+    with pytest.raises(ValueError, match=re.escape(f"h: {says}")) as ours:
+        edge_filters.edge_units(nodes, instances, groups, str(REPO_ROOT), host="h")
+    host = inventory.Host(
+        "h", ("core",), {"edge_nodes": nodes, "edge_instances": instances, "edge_process_groups": groups}
+    )
+    with pytest.raises(ValueError) as theirs:
+        host.placements()
+    assert str(ours.value) == str(theirs.value), "the same words as edge up"
+
+
+def test_the_dashboard_is_in_no_process_group() -> None:
+    """`python -m edge.run` hosts a node with a main of its own (the dashboard's web app) alone:
+    the play says so rather than start a unit that cannot come online."""
+    edge_filters = edge_filters_module()
+    with pytest.raises(ValueError, match=r"h: edge_process_groups.web: dashboard runs a main of its own"):
+        edge_filters.edge_units(
+            ["universe", "dashboard"], {}, {"web": ["universe", "dashboard"]}, str(REPO_ROOT), host="h"
+        )
+
+
+def test_nodes_of_one_process_may_not_disagree_on_a_setting() -> None:
+    edge_filters = edge_filters_module()
+    units = [
+        {"unit": "edge-planner.service", "nodes": ["planning", "scheduler"]},
+        {"unit": "edge-trading.service", "nodes": ["trading"]},
+    ]
+    env = {
+        "planning": {"EDGE_LOG": "DEBUG", "PLANNING_X": "1"},
+        "scheduler": {"EDGE_LOG": "DEBUG"},
+        "trading": {"EDGE_LOG": "INFO"},
+    }
+    assert edge_filters.edge_env_clashes(units, env) == []
+    env["scheduler"]["EDGE_LOG"] = "WARNING"
+    assert edge_filters.edge_env_clashes(units, env) == ["edge-planner.service: EDGE_LOG (planning, scheduler)"]
+
+
+def test_a_board_that_groups_its_nodes_loses_their_units_and_keeps_their_credentials(world: World) -> None:
+    """From a unit per node to a process group (edge_process_groups set in a later run): the
+    per-node units go, the group's unit loads the env file of each of its nodes, and the env
+    files of nodes no longer placed go. Bad groups, and nodes of one process that disagree on a
+    setting, stop the play and say why."""
+    path = INVENTORIES["single-board"]
+    d = Deployment("regroup", world.base / "regroup", _free_port(), _free_port())
+    prepare_hosts(d, path)
+    d.extra_vars = _extra_vars(d, world.base / "src")
+    (d.root / "vars.json").write_text(json.dumps(d.extra_vars))
+    host = d.host("trader-core")
+
+    def start(placement: dict[str, Any], *extra: str) -> Run:
+        return world.ansible.start(
+            PLAYBOOK, "-i", path, "site.yml", "--tags", "config", "-e", f"@{d.root / 'vars.json'}",
+            "-e", json.dumps(placement), *extra,
+        )  # fmt: skip
+
+    def units() -> dict[str, dict[str, list[str]]]:
+        return {f.name: parse_unit(f.read_text()) for f in (host / "systemd").glob("edge-*.service")}
+
+    def env_files() -> set[str]:
+        return {f.name for f in (host / "etc" / "nodes").glob("*.env")}
+
+    # a unit per node, as before process groups
+    start({"edge_process_groups": {}}).wait().check()
+    assert set(units()) == {f"edge-{i}.service" for i in ("universe", "trading", "evaluator_1", "evaluator_2")}
+    assert env_files() == {"universe.env", "trading.env", "evaluator.env"}
+
+    # grouped: universe and trading share a process; the evaluator is placed here no more
+    grouped = {
+        "edge_nodes": ["universe", "planning", "trading"],
+        "edge_process_groups": {"mixed": ["universe", "trading"]},
+    }
+    start(grouped).wait().check()
+    assert set(units()) == {"edge-mixed.service"}, "the per-node units are gone"
+    unit = units()["edge-mixed.service"]
+    assert unit["X-EdgeNodes"] == ["universe trading"]
+    assert unit["ExecStart"] == [f"{host}/home/current/venv/bin/python -m edge.run universe trading"]
+    assert unit["EnvironmentFile"] == [f"{host}/etc/nodes/universe.env", f"{host}/etc/nodes/trading.env"]
+    assert unit["MemoryMax"] == ["128M"] and unit["SyslogIdentifier"] == ["edge-mixed"]
+    assert env_files() == {"universe.env", "trading.env"}, "the evaluator's credentials went with it"
+    # the files of one unit do not clash: each node's user and password under its own names
+    merged: dict[str, str] = {}
+    for envfile in unit["EnvironmentFile"]:
+        merged |= env_file(envfile)
+    assert merged == {**node_creds(d, "universe"), **node_creds(d, "trading")}
+    assert not any(k in merged for k in ("MQTT_USER", "MQTT_PASS"))
+
+    # refused, before anything is written on the board: a bad group, and settings that clash
+    at = ("--start-at-task", "Nodes | plan the units of this board")
+    bad = start({"edge_process_groups": {"mixed": ["universe", "nowhere"]}}, *at)
+    clash = start(
+        {**grouped, "edge_node_env": {"universe": {"EDGE_LOG": "DEBUG"}, "trading": {"EDGE_LOG": "INFO"}}}, *at
+    )
+    for run in (bad, clash):
+        run.wait()
+        assert run.proc.returncode != 0, run.out[-3000:]
+    assert "trader-core: edge_process_groups.mixed: nowhere is not placed on this host" in bad.out, bad.out[-3000:]
+    assert "edge-mixed.service: EDGE_LOG (universe, trading)" in clash.out, clash.out[-3000:]
+    assert set(units()) == {"edge-mixed.service"}
