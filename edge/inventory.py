@@ -25,6 +25,7 @@ from .settings import REPO_ROOT
 INVENTORY_DIR = REPO_ROOT / "deploy" / "ansible" / "inventory"
 DEFAULT_INVENTORY = INVENTORY_DIR / "single-board.yml"
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+ALONE = ("dashboard",)  # runs a main of its own (the web app): never in a process group
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ class Host:
                     raise ValueError(f"{where}: {ident} is not placed on this host ({', '.join(sorted(placed))})")
                 if ident in out:
                     raise ValueError(f"{where}: {ident} is in {out[ident]} already")
+                if ident.rsplit("_", 1)[0] in ALONE or ident in ALONE:
+                    raise ValueError(
+                        f"{where}: {ident} runs a main of its own (the web app): give it a process of its own"
+                    )
                 out[ident] = str(group)
         return out
 

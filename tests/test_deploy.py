@@ -1453,11 +1453,12 @@ def test_units_are_the_processes_of_edge_inventory(tmp_path: Path) -> None:
             {"a": ["planning", "trading"], "b": ["trading", "universe"]},
             "edge_process_groups.b: trading is in a already",
         ),
+        ({"web": ["planning", "dashboard"]}, "edge_process_groups.web: dashboard runs a main of its own"),
     ],
 )
 def test_bad_process_groups_are_refused_as_edge_inventory_refuses_them(groups: dict[str, Any], says: str) -> None:
     edge_filters = edge_filters_module()
-    nodes, instances = ["universe", "planning", "trading", "evaluator"], {"evaluator": [1, 2]}
+    nodes, instances = ["universe", "planning", "trading", "evaluator", "dashboard"], {"evaluator": [1, 2]}
     with pytest.raises(ValueError, match=re.escape(f"h: {says}")) as ours:
         edge_filters.edge_units(nodes, instances, groups, str(REPO_ROOT), host="h")
     host = inventory.Host(
