@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from .common import Message, Money, Symbol, UtcDateTime
 
-ReturnsModel = Literal["mean", "ema"]
+ReturnsModel = Literal["mean", "ema", "capm"]
 MeanVarianceMethod = Literal["max_sharpe", "min_volatility", "equal_weight"]
 HrpMethod = Literal["hrp", "equal_weight"]
 

@@ -118,11 +118,12 @@ def optimize(prices: pd.DataFrame, s: Settings | None = None) -> Result:
         )
     if len(kept) < s.min_days:
         raise ValueError(f"only {len(kept)} days where every kept security has a close; {s.min_days} needed")
-    mu = (
-        expected_returns.ema_historical_return(kept, span=s.ema_span)
-        if s.returns_model == "ema"
-        else expected_returns.mean_historical_return(kept)
-    )
+    if s.returns_model == "ema":
+        mu = expected_returns.ema_historical_return(kept, span=s.ema_span)
+    elif s.returns_model == "capm":  # each security's beta to the universe's mean, times its premium
+        mu = expected_returns.capm_return(kept, risk_free_rate=s.risk_free_rate)
+    else:
+        mu = expected_returns.mean_historical_return(kept)
     cov = risk_models.CovarianceShrinkage(kept).ledoit_wolf()
 
     if len(symbols) == 1:

@@ -3,7 +3,7 @@ uses it is in `model.py`; a request may override `returns_model` and `blend`).
 
 | variable            | default | meaning                                              |
 | ------------------- | ------- | ---------------------------------------------------- |
-| `OPT_RETURNS`       | `mean`  | expected returns: `mean` historical or `ema`          |
+| `OPT_RETURNS`       | `mean`  | expected returns: `mean` historical, `ema` or `capm`  |
 | `OPT_BLEND`         | `0.5`   | share of mean-variance in the targets (rest: HRP)     |
 | `OPT_MAX_WEIGHT`    | `0.20`  | most of the portfolio one security may be            |
 | `OPT_GAMMA`         | `0.1`   | L2 regularisation of mean-variance                   |
@@ -45,8 +45,8 @@ class Settings:
             min_days=whole(env, "OPT_MIN_DAYS", 252),
             idle_exit_s=real(env, "OPT_IDLE_EXIT_S", 60.0, least=0.0),
         )
-        if s.returns_model not in ("mean", "ema"):
-            raise ValueError(f"OPT_RETURNS={s.returns_model!r}: use mean or ema")
+        if s.returns_model not in ("mean", "ema", "capm"):
+            raise ValueError(f"OPT_RETURNS={s.returns_model!r}: use mean, ema or capm")
         if not 0 <= s.blend <= 1:
             raise ValueError(f"OPT_BLEND={s.blend}: must be in [0, 1]")
         if not 0 < s.max_weight <= 1:
