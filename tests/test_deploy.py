@@ -79,7 +79,7 @@ MEMORY_MAX = {  # role defaults
     "optimization": "352M",
     "dashboard": "384M",
     "universe": "288M",
-    "planner": "160M",
+    "planner": "96M",
     "evaluators": "224M",
 }
 BUILT = ("universe", "evaluator", "trading")  # the stand-in checkout's built nodes
