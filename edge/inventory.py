@@ -79,7 +79,8 @@ class Host:
 
     def groups_of_idents(self, placed: set[str], nodes: set[str]) -> dict[str, str]:
         """`edge_process_groups` as ident -> group, checked: each member placed on this host
-        and in one group only, each name free (not a node's), each group of two or more."""
+        and in one group only, each name free (not a node's), each group of two or more, and
+        no node that runs a main of its own (the dashboard) in any."""
         out: dict[str, str] = {}
         for group, members in (self.vars.get("edge_process_groups") or {}).items():
             where = f"{self.name}: edge_process_groups.{group}"
