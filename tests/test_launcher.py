@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from edge import Client, inventory
-from edge.launcher import Launcher
+from edge.launcher import STOP_TIMEOUT_S, Launcher
 from edge.settings import REPO_ROOT, LocalBroker
 from schemas.runtime import NodeStatus
 from tests.conftest import FULL_CATALOG, Collector
@@ -308,10 +308,12 @@ def _banner(proc: subprocess.Popen[str], timeout: float = 60) -> str:
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
+    """SIGINT, and its output until it ended: at worst the nodes' stop timeout and the
+    broker's (28 s by design), with a margin for a loaded machine."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
-            out, _ = proc.communicate(timeout=30)
+            out, _ = proc.communicate(timeout=STOP_TIMEOUT_S + 10 + 30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
