@@ -1495,6 +1495,7 @@ def test_nodes_of_one_process_may_not_disagree_on_a_setting() -> None:
     assert edge_filters.edge_env_clashes(units, env) == ["edge-planner.service: EDGE_LOG (planning, scheduler)"]
 
 
+@pytest.mark.deploy  # three playbook runs (40 s): beside the real boards in make deploy-test
 def test_a_board_that_groups_its_nodes_loses_their_units_and_keeps_their_credentials(world: World) -> None:
     """From a unit per node to a process group (edge_process_groups set in a later run): the
     per-node units go, the group's unit loads the env file of each of its nodes, and the env
