@@ -4,9 +4,9 @@ uses it is in `model.py`; a request may override `returns_model` and `blend`).
 | variable            | default | meaning                                              |
 | ------------------- | ------- | ---------------------------------------------------- |
 | `OPT_RETURNS`       | `mean`  | expected returns: `mean` historical, `ema` or `capm`  |
-| `OPT_BLEND`         | `0.5`   | share of mean-variance in the targets (rest: HRP)     |
+| `OPT_BLEND`         | `0.75`  | share of mean-variance in the targets (rest: HRP)     |
 | `OPT_MAX_WEIGHT`    | `0.20`  | most of the portfolio one security may be            |
-| `OPT_GAMMA`         | `0.1`   | L2 regularisation of mean-variance                   |
+| `OPT_GAMMA`         | `1`     | L2 regularisation of mean-variance (higher: more even) |
 | `OPT_RISK_FREE`     | `0.02`  | annual risk-free rate for the Sharpe ratio           |
 | `OPT_LOOKBACK_DAYS` | `756`   | trading days of history used (3 years)               |
 | `OPT_MIN_DAYS`      | `252`   | fewer closes than this in the window: excluded       |
@@ -24,9 +24,9 @@ from nodes.environment import real, whole
 @dataclass(frozen=True)
 class Settings:
     returns_model: str = "mean"
-    blend: float = 0.5
+    blend: float = 0.75
     max_weight: float = 0.20
-    gamma: float = 0.1
+    gamma: float = 1.0
     risk_free_rate: float = 0.02
     lookback: int = 756
     min_days: int = 252
@@ -37,9 +37,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         s = cls(
             returns_model=env.get("OPT_RETURNS", "mean"),
-            blend=real(env, "OPT_BLEND", 0.5),
+            blend=real(env, "OPT_BLEND", 0.75),
             max_weight=real(env, "OPT_MAX_WEIGHT", 0.20),
-            gamma=real(env, "OPT_GAMMA", 0.1),
+            gamma=real(env, "OPT_GAMMA", 1.0),
             risk_free_rate=real(env, "OPT_RISK_FREE", 0.02),
             lookback=whole(env, "OPT_LOOKBACK_DAYS", 756),
             min_days=whole(env, "OPT_MIN_DAYS", 252),
