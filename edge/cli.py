@@ -445,7 +445,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         module, _, attr = args.catalog.partition(":")
         catalog = getattr(importlib.import_module(module), attr)
     launcher = Launcher(placements, external=external, passwords=passwords, mode=args.mode, catalog=catalog)
+    # Both stop it as Ctrl-C does until the launcher's own handlers are in place, with no gap
+    # between: SIGINT too, which a background job of a non-interactive shell inherits ignored.
     previous = signal.signal(signal.SIGTERM, _terminate)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         settings = launcher.start_broker(args.root or "trader")
         dashboard = None
@@ -470,7 +473,6 @@ def cmd_up(args: argparse.Namespace) -> int:
             dashboard=dashboard,
         )
         print(up.banner(), flush=True)
-        signal.signal(signal.SIGTERM, previous)
         launcher.run_forever()
     except KeyboardInterrupt:
         launcher.stop()
@@ -480,6 +482,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         if signal.getsignal(signal.SIGTERM) is _terminate:
             signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     print("edge: stopped every node and the broker", flush=True)
     return 0
 
