@@ -85,16 +85,16 @@ async def serve(nodes: list[Hosted], env: Mapping[str, str], stop: asyncio.Event
     }
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     failed = None if stop.is_set() else next(iter(done))
-    if failed is not None and len(tasks) > 1:
-        why = failed.exception() or "it returned without being asked to stop"
-        log.error("%s ended (%s): stopping the other nodes of this process", tasks[failed], why)
+    why = None
+    if failed is not None:
+        why = failed.exception() or RuntimeError(f"{tasks[failed]} ended without being asked to stop")
+        if len(tasks) > 1:
+            log.error("%s ended (%s): stopping the other nodes of this process", tasks[failed], why)
     stop.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
-    if failed is not None:
-        raise failed.exception() or RuntimeError(f"{tasks[failed]} ended without being asked to stop")
-    if errors:
-        raise errors[0]
+    if why is not None or errors:
+        raise why or errors[0]
 
 
 def main(nodes: list[Hosted]) -> None:
