@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Literal
 
@@ -27,6 +28,15 @@ OrderStatus = Literal[
 ]
 FINISHED: frozenset[str] = frozenset({"filled", "cancelled", "expired", "rejected", "denied", "abandoned"})
 OPEN: frozenset[str] = frozenset({"sending", "unknown", "accepted", "partially_filled"})
+UNSENT: frozenset[str] = frozenset({"new", "denied"})
+
+
+def counts_in_turnover(status: str, filled: Decimal) -> bool:
+    """Whether the day's turnover limit counts an order (its whole `value_base`): from the
+    moment it may reach the broker, unless it ended with nothing filled. One rule for the
+    trading node's limit and the planner's budget, which must agree to the cent: a plan
+    sized to a budget the limit counts otherwise has its last order denied."""
+    return status not in UNSENT and not (status in FINISHED and status != "filled" and filled == 0)
 
 
 class PlaceOrder(Message):
@@ -87,6 +97,11 @@ class Order(Message):
     currency: Currency
     limit_price: Money | None = None
     reference_price: Money = Field(description="the latest quote when it was accepted")
+    value_base: Money | None = Field(
+        default=None,
+        description="its value in the base currency when it was accepted: what the day's turnover limit counts",
+    )
+    market_day: date | None = Field(default=None, description="the day whose turnover limit it counts in")
     plan_id: Id | None = None
     reason: str = ""
     status: OrderStatus

@@ -226,6 +226,41 @@ async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, 
         assert sorted(o.client_order_id for o in orders.orders) == sorted(s.client_order_id for s in plan.steps)
 
 
+async def test_the_planners_budget_is_what_tradings_daily_limit_leaves(
+    run_node, connect, world, tmp_path, monkeypatch
+):
+    """Orders earlier the same day, filled 0.1 % off their quote: the planner counts them as
+    trading's limit does (each at its value when accepted), then keeps the generator's price
+    margin for quotes that move before its own orders are sent (a plan sized to a budget
+    counted at fill prices had its last order denied, on the two boards)."""
+    from nodes.brokers.paper import PaperBroker
+    from nodes.generator.searchspace import PRICE_MARGIN
+    from schemas.planning import Candidates, CandidatesRequest
+    from schemas.trading import PlaceOrder, counts_in_turnover
+
+    monkeypatch.setenv("PAPER_ACCOUNT", str(tmp_path / "paper.sqlite"))
+    monkeypatch.setenv("TRADING_MAX_DAILY_TURNOVER", "9000")
+    monkeypatch.setenv("TRADING_MARKET_HOURS", "always")
+    paper = PaperBroker(tmp_path / "paper.sqlite")
+    paper.deposit(D(20000), "USD")
+    paper.close()
+    operator = await connect("operator")
+    async with run_node(opportunity), run_node(trading):
+        for cid, side, qty in (("hand-1", "buy", 10), ("hand-2", "sell", 4), ("hand-3", "buy", 3)):
+            order = PlaceOrder(client_order_id=cid, symbol="AAPL.US", side=side, quantity=D(qty), currency="USD")
+            assert (await operator.call(t.TRADING_ORDER, order, timeout=30)).status == "filled"
+        orders = (await operator.call(t.TRADING_ORDERS, ListOrders())).orders
+        assert all(o.average_price != o.reference_price for o in orders)  # the paper broker's slippage
+        counted = sum((o.value_base or D(0) for o in orders if counts_in_turnover(o.status, o.filled_quantity)), D(0))
+        expected = (D(9000) - counted) / (1 + PRICE_MARGIN)
+        for _ in range(50):  # trading's events reach the opportunity node soon after its replies
+            found: Candidates = await operator.call(t.OPPORTUNITY_CANDIDATES, CandidatesRequest(cycle_id="c1"))
+            if found.budget_base == expected:
+                break
+            await asyncio.sleep(0.1)
+        assert found.budget_base == expected and not found.exchanges
+
+
 async def test_the_whole_loop_from_prices_to_filled_paper_orders(run_node, connect, probe, tmp_path, monkeypatch):
     """Every node but the dashboard, on the bundled prices, in paper mode; the scheduler
     starts the first planning cycle; the plan is approved automatically and filled (done)."""

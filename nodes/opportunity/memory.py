@@ -5,18 +5,21 @@ market day's traded value. No MQTT; SQLite, so a restart forgets nothing.
 Why: a plan must not undo within weeks what it just did (the replay 2010-2024 found 109
 trades reversing the same security's trade within three months) unless the reasons moved
 (`model.Settings.reversal_*`), and a plan must keep the day's turnover limit, counting what
-was traded earlier the same day. Each order is kept once by its client order id: the
-events of one order (partly filled, then filled) replace each other.
+was sent earlier the same day exactly as trading's limit counts it (each order's value when
+accepted, open or filled, `schemas.trading.counts_in_turnover`): counted at fill prices, or
+without the orders still open, a plan sized to the limit had its last order denied. Each
+order is kept once by its client order id: the events of one order replace each other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from nodes.sqlite import connect
+from schemas.trading import Order, counts_in_turnover
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fills (
@@ -24,6 +27,9 @@ CREATE TABLE IF NOT EXISTS fills (
     value_base TEXT NOT NULL, target TEXT, score REAL, seq INTEGER NOT NULL, limit_day TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS fills_symbol ON fills (symbol, day);
 CREATE INDEX IF NOT EXISTS fills_limit_day ON fills (limit_day);
+CREATE TABLE IF NOT EXISTS turnover (
+    client_order_id TEXT PRIMARY KEY, limit_day TEXT NOT NULL, value_base TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS turnover_limit_day ON turnover (limit_day);
 """
 
 
@@ -37,7 +43,11 @@ class LastTrade:
 
 class Memory:
     def __init__(self, path: Path | str) -> None:
-        self.db = connect(path, schema=SCHEMA)
+        self.db = connect(path)
+        fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='turnover'").fetchone()
+        self.db.executescript(SCHEMA)
+        if fresh:  # a memory from before the turnover table: its fills are what it counted
+            self.db.execute("INSERT INTO turnover SELECT client_order_id, limit_day, value_base, '' FROM fills")
 
     def close(self) -> None:
         self.db.close()
@@ -83,8 +93,28 @@ class Memory:
             r[0]: LastTrade(r[1], date.fromisoformat(r[2]), None if r[3] is None else Decimal(r[3]), r[4]) for r in rows
         }
 
+    def heard(self, order: Order) -> bool:
+        """Keep what trading's daily limit counts of `order` now (0 once it ended unfilled);
+        False when the order does not say (a trading node of an older release)."""
+        if order.value_base is None or order.market_day is None:
+            return False
+        value = order.value_base if counts_in_turnover(order.status, order.filled_quantity) else Decimal(0)
+        self.counted(order.client_order_id, order.market_day, value, order.updated)
+        return True
+
+    def counted(self, client_order_id: str, limit_day: date, value_base: Decimal, updated: datetime) -> None:
+        """Keep what the daily limit counts of one order; a word older than the one kept
+        (events may come late or twice) changes nothing."""
+        self.db.execute(
+            "INSERT INTO turnover VALUES (?,?,?,?) ON CONFLICT(client_order_id) DO UPDATE SET "
+            "limit_day=excluded.limit_day, value_base=excluded.value_base, updated=excluded.updated "
+            "WHERE excluded.updated >= turnover.updated",
+            (client_order_id, limit_day.isoformat(), str(value_base), updated.isoformat()),
+        )
+
     def traded_on(self, limit_day: date) -> Decimal:
-        rows = self.db.execute("SELECT value_base FROM fills WHERE limit_day=?", (limit_day.isoformat(),))
+        """The day's turnover as trading's limit counts it, from the orders heard of."""
+        rows = self.db.execute("SELECT value_base FROM turnover WHERE limit_day=?", (limit_day.isoformat(),))
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
 
 

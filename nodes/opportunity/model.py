@@ -245,7 +245,8 @@ def candidates(
         now = held_w.get(sym, Decimal(0))
         gap = target * total - value.get(sym, Decimal(0))  # base currency
         rate = fx.rate(lst.currency)
-        most = _lots(s.max_order / rate, price, lst.lot_size)  # the largest order the limits take
+        # the largest order the limits take, were the quote to move by the margin before it is sent
+        most = _lots(s.max_order / (1 + PRICE_MARGIN) / rate, price, lst.lot_size)
         band = max(s.min_gap, s.band * target) * total
         if held > 0 and (sym not in targets or not lst.active or (score is not None and score < s.sell_below_score)):
             why = (

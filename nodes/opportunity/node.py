@@ -2,9 +2,9 @@
 (retained states) and answers `opportunity/candidates` with `model.candidates`, the currency
 exchanges their buys need (`exchanges.py`), and the aims, cash reserve and the day's
 turnover left that the planner must keep. Rates: the universe's quotes of currency pairs
-where it has them (`Rates.quoted`), else the setting. It remembers
-every filled order (`memory.py`, from `evt/trading/order`, dated by the market clock) for
-the reversal guard and the day's turnover.
+where it has them (`Rates.quoted`), else the setting. It remembers,
+from `evt/trading/order` (`memory.py`), every fill, dated by the market clock, for the
+reversal guard, and every order as trading's daily limit counts it, for the day's turnover.
 
 Settings: `OPPORTUNITY_*` (`model.Settings`), fees and FX as the trading node
 (`nodes/money/`), the order limits as the trading node (`TRADING_MAX_*`).
@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from edge import Context, Node, Rejected
 from nodes import clock as market
+from nodes.generator.searchspace import PRICE_MARGIN
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
@@ -73,10 +74,12 @@ node.keep(t.UNIVERSE_CLOCK, "clock")
 
 @node.on(t.ORDER_UPDATED)
 async def on_order(order: Order, ctx: Ctx) -> None:
-    """A fill: remembered with the market's day, and the target and score it was made under."""
+    """Any word on an order: what the day's turnover limit counts of it now; a fill also
+    remembered with the market's day, and the target and score it was made under."""
+    st = ctx.state
+    told = st.memory.heard(order)
     if order.filled_quantity <= 0:
         return
-    st = ctx.state
     target = next((x.weight for x in st.targets.targets if x.symbol == order.symbol), None) if st.targets else None
     score = next((x.score for x in st.scores.scores if x.symbol == order.symbol), None) if st.scores else None
     price = order.average_price or order.reference_price
@@ -86,6 +89,8 @@ async def on_order(order: Order, ctx: Ctx) -> None:
         value_base = Decimal(0)  # valued at nothing rather than not remembered: the guard still sees the trade
     day, limit_day = market.today(st.clock), market.limit_day(st.clock)
     st.memory.filled(order.client_order_id, order.symbol, order.side, day, value_base, target, score, limit_day)
+    if not told:  # a trading node of an older release: its fills at their prices, as before
+        st.memory.counted(order.client_order_id, limit_day, value_base, order.updated)
 
 
 @node.command(t.OPPORTUNITY_CANDIDATES)
@@ -121,7 +126,9 @@ async def candidates(req: CandidatesRequest, ctx: Ctx) -> Candidates:
             last=st.memory.last_trades(),
             today=today,
         )
-        left = st.settings.daily_turnover - st.memory.traded_on(market.limit_day(st.clock))
+        # trading values each order again at the quote it has when sent: a price moved by the
+        # generator's margin in between must not push a plan sized to the limit over it
+        left = (st.settings.daily_turnover - st.memory.traded_on(market.limit_day(st.clock))) / (1 + PRICE_MARGIN)
         reserve = st.settings.reserve * summary.total_base
         # at most half the day's turnover left: the buys of the same money count again
         exchanging, why = exchanges(

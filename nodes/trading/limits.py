@@ -5,7 +5,7 @@ node's settings read it once through `Limits.from_env`).
 | limit (environment)              | default   | refuses an order ...                                     |
 | -------------------------------- | --------- | -------------------------------------------------------- |
 | `TRADING_MAX_ORDER_VALUE`        | 5000      | worth more than this, in the base currency               |
-| `TRADING_MAX_DAILY_TURNOVER`     | 20000     | that takes today's (UTC) sent value above this            |
+| `TRADING_MAX_DAILY_TURNOVER`     | 20000     | that takes the day's sent value above this (`nodes/clock.py`) |
 | `TRADING_MAX_PRICE_DEVIATION`    | 0.05      | whose limit price is further than this from the quote     |
 | `TRADING_MAX_FEE_SHARE`          | 0.01      | whose fee is above this share of its value (not worth it) |
 | `TRADING_MARKET_HOURS`           | exchange  | outside its exchange's hours (`always`: no check)         |

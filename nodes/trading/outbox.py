@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from nodes.sqlite import connect, transaction
-from schemas.trading import Halted, Order, OrderStep, PlaceOrder
+from schemas.trading import Halted, Order, OrderStep, PlaceOrder, counts_in_turnover
 
 from .lifecycle import FINISHED, OPEN, Cause, Event, InvalidTransition, Life, State
 
@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 COLUMNS = (
     "ref, request, mode, reference_price, status, broker_ref, broker_order_id, filled, average_price, "
-    "fee, fee_estimated, note, created, updated"
+    "fee, fee_estimated, note, created, updated, value_base, market_day"
 )
 OPEN_STATES = tuple(sorted(OPEN))
 
@@ -275,19 +275,18 @@ class Outbox:
         """The base-currency value of the orders of the market's `day` sent (or being sent):
         all but those never sent or finished without a fill."""
         rows = self.db.execute(
-            "SELECT value_base FROM orders WHERE COALESCE(market_day, substr(created, 1, 10)) = ? "
-            "AND status NOT IN ('new', 'denied') AND NOT (status IN "
-            "('rejected','cancelled','expired','abandoned') AND CAST(filled AS REAL) = 0)",
+            "SELECT value_base, status, filled FROM orders WHERE COALESCE(market_day, substr(created, 1, 10)) = ?",
             (day.isoformat(),),
         )
-        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+        counted = (Decimal(v) for v, status, filled in rows if counts_in_turnover(status, Decimal(filled)))
+        return sum(counted, Decimal(0))
 
     def by_ref(self, ref: int) -> Order:
         row = self.db.execute(f"SELECT {COLUMNS} FROM orders WHERE ref=?", (ref,)).fetchone()
         if row is None:
             raise KeyError(ref)
         (ref, request, mode, reference_price, status, broker_ref, broker_order_id, filled, average_price) = row[:9]
-        fee, fee_estimated, note, created, updated = row[9:]
+        fee, fee_estimated, note, created, updated, value_base, market_day = row[9:]
         req = json.loads(request)
         steps = [
             OrderStep(status=s, at=a, note=n, cause=c, by=b)
@@ -300,6 +299,8 @@ class Outbox:
             broker_ref=broker_ref,
             mode=mode,
             reference_price=Decimal(reference_price),
+            value_base=Decimal(value_base),
+            market_day=market_day or created[:10],  # rows of older releases: the day they were made
             status=status,
             broker_order_id=broker_order_id,
             filled_quantity=Decimal(filled),
