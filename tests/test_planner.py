@@ -226,9 +226,7 @@ async def test_a_plan_approved_twice_sends_one_set_of_orders(run_node, connect, 
         assert sorted(o.client_order_id for o in orders.orders) == sorted(s.client_order_id for s in plan.steps)
 
 
-async def test_the_planners_budget_is_what_tradings_daily_limit_leaves(
-    run_node, connect, world, tmp_path, monkeypatch
-):
+async def test_the_planners_budget_is_what_tradings_daily_limit_leaves(run_node, connect, world, tmp_path, monkeypatch):
     """Orders earlier the same day, filled 0.1 % off their quote: the planner counts them as
     trading's limit does (each at its value when accepted), then keeps the generator's price
     margin for quotes that move before its own orders are sent (a plan sized to a budget
