@@ -49,7 +49,7 @@ def test_the_parts_are_pypfopts_own_answers(prices, result):
     ef = EfficientFrontier(mu, cov, weight_bounds=(0, 0.2))
     ef.add_objective(objective_functions.L2_reg, gamma=s.gamma)
     with pytest.warns(UserWarning, match="max_sharpe transforms"):  # pypfopt's own caveat on objectives
-        ef.max_sharpe(risk_free_rate=0.02)
+        ef.max_sharpe(risk_free_rate=s.risk_free_rate)
     direct = ef.clean_weights()
     assert all(abs(result.mean_variance[s] - direct[s]) < 1e-4 for s in direct)
     hrp = HRPOpt(returns=kept.pct_change().dropna()).optimize()
@@ -112,6 +112,24 @@ async def test_targets_on_the_broker_after_the_universes_prices(run_node, probe)
         assert reply.user["status"] == "error" and b"JSON float" in reply.payload
 
 
+@pytest.mark.parametrize(
+    ("covariance", "pypfopts"),
+    [
+        ("ledoit_wolf", lambda k: risk_models.CovarianceShrinkage(k).ledoit_wolf()),
+        (
+            "constant_correlation",
+            lambda k: risk_models.CovarianceShrinkage(k).ledoit_wolf(shrinkage_target="constant_correlation"),
+        ),
+        ("exp", lambda k: risk_models.exp_cov(k, span=180)),
+    ],
+)
+def test_each_covariance_is_pypfopts_own(prices, covariance, pypfopts):
+    s = model.Settings(covariance=covariance)
+    kept, _ = model.select(prices, s)
+    got = model.optimize(prices, s).cov
+    assert got is not None and abs(got - pypfopts(kept)).to_numpy().max() < 1e-12
+
+
 @pytest.mark.parametrize("module", ["universe", "trading", "portfolio", "scoring"])
 def test_only_the_optimization_node_imports_pypfopt(module):
     code = f"import sys, nodes.{module}.node; print('pypfopt' in sys.modules or 'cvxpy' in sys.modules)"
@@ -123,8 +141,10 @@ def test_settings_from_the_environment():
     assert Settings.from_env({}) == model.Settings()
     s = Settings.from_env({"OPT_RETURNS": "ema", "OPT_BLEND": "1", "OPT_LOOKBACK_DAYS": "504"})
     assert (s.returns_model, s.blend, s.lookback, s.min_days) == ("ema", 1.0, 504, 252)
+    assert Settings.from_env({"OPT_COV": "exp"}).covariance == "exp"
     for name, bad in (
         ("OPT_RETURNS", "median"),
+        ("OPT_COV", "sample"),
         ("OPT_BLEND", "1.5"),
         ("OPT_BLEND", "half"),
         ("OPT_MAX_WEIGHT", "0"),

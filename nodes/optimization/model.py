@@ -124,7 +124,11 @@ def optimize(prices: pd.DataFrame, s: Settings | None = None) -> Result:
         mu = expected_returns.capm_return(kept, risk_free_rate=s.risk_free_rate)
     else:
         mu = expected_returns.mean_historical_return(kept)
-    cov = risk_models.CovarianceShrinkage(kept).ledoit_wolf()
+    if s.covariance == "exp":
+        cov = risk_models.exp_cov(kept, span=s.cov_span)
+    else:
+        target = "constant_correlation" if s.covariance == "constant_correlation" else "constant_variance"
+        cov = risk_models.CovarianceShrinkage(kept).ledoit_wolf(shrinkage_target=target)
 
     if len(symbols) == 1:
         mv, mv_method = {symbols[0]: 1.0}, "max_sharpe"
