@@ -5,7 +5,8 @@
    common days, so the window is cut to the days where every kept security has a close.
 2. Expected returns: the annualised mean historical return, or its exponentially weighted
    version (`ema`, span 500 days); covariance: Ledoit-Wolf shrinkage (the sample
-   covariance is singular or unstable with few observations).
+   covariance is singular or unstable with few observations) toward constant variance, or
+   by `OPT_COV` toward constant correlation, or exponentially weighted (span 180 days).
 3. Mean-variance: maximum Sharpe ratio with weight bounds [0, max_weight] and L2
    regularisation (gamma), which keeps weights from piling into a few names. When no
    security's expected return beats the risk-free rate, or the solver fails, minimum
