@@ -391,7 +391,7 @@ class InProcess:
             space,
             outlook.aims,
             self.opp.reserve,
-            self.opp.daily_turnover,  # one cycle a day: nothing traded yet today
+            opportunity.turnover_left(self.opp, Decimal(0)),  # one cycle a day: nothing traded yet today
         )
         worker = (objective.arrays(problem), search.Space.of(problem.space))  # the evaluator's `on_problem`
         beam = Beam(

@@ -130,6 +130,13 @@ class Outlook:
     aims: dict[str, Decimal] = field(default_factory=dict)
 
 
+def turnover_left(s: Settings, traded: Decimal) -> Decimal:
+    """What a plan may still trade today (base currency): the daily limit less what trading
+    counts as sent today, less the price margin, because trading values each order again at
+    the quote it has when sent, and a plan sized to the limit must not cross it by a move."""
+    return (s.daily_turnover - traded) / (1 + PRICE_MARGIN)
+
+
 def candidates(
     holdings: dict[str, Holding],
     cash: dict[str, Decimal],

@@ -19,7 +19,6 @@ from decimal import Decimal
 
 from edge import Context, Node, Rejected
 from nodes import clock as market
-from nodes.generator.searchspace import PRICE_MARGIN
 from nodes.money.fees import FeeSchedule
 from nodes.money.fx import FxError, Rates
 from schemas import catalog as t
@@ -126,9 +125,7 @@ async def candidates(req: CandidatesRequest, ctx: Ctx) -> Candidates:
             last=st.memory.last_trades(),
             today=today,
         )
-        # trading values each order again at the quote it has when sent: a price moved by the
-        # generator's margin in between must not push a plan sized to the limit over it
-        left = (st.settings.daily_turnover - st.memory.traded_on(market.limit_day(st.clock))) / (1 + PRICE_MARGIN)
+        left = model.turnover_left(st.settings, st.memory.traded_on(market.limit_day(st.clock)))
         reserve = st.settings.reserve * summary.total_base
         # at most half the day's turnover left: the buys of the same money count again
         exchanging, why = exchanges(
