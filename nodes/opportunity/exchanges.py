@@ -112,8 +112,7 @@ def _orders(
         total = min(_units(short / price * worse, lot, ROUND_UP), _units(spare, lot, ROUND_DOWN))
     else:  # quantity of `want` (the base), paid in `have` (the quote)
         total = min(_units(short, lot, ROUND_UP), _units(spare / price / worse, lot, ROUND_DOWN))
-    # the order limit in base units, were the rate to move by the margin before it is sent
-    most = _units(s.max_order / (1 + PRICE_MARGIN) / fx.rate(pair.quote) / price, lot, ROUND_DOWN)
+    most = _units(s.largest_order / fx.rate(pair.quote) / price, lot, ROUND_DOWN)  # the order limit, base units
     if room is not None:
         total = min(total, _units(max(room, Decimal(0)) / fx.rate(pair.quote) / price, lot, ROUND_DOWN))
     out: list[Action] = []

@@ -1,6 +1,6 @@
-"""What the opportunity node remembers of the orders filled: the last trade of each
-security (its side, market day, and the target and score it was made under) and each
-market day's traded value. No MQTT; SQLite, so a restart forgets nothing.
+"""What the opportunity node remembers of the orders: the last trade of each security (its
+side, market day, and the target and score it was made under) and each day's turnover as
+trading's daily limit counts it. No MQTT; SQLite, so a restart forgets nothing.
 
 Why: a plan must not undo within weeks what it just did (the replay 2010-2024 found 109
 trades reversing the same security's trade within three months) unless the reasons moved
@@ -26,7 +26,6 @@ CREATE TABLE IF NOT EXISTS fills (
     client_order_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, day TEXT NOT NULL,
     value_base TEXT NOT NULL, target TEXT, score REAL, seq INTEGER NOT NULL, limit_day TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS fills_symbol ON fills (symbol, day);
-CREATE INDEX IF NOT EXISTS fills_limit_day ON fills (limit_day);
 CREATE TABLE IF NOT EXISTS turnover (
     client_order_id TEXT PRIMARY KEY, limit_day TEXT NOT NULL, value_base TEXT NOT NULL, updated TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS turnover_limit_day ON turnover (limit_day);

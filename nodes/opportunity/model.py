@@ -84,6 +84,12 @@ class Settings:
     daily_turnover: Decimal = Decimal(20000)
     max_fee_share: Decimal = Decimal("0.01")
 
+    @property
+    def largest_order(self) -> Decimal:
+        """The most one order may be worth (base): trading's order limit less the price
+        margin, since trading values the order again at the quote it has when sent."""
+        return self.max_order / (1 + PRICE_MARGIN)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         limits = Limits.from_env(env)
@@ -252,8 +258,7 @@ def candidates(
         now = held_w.get(sym, Decimal(0))
         gap = target * total - value.get(sym, Decimal(0))  # base currency
         rate = fx.rate(lst.currency)
-        # the largest order the limits take, were the quote to move by the margin before it is sent
-        most = _lots(s.max_order / (1 + PRICE_MARGIN) / rate, price, lst.lot_size)
+        most = _lots(s.largest_order / rate, price, lst.lot_size)
         band = max(s.min_gap, s.band * target) * total
         if held > 0 and (sym not in targets or not lst.active or (score is not None and score < s.sell_below_score)):
             why = (
