@@ -273,7 +273,8 @@ class InProcess:
             s.symbol: opportunity.Listing(s.currency, s.lot_size, s.min_trade, s.active) for s in self.securities
         }
         self.by_symbol = {s.symbol: s for s in self.securities}
-        self.benchmark = ScoringSettings.from_env(env).benchmark
+        self.scoring = ScoringSettings.from_env(env)
+        self.benchmark = self.scoring.benchmark
         self.opt = OptimizationSettings.from_env(env)
         self.opp = opportunity.Settings.from_env(env)
         self.coord = CoordinatorSettings.from_env(env)
@@ -308,7 +309,7 @@ class InProcess:
 
         wanted = sorted(set(self.symbols) | {self.benchmark})
         closes = self.prices.window(wanted, day, scoring.HISTORY_DAYS)
-        scored = scoring.score_universe(closes[self.symbols], closes[self.benchmark])
+        scored = scoring.score_universe(closes[self.symbols], closes[self.benchmark], self.scoring.weights)
         scores = {r.symbol: r.score for r in scored}
         phase("scoring")
 

@@ -45,6 +45,24 @@ def decimal(
     return _read(env, name, Decimal(default), Decimal, "a decimal number", least=least, above=above, below=below)
 
 
+def parts(env: Mapping[str, str], name: str, defaults: Mapping[str, float]) -> dict[str, float]:
+    """`risk=1,cost=10`: some named weights over their defaults; an unknown name, a bad or a
+    negative number stops the node with the variable's name."""
+    out = dict(defaults)
+    for item in filter(None, (p.strip() for p in env.get(name, "").split(","))):
+        key, _, value = item.partition("=")
+        if key.strip() not in defaults:
+            raise ValueError(f"{name}: {key.strip()!r} is not a part ({', '.join(defaults)})")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{name}: {item!r} is not part=number") from None
+        if not number >= 0 or number == float("inf"):
+            raise ValueError(f"{name}: {item!r}: a weight is a finite number >= 0")
+        out[key.strip()] = number
+    return out
+
+
 def _digits(text: str) -> int:
     if not _WHOLE.fullmatch(text):
         raise ValueError(text)

@@ -122,3 +122,21 @@ def test_settings_from_the_environment():
     assert Settings.from_env({"SCORING_BENCHMARK": "VT.US"}).benchmark == "VT.US"
     with pytest.raises(ValueError, match="SCORING_BENCHMARK"):
         Settings.from_env({"SCORING_BENCHMARK": "spy"})
+
+
+def test_the_composite_s_weights_are_a_setting(prices):
+    """`SCORING_WEIGHTS` changes some parts' weights (the replay tunes them with `--set`); the
+    composite divides by their sum, so the defaults' scores stay as they were and a score
+    stays in [0, 100]; a typo stops the node at start."""
+    assert Settings.from_env({}).weights == model.WEIGHTS
+    only_trend = Settings.from_env({"SCORING_WEIGHTS": " , ".join(f"{k}=0" for k in model.WEIGHTS if k != "trend")})
+    assert only_trend.weights == {**dict.fromkeys(model.WEIGHTS, 0.0), "trend": 0.2}
+    closes, spy = prices
+    (default,) = model.score_universe(closes[["AAPL.US"]], spy)
+    (trend,) = model.score_universe(closes[["AAPL.US"]], spy, only_trend.weights)
+    assert trend.parts == default.parts
+    assert trend.score == pytest.approx(100 * default.parts["trend"], abs=1e-4)
+    assert default.score == pytest.approx(100 * sum(model.WEIGHTS[k] * v for k, v in default.parts.items()), abs=1e-4)
+    for bad in ("trend", "speed=1", "trend=-1", "trend=inf", "trend=x", ",".join(f"{k}=0" for k in model.WEIGHTS)):
+        with pytest.raises(ValueError, match="SCORING_WEIGHTS"):
+            Settings.from_env({"SCORING_WEIGHTS": bad})

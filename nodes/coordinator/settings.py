@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from nodes.environment import real, whole
+from nodes.environment import parts, real, whole
 from nodes.evaluator.weights import DEFAULT_WEIGHTS
 
 
@@ -41,22 +41,5 @@ class Settings:
             batch_size=whole(env, "COORDINATOR_BATCH_SIZE", 20000, least=1, most=100_000),
             batch_timeout_s=real(env, "COORDINATOR_BATCH_TIMEOUT_S", 5.0, above=0),
             cycle_timeout_s=real(env, "COORDINATOR_CYCLE_TIMEOUT_S", 120.0, above=0),
-            weights=weights(env.get("OBJECTIVE_WEIGHTS", "")),
+            weights=parts(env, "OBJECTIVE_WEIGHTS", DEFAULT_WEIGHTS),
         )
-
-
-def weights(text: str) -> dict[str, float]:
-    """`risk=1,cost=10` over the objective's defaults; an unknown part or a bad number stops the node."""
-    out = dict(DEFAULT_WEIGHTS)
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = item.partition("=")
-        if name.strip() not in DEFAULT_WEIGHTS:
-            raise ValueError(f"OBJECTIVE_WEIGHTS: {name.strip()!r} is not a part ({', '.join(DEFAULT_WEIGHTS)})")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"OBJECTIVE_WEIGHTS: {item!r} is not part=number") from None
-        if not number >= 0 or number == float("inf"):
-            raise ValueError(f"OBJECTIVE_WEIGHTS: {item!r}: a weight is a finite number >= 0")
-        out[name.strip()] = number
-    return out

@@ -11,10 +11,13 @@ from schemas.scoring import SecurityScore
 from . import model
 
 
-def score(closes: history.Closes, symbols: list[str], benchmark: str) -> tuple[list[SecurityScore], date | None]:
-    """Every symbol's score against the benchmark's closes, and the last day of the closes."""
+def score(
+    closes: history.Closes, symbols: list[str], benchmark: str, weights: dict[str, float] | None = None
+) -> tuple[list[SecurityScore], date | None]:
+    """Every symbol's score against the benchmark's closes (the composite's `weights`, or
+    the defaults), and the last day of the closes."""
     frame = history.frame(closes)
-    results = model.score_universe(frame[symbols], frame[benchmark])
+    results = model.score_universe(frame[symbols], frame[benchmark], weights or model.WEIGHTS)
     scores = [
         SecurityScore(symbol=r.symbol, status=r.status, score=r.score, parts=r.parts, stats=r.stats, days=r.days)
         for r in results

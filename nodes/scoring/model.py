@@ -14,7 +14,8 @@ Per security, from its adjusted daily closes (the README documents the same tabl
 | rsi       | pandas-ta RSI 14, last day                         | 1 - abs(RSI - 55) / 45, clipped          | 0.10 |
 | bollinger | pandas-ta Bollinger %B (20 days, 2 sd), last day   | 1 - %B, clipped (low in the band: cheaper) | 0.10 |
 
-The composite is 100 x the weighted sum, in [0, 100]. Beta against SPY and annual
+The composite is 100 x the weighted sum, in [0, 100]; the weights are the defaults of
+`settings.WEIGHTS`, which `SCORING_WEIGHTS` changes (divided by their sum). Beta against SPY and annual
 volatility are reported, not scored. A security with fewer than `MIN_DAYS` closes gets
 "insufficient_history" and no score. The statistics look at the last `HORIZON_DAYS`
 (or all the history when shorter); the statistics of all securities with a full horizon
@@ -24,6 +25,7 @@ are computed at once (empyrical on 2-D arrays, one value per column).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,22 +35,10 @@ import pandas as pd
 import pandas_ta as ta
 
 from .settings import HISTORY_DAYS as HISTORY_DAYS  # the closes a score looks at (the node's setting)
-from .settings import HORIZON_DAYS
+from .settings import HORIZON_DAYS, WEIGHTS
 
 MIN_DAYS = 252  # one year: enough for EMA 200 and a year of returns
 INDICATOR_DAYS = 600  # the indicators look at the last 600 closes: EMA 200 has settled by then
-WEIGHTS = {
-    "cagr": 0.15,
-    "sharpe": 0.15,
-    "sortino": 0.10,
-    "drawdown": 0.10,
-    "calmar": 0.05,
-    "alpha": 0.05,
-    "trend": 0.20,
-    "rsi": 0.10,
-    "bollinger": 0.10,
-}
-assert abs(sum(WEIGHTS.values()) - 1.0) < 1e-12
 
 
 @dataclass
@@ -113,11 +103,13 @@ def parts_of(stats: dict[str, float], ind: dict[str, float]) -> dict[str, float]
     }
 
 
-def composite(parts: dict[str, float]) -> float:
-    return round(100 * sum(WEIGHTS[k] * v for k, v in parts.items()), 4)
+def composite(parts: dict[str, float], weights: Mapping[str, float] = WEIGHTS) -> float:
+    """100 x the weighted mean of the parts (weights relative: `SCORING_WEIGHTS` need not add up to 1)."""
+    total = sum(weights.values())
+    return round(100 * sum(weights[k] * v for k, v in parts.items()) / total, 4)
 
 
-def score_universe(closes: pd.DataFrame, benchmark: pd.Series) -> list[Result]:
+def score_universe(closes: pd.DataFrame, benchmark: pd.Series, weights: Mapping[str, float] = WEIGHTS) -> list[Result]:
     """Score every column of `closes` (dates x symbols, NaN before a listing) against
     the benchmark's closes. Deterministic: same closes, same scores."""
     closes = closes.sort_index()
@@ -140,11 +132,11 @@ def score_universe(closes: pd.DataFrame, benchmark: pd.Series) -> list[Result]:
             s = statistics(r, bench_ret).loc[symbol].to_dict()
         ind = indicators(closes[symbol].dropna().iloc[-(HORIZON_DAYS + 1) :])
         parts = parts_of(s, ind)
-        results[symbol] = Result(symbol, "ok", n, composite(parts), parts, {**_finite(s), **_finite(ind)})
+        results[symbol] = Result(symbol, "ok", n, composite(parts, weights), parts, {**_finite(s), **_finite(ind)})
     return [results[c] for c in closes.columns]
 
 
-def score_loop(closes: pd.DataFrame, benchmark: pd.Series) -> list[Result]:
+def score_loop(closes: pd.DataFrame, benchmark: pd.Series, weights: Mapping[str, float] = WEIGHTS) -> list[Result]:
     """The naive baseline: each security on its own, every statistic by its own call."""
     out = []
     bench_ret = benchmark.sort_index().pct_change()
@@ -168,7 +160,7 @@ def score_loop(closes: pd.DataFrame, benchmark: pd.Series) -> list[Result]:
         }
         ind = indicators(c.iloc[-(HORIZON_DAYS + 1) :])
         parts = parts_of(s, ind)
-        out.append(Result(symbol, "ok", len(c), composite(parts), parts, {**_finite(s), **_finite(ind)}))
+        out.append(Result(symbol, "ok", len(c), composite(parts, weights), parts, {**_finite(s), **_finite(ind)}))
     return out
 
 

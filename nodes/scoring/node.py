@@ -88,7 +88,9 @@ async def rescore(req: Rescore, ctx: Ctx) -> Scores:
         if not closes[benchmark].days:
             raise Rejected(f"the benchmark {benchmark} has no prices: sync it first")
         try:
-            results, as_of = await ctx.state.child.run("nodes.scoring.job:score", closes, symbols, benchmark)
+            results, as_of = await ctx.state.child.run(
+                "nodes.scoring.job:score", closes, symbols, benchmark, ctx.state.settings.weights
+            )
         except ChildDied as exc:
             raise Rejected(f"{exc}; nothing was scored (the next run starts a new process)") from None
     scores = Scores(scores=results, as_of=as_of, benchmark=benchmark, computed_at=utcnow())
