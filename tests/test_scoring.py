@@ -91,7 +91,8 @@ def test_vectorised_scores_equal_the_per_security_loop(prices):
             assert a.score == pytest.approx(b.score, abs=1e-6)
             assert a.parts == pytest.approx(b.parts, abs=1e-9)
     assert {r.status for r in fast} == {"ok"}
-    assert sum(w for w in model.WEIGHTS.values()) == pytest.approx(1.0)
+    every_part = dict.fromkeys(model.WEIGHTS, 1.0)  # the composite's range: 0 with every part 0, 100 with every part 1
+    assert model.composite(every_part) == 100 and model.composite(dict.fromkeys(model.WEIGHTS, 0.0)) == 0
 
 
 async def test_scores_follow_the_universe(run_node, probe, tmp_path):
@@ -126,8 +127,8 @@ def test_settings_from_the_environment():
 
 def test_the_composite_s_weights_are_a_setting(prices):
     """`SCORING_WEIGHTS` changes some parts' weights (the replay tunes them with `--set`); the
-    composite divides by their sum, so the defaults' scores stay as they were and a score
-    stays in [0, 100]; a typo stops the node at start."""
+    composite divides by their sum, so a score stays in [0, 100]; a typo stops the node at
+    start."""
     assert Settings.from_env({}).weights == model.WEIGHTS
     only_trend = Settings.from_env({"SCORING_WEIGHTS": " , ".join(f"{k}=0" for k in model.WEIGHTS if k != "trend")})
     assert only_trend.weights == {**dict.fromkeys(model.WEIGHTS, 0.0), "trend": 0.2}
@@ -136,7 +137,8 @@ def test_the_composite_s_weights_are_a_setting(prices):
     (trend,) = model.score_universe(closes[["AAPL.US"]], spy, only_trend.weights)
     assert trend.parts == default.parts
     assert trend.score == pytest.approx(100 * default.parts["trend"], abs=1e-4)
-    assert default.score == pytest.approx(100 * sum(model.WEIGHTS[k] * v for k, v in default.parts.items()), abs=1e-4)
+    weighted = sum(model.WEIGHTS[k] * v for k, v in default.parts.items()) / sum(model.WEIGHTS.values())
+    assert default.score == pytest.approx(100 * weighted, abs=1e-4)
     for bad in ("trend", "speed=1", "trend=-1", "trend=inf", "trend=x", ",".join(f"{k}=0" for k in model.WEIGHTS)):
         with pytest.raises(ValueError, match="SCORING_WEIGHTS"):
             Settings.from_env({"SCORING_WEIGHTS": bad})

@@ -12,10 +12,10 @@ Per security, from its adjusted daily closes (the README documents the same tabl
 | alpha     | empyrical `alpha` against SPY, 5 years             | 0.5 + alpha / 20 %, clipped             | 0.05 |
 | trend     | pandas-ta EMA 50 and EMA 200, last day             | 0.5 + (EMA50 / EMA200 - 1) / 20 %, clipped | 0.20 |
 | rsi       | pandas-ta RSI 14, last day                         | 1 - abs(RSI - 55) / 45, clipped          | 0.10 |
-| bollinger | pandas-ta Bollinger %B (20 days, 2 sd), last day   | 1 - %B, clipped (low in the band: cheaper) | 0.10 |
+| bollinger | pandas-ta Bollinger %B (20 days, 2 sd), last day   | 1 - %B, clipped (low in the band: cheaper) | 0.20 |
 
-The composite is 100 x the weighted sum, in [0, 100]; the weights are the defaults of
-`settings.WEIGHTS`, which `SCORING_WEIGHTS` changes (divided by their sum). Beta against SPY and annual
+The composite is 100 x the weighted sum divided by the weights' sum (1.1), in [0, 100]; the
+weights are `settings.WEIGHTS`, which `SCORING_WEIGHTS` changes. Beta against SPY and annual
 volatility are reported, not scored. A security with fewer than `MIN_DAYS` closes gets
 "insufficient_history" and no score. The statistics look at the last `HORIZON_DAYS`
 (or all the history when shorter); the statistics of all securities with a full horizon
