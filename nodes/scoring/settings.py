@@ -5,8 +5,8 @@ score looks at (here, not in `model.py`, so that the node reads it without panda
 | --------------------- | -------- | -------------------------------------------------------------- |
 | `SCORING_BENCHMARK`   | `SPY.US` | the benchmark for alpha and beta                               |
 | `SCORING_IDLE_EXIT_S` | `60`     | seconds the child process that scores waits for the next run   |
-| `SCORING_WEIGHTS`     | `WEIGHTS` | `trend=0.3,rsi=0`: some of the composite's weights (`model.py`); |
-|                       |          | the rest keep theirs, and the composite divides by their sum   |
+| `SCORING_WEIGHTS`     | `WEIGHTS` | `trend=0.3,rsi=0`: some of the composite's weights (`WEIGHTS` |
+|                       |          | below); the rest keep theirs, and the composite divides by their sum |
 """
 
 from __future__ import annotations
